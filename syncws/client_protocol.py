@@ -1,0 +1,218 @@
+"""The client side of the opening handshake (RFC 6455 §4.1), without any I/O.
+
+::
+
+    protocol = ClientProtocol(parse_uri("ws://example.com/chat"), subprotocols=[...])
+    protocol.send_request(protocol.connect())   # queued; fetch with data_to_send()
+    protocol.receive_data(data)                  # the server's response arrives
+    protocol.events_received()                   # -> a Response, then frames
+    protocol.state                               # OPEN, or handshake_exc says why not
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Sequence
+
+from .exceptions import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHeaderValue,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidUpgrade,
+    NegotiationError,
+)
+from .extensions.base import ClientExtensionFactory, Extension
+from .headers import (
+    Headers,
+    MultipleValuesError,
+    accept_key,
+    build_authorization_basic,
+    build_extension,
+    build_host,
+    build_subprotocol,
+    generate_key,
+    parse_all,
+    parse_connection,
+    parse_extension,
+    parse_subprotocol,
+    parse_upgrade,
+    validate_subprotocols,
+)
+from .http11 import Request, Response
+from .protocol import Protocol, Side, State
+from .uri import WebSocketURI
+
+__all__ = ["ClientProtocol"]
+
+
+
+class ClientProtocol(Protocol):
+    """The sans-I/O protocol of a WebSocket client connection.
+
+    Args:
+        uri: where to connect; its user info becomes Basic credentials.
+        origin: the ``Origin`` header to send, if any.
+        extensions: the extensions to offer, in order of preference.
+        subprotocols: the subprotocols to offer, in order of preference.
+        state: the initial state; :attr:`State.OPEN` skips the handshake.
+        max_size: see :class:`~syncws.protocol.Protocol`.
+        max_fragments: see :class:`~syncws.protocol.Protocol`.
+        logger: see :class:`~syncws.protocol.Protocol`.
+    """
+
+    def __init__(
+        self,
+        uri: WebSocketURI,
+        *,
+        origin: str | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        state: State = State.CONNECTING,
+        max_size: int | None = 2**20,
+        max_fragments: int | None = 4096,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        if subprotocols is not None:
+            validate_subprotocols(subprotocols)
+        self.uri = uri
+        self.origin = origin
+        self.available_extensions = list(extensions or ())
+        self.available_subprotocols = list(subprotocols or ())
+        self.key = generate_key()
+        self.request: Request | None = None
+        """The handshake request, once sent."""
+        self.response: Response | None = None
+        """The server's handshake response, once received."""
+        self.subprotocol: str | None = None
+        """The subprotocol agreed in the handshake, if any."""
+        self.handshake_exc: Exception | None = None
+        """Why the opening handshake failed, if it did."""
+        super().__init__(
+            Side.CLIENT,
+            state=state,
+            max_size=max_size,
+            max_fragments=max_fragments,
+            logger=logger,
+        )
+
+    def connect(self) -> Request:
+        """Build the handshake request; it may be changed before :meth:`send_request`."""
+        headers = Headers()
+        headers["Host"] = build_host(self.uri.host, self.uri.port, self.uri.secure)
+        if self.uri.user_info is not None:
+            headers["Authorization"] = build_authorization_basic(*self.uri.user_info)
+        if self.origin is not None:
+            headers["Origin"] = self.origin
+        headers["Upgrade"] = "websocket"
+        headers["Connection"] = "Upgrade"
+        headers["Sec-WebSocket-Key"] = self.key
+        headers["Sec-WebSocket-Version"] = "13"
+        if self.available_extensions:
+            headers["Sec-WebSocket-Extensions"] = build_extension(
+                [(factory.name, list(factory.get_request_params()))
+                 for factory in self.available_extensions]
+            )  # fmt: skip
+        if self.available_subprotocols:
+            headers["Sec-WebSocket-Protocol"] = build_subprotocol(self.available_subprotocols)
+        return Request(self.uri.resource_name, headers)
+
+    def send_request(self, request: Request) -> None:
+        """Queue the handshake request; fetch the bytes with data_to_send().
+
+        Raises:
+            ValueError: a header or the path would allow injection.
+        """
+        self.send_data(request.serialize())
+        self.request = request
+        if self.debug:
+            self.logger.debug("> GET %s HTTP/1.1", request.path)
+
+    def parse_handshake(self) -> Generator[None, None, None]:
+        if self.state is not State.CONNECTING:
+            return
+        reader = self.reader
+        try:
+            response = yield from Response.parse(
+                reader.read_line, reader.read_exact, reader.read_to_eof
+            )
+        except EOFError:
+            self._fail_handshake(InvalidMessage("connection closed during handshake"))
+            return
+        except InvalidMessage as exc:
+            self._fail_handshake(exc)
+            return
+        self.response = response
+        try:
+            self._check_response(response)
+        except InvalidHandshake as exc:
+            self._fail_handshake(exc)
+        else:
+            if self.debug:
+                self.logger.debug("= connection is OPEN")
+            self.state = State.OPEN
+        self.events.append(response)
+
+    def _fail_handshake(self, exc: InvalidHandshake) -> None:
+        if self.debug:
+            self.logger.debug("! handshake failed: %s", exc)
+        self.handshake_exc = exc
+        # The client closes the connection after a failed handshake (RFC 6455 §4.1).
+        self.send_eof()
+
+    def _check_response(self, response: Response) -> None:
+        """Check the server's answer (RFC 6455 §4.1, the numbered list after "/response/")."""
+        if response.status_code != 101:
+            raise InvalidStatus(response)
+        headers = response.headers
+
+        connection = [value.lower() for value in parse_all(headers, "Connection", parse_connection)]
+        if "upgrade" not in connection:
+            raise InvalidUpgrade("Connection", ", ".join(headers.get_all("Connection")))
+        upgrade = [value.lower() for value in parse_all(headers, "Upgrade", parse_upgrade)]
+        if upgrade != ["websocket"]:
+            raise InvalidUpgrade("Upgrade", ", ".join(headers.get_all("Upgrade")))
+
+        try:
+            accept = headers["Sec-WebSocket-Accept"]
+        except MultipleValuesError:
+            raise InvalidHeader(
+                "Sec-WebSocket-Accept", ", ".join(headers.get_all("Sec-WebSocket-Accept"))
+            ) from None
+        except KeyError:
+            raise InvalidHeader("Sec-WebSocket-Accept") from None
+        if accept != accept_key(self.key):
+            raise InvalidHeaderValue("Sec-WebSocket-Accept", accept)
+
+        self.extensions = self._accept_extensions(headers)
+        self.subprotocol = self._accept_subprotocol(headers)
+
+    def _accept_extensions(self, headers: Headers) -> list[Extension]:
+        """Check that the server accepted only what was offered, and build the extensions."""
+        accepted: list[Extension] = []
+        for name, params in parse_all(headers, "Sec-WebSocket-Extensions", parse_extension):
+            for factory in self.available_extensions:
+                if factory.name != name:
+                    continue
+                try:
+                    extension = factory.process_response_params(params, accepted)
+                except NegotiationError:
+                    continue
+                accepted.append(extension)
+                break
+            else:
+                raise NegotiationError(f"server accepted an extension that was not offered: {name}")
+        return accepted
+
+    def _accept_subprotocol(self, headers: Headers) -> str | None:
+        subprotocols = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol)
+        if not subprotocols:
+            return None
+        if len(subprotocols) > 1:
+            raise InvalidHeader("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+        if subprotocols[0] not in self.available_subprotocols:
+            raise NegotiationError(
+                f"server chose a subprotocol that was not offered: {subprotocols[0]}"
+            )
+        return subprotocols[0]

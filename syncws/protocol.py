@@ -1,0 +1,546 @@
+"""The WebSocket framing state machine (RFC 6455 §5-§7), without any I/O.
+
+A :class:`Protocol` takes bytes in and gives events and bytes out::
+
+    protocol.receive_data(data)            # bytes from the network
+    protocol.receive_eof()                 # the peer closed its side of the connection
+    protocol.events_received()             # -> frames (and, in a handshake, a request/response)
+    protocol.data_to_send()                # -> bytes to write, in order
+    protocol.send_text(b"...")             # queue frames; fetch them with data_to_send()
+
+It answers pings and echoes Close frames by itself; the I/O layer only flushes what it is given,
+closes the transport's write side once :attr:`~Protocol.eof_sent` is set and every byte before it
+was written, and arms a close timeout while :meth:`~Protocol.close_expected` is true.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import logging
+from collections.abc import Generator
+from typing import TypeAlias
+
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+)
+from .extensions.base import Extension
+from .frames import Close, CloseCode, Frame, Opcode, read_header, read_payload, validate_utf8_prefix
+from .http11 import Request, Response
+from .streams import StreamReader
+
+__all__ = ["Event", "Protocol", "Side", "State"]
+
+Event: TypeAlias = Request | Response | Frame
+"""What :meth:`Protocol.events_received` returns: frames, and in a handshake a request or a
+response."""
+
+# A Close with one of these codes on both sides is a normal closure.
+_OK_CLOSE_CODES = frozenset(
+    {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
+)
+
+
+class Side(enum.Enum):
+    """Which end of the connection a protocol runs on."""
+
+    SERVER = 0
+    CLIENT = 1
+
+
+class State(enum.IntEnum):
+    """The state of a WebSocket connection (RFC 6455 §4, §7). Compare with ``is``."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Protocol:
+    """The sans-I/O WebSocket protocol, shared by both sides.
+
+    Args:
+        side: which end of the connection this is.
+        state: the initial state; :attr:`State.OPEN` to use the protocol without a handshake.
+        max_size: the largest message accepted, in bytes, after decompression; ``None`` for no
+            limit. Larger messages fail the connection with 1009.
+        max_fragments: the most frames one message may have; ``None`` for no limit. More fail
+            the connection with 1009.
+        logger: where to log; frames are logged at DEBUG level.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        state: State = State.OPEN,
+        max_size: int | None = 2**20,
+        max_fragments: int | None = 4096,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.side = side
+        self.state = state
+        self.max_size = max_size
+        self.max_fragments = max_fragments
+        if logger is None:
+            logger = logging.getLogger("syncws.client" if side is Side.CLIENT else "syncws.server")
+        self.logger = logger
+        # Checked once: formatting every frame for a disabled logger would cost more than
+        # the rest of the frame handling.
+        self.debug = logger.isEnabledFor(logging.DEBUG)
+
+        self.extensions: list[Extension] = []
+        """Extensions negotiated in the opening handshake, in the order they apply."""
+
+        self.close_rcvd: Close | None = None
+        """The Close frame received from the peer, if any."""
+        self.close_sent: Close | None = None
+        """The Close frame sent to the peer, if any."""
+        self.close_rcvd_then_sent: bool | None = None
+        """When both Close frames exist, whether the peer's came first."""
+
+        self.parser_exc: Exception | None = None
+        """Why the connection failed, when the peer broke the protocol."""
+        self.eof_sent = False
+        """Whether the protocol is done sending: close the transport's write side."""
+
+        self.reader = StreamReader()
+        self.events: list[Event] = []
+        self.writes: list[bytes] = []
+
+        # The message being received: its opcode (None between messages), size so far,
+        # number of frames, whether an extension transforms it (RSV bit on its first frame).
+        self._recv_opcode: Opcode | None = None
+        self._recv_size = 0
+        self._recv_fragments = 0
+        self._recv_transformed = False
+        # UTF-8 validation of the text message being received. The decoder is made only for
+        # the first non-ASCII byte: ASCII text, the common case, needs one isascii() call.
+        self._utf8: codecs.IncrementalDecoder | None = None
+        self._utf8_started = False
+        # The message being sent is fragmented and expects a continuation frame.
+        self._send_expect_cont = False
+
+        self.parser = self.parse()
+        next(self.parser)
+
+    # Public API: input.
+
+    def receive_data(self, data: bytes) -> None:
+        """Take bytes received from the network.
+
+        Afterwards, call :meth:`events_received` and :meth:`data_to_send`.
+
+        Raises:
+            EOFError: :meth:`receive_eof` was called already.
+        """
+        self.reader.feed_data(data)
+        next(self.parser)
+
+    def receive_eof(self) -> None:
+        """Take the end of the stream: the peer closed its side of the connection.
+
+        Afterwards, call :meth:`events_received` and :meth:`data_to_send`.
+
+        Raises:
+            EOFError: it was called already.
+        """
+        self.reader.feed_eof()
+        next(self.parser)
+
+    # Public API: output.
+
+    def events_received(self) -> list[Event]:
+        """Return the events received since the last call, in order."""
+        events, self.events = self.events, []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the bytes to write since the last call, in order.
+
+        Once :attr:`eof_sent` is true, write them, then close the transport's write side.
+        """
+        writes, self.writes = self.writes, []
+        return writes
+
+    def close_expected(self) -> bool:
+        """Tell whether the peer should close the TCP connection soon.
+
+        The I/O layer then arms a close timeout and closes the connection itself when the
+        peer does not.
+        """
+        return self.state is State.CLOSING or (self.eof_sent and self.state is not State.CLOSED)
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received, 1005 for a Close without one, 1006 without a Close.
+
+        ``None`` until the connection is closed.
+        """
+        if self.state is not State.CLOSED:
+            return None
+        return CloseCode.ABNORMAL_CLOSURE if self.close_rcvd is None else self.close_rcvd.code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` until the connection is closed."""
+        if self.state is not State.CLOSED:
+            return None
+        return "" if self.close_rcvd is None else self.close_rcvd.reason
+
+    @property
+    def close_exc(self) -> ConnectionClosed:
+        """The exception to raise when the application uses the connection once it closed.
+
+        :exc:`~syncws.exceptions.ConnectionClosedOK` when both sides sent 1000 or 1001 (or a
+        Close without a code), :exc:`~syncws.exceptions.ConnectionClosedError` otherwise.
+        """
+        rcvd, sent = self.close_rcvd, self.close_sent
+        exc_type: type[ConnectionClosed]
+        if rcvd is not None and sent is not None and rcvd.code in _OK_CLOSE_CODES and (
+            sent.code in _OK_CLOSE_CODES
+        ):
+            exc_type = ConnectionClosedOK
+        else:
+            exc_type = ConnectionClosedError
+        return exc_type(rcvd, sent, self.close_rcvd_then_sent)
+
+    # Public API: sending frames.
+
+    def send_text(self, data: bytes, fin: bool = True) -> None:
+        """Queue a text frame; ``data`` is UTF-8.
+
+        With ``fin=False``, the message goes on with :meth:`send_continuation`.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+        """
+        self._start_message()
+        self._send_expect_cont = not fin
+        self.send_frame(Frame(Opcode.TEXT, data, fin))
+
+    def send_binary(self, data: bytes, fin: bool = True) -> None:
+        """Queue a binary frame.
+
+        With ``fin=False``, the message goes on with :meth:`send_continuation`.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+        """
+        self._start_message()
+        self._send_expect_cont = not fin
+        self.send_frame(Frame(Opcode.BINARY, data, fin))
+
+    def send_continuation(self, data: bytes, fin: bool) -> None:
+        """Queue the next frame of a fragmented message.
+
+        Raises:
+            InvalidState: the connection is not open, or no fragmented message is unfinished.
+        """
+        if not self._send_expect_cont:
+            raise InvalidState("no fragmented message to continue")
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send while {self.state.name.lower()}")
+        self._send_expect_cont = not fin
+        self.send_frame(Frame(Opcode.CONT, data, fin))
+
+    def send_close(self, code: int | None = None, reason: str = "") -> None:
+        """Queue a Close frame and start the closing handshake (RFC 6455 §7.1.2).
+
+        Args:
+            code: the close code; ``None`` sends a Close frame without a payload.
+            reason: the close reason, at most 123 bytes once encoded in UTF-8.
+
+        Raises:
+            InvalidState: the connection is not open.
+            ValueError: the code may not be sent, or the reason is too long.
+        """
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot close while {self.state.name.lower()}")
+        if code is None:
+            if reason:
+                raise ValueError("a close reason needs a close code")
+            close = Close(CloseCode.NO_STATUS_RCVD, "")
+        else:
+            close = Close(code, reason)
+        self.send_frame(Frame(Opcode.CLOSE, close.serialize()))
+        self.close_sent = close
+        self.state = State.CLOSING
+
+    def send_ping(self, data: bytes) -> None:
+        """Queue a Ping frame.
+
+        Raises:
+            InvalidState: the connection is not open or closing.
+            ValueError: ``data`` is longer than 125 bytes.
+        """
+        self._send_control(Opcode.PING, data)
+
+    def send_pong(self, data: bytes) -> None:
+        """Queue a Pong frame (an unsolicited one is a heartbeat, RFC 6455 §5.5.3).
+
+        Raises:
+            InvalidState: the connection is not open or closing.
+            ValueError: ``data`` is longer than 125 bytes.
+        """
+        self._send_control(Opcode.PONG, data)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a Close if still open, stop reading.
+
+        The I/O layer calls it for errors it detects itself, e.g. 1011 when a keepalive ping
+        goes unanswered. Code 1006 sends no Close frame.
+        """
+        self._fail(code, reason)
+        self.parser = self.discard()
+        next(self.parser)
+
+    # Frame I/O, for subclasses and the I/O layer.
+
+    def send_frame(self, frame: Frame) -> None:
+        """Encode a frame through the extensions and queue it.
+
+        Raises:
+            InvalidState: the protocol already sent its end of stream.
+        """
+        if self.eof_sent:
+            raise InvalidState("cannot write after the end of stream")
+        for extension in self.extensions:
+            frame = extension.encode(frame)
+        if self.debug:
+            self.logger.debug("> %s", frame)
+        self.writes.append(frame.serialize(mask=self.side is Side.CLIENT))
+
+    def send_data(self, data: bytes) -> None:
+        """Queue raw bytes, for handshakes."""
+        if self.eof_sent:
+            raise InvalidState("cannot write after the end of stream")
+        self.writes.append(data)
+
+    def send_eof(self) -> None:
+        """Mark the end of what this side sends."""
+        if self.eof_sent:
+            raise InvalidState("end of stream already sent")
+        self.eof_sent = True
+
+    # Parsing.
+
+    def parse(self) -> Generator[None, None, None]:
+        """Parse frames until the connection ends; runs as a generator fed by receive_data."""
+        try:
+            yield from self.parse_handshake()
+            if self.state is State.OPEN or self.state is State.CLOSING:
+                yield from self._parse_frames()
+        except ProtocolError as exc:
+            self.parser_exc = exc
+            self._fail(exc.code, str(exc))
+        except EOFError:
+            # The peer closed TCP inside a frame; the connection closes abnormally.
+            self._fail(CloseCode.ABNORMAL_CLOSURE, "")
+        except Exception as exc:
+            # A bug in an extension (or here): fail the connection rather than the caller.
+            self.logger.error("unexpected error while parsing", exc_info=True)
+            self.parser_exc = exc
+            self._fail(CloseCode.INTERNAL_ERROR, "")
+        yield from self.discard()
+
+    def parse_handshake(self) -> Generator[None, None, None]:
+        """Parse the opening handshake; subclasses implement it, this one has none."""
+        return
+        yield  # pragma: no cover
+
+    def discard(self) -> Generator[None, None, None]:
+        """Drop every byte until the end of the stream, then mark the connection closed.
+
+        RFC 6455 §1.4 and §7.1.7: after a Close, or after failing, further data is ignored.
+        """
+        reader = self.reader
+        while True:
+            del reader.buffer[:]
+            if reader.eof:
+                break
+            yield
+        self._set_closed()
+        while True:
+            yield
+
+    def _set_closed(self) -> None:
+        if self.debug:
+            self.logger.debug("= connection is CLOSED")
+        self.state = State.CLOSED
+        # Make sure the I/O layer closes the transport even if the peer closed first.
+        if not self.eof_sent:
+            self.send_eof()
+
+    def _parse_frames(self) -> Generator[None, None, None]:
+        reader = self.reader
+        buffer = reader.buffer
+        mask = self.side is Side.SERVER
+        while True:
+            while not buffer:
+                if reader.eof:
+                    # The peer closed TCP between frames.
+                    return
+                yield
+            # Read self.extensions for each frame, as recv_frame() does.
+            header = yield from read_header(
+                reader, mask=mask, max_size=self.max_size, allow_rsv=bool(self.extensions)
+            )
+            opcode = header.opcode
+            on_data = None
+            if opcode is Opcode.CONT or opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._check_data_frame(opcode, header.size, header.rsv1, header.rsv2, header.rsv3)
+                if self._recv_opcode is Opcode.TEXT and not self._recv_transformed:
+                    # Validate text as it arrives: fail fast even inside one frame.
+                    on_data = self._check_utf8
+            data = yield from read_payload(reader, header, on_data)
+            frame = Frame(opcode, data, header.fin, header.rsv1, header.rsv2, header.rsv3)
+            if self.debug:
+                self.logger.debug("< %s", frame)
+            self.recv_frame(frame)
+            if self.close_rcvd is not None:
+                return
+
+    def _check_data_frame(self, opcode: Opcode, size: int, *rsv: bool) -> None:
+        """Check a data frame against the message in progress, before its payload is read."""
+        if opcode is Opcode.CONT:
+            if self._recv_opcode is None:
+                raise ProtocolError("unexpected continuation frame")
+        else:
+            if self._recv_opcode is not None:
+                raise ProtocolError("expected a continuation frame")
+            self._recv_opcode = opcode
+            self._recv_size = 0
+            self._recv_fragments = 0
+            self._recv_transformed = any(rsv)
+        self._recv_fragments += 1
+        if self.max_fragments is not None and self._recv_fragments > self.max_fragments:
+            raise PayloadTooBig(f"message has more than {self.max_fragments} frames")
+        # The size of a message that no extension transforms is known from the header;
+        # an extension checks the size of the data it produces.
+        if (
+            not self._recv_transformed
+            and self.max_size is not None
+            and self._recv_size + size > self.max_size
+        ):
+            raise PayloadTooBig(
+                f"message of over {self._recv_size + size} bytes exceeds limit of "
+                f"{self.max_size} bytes"
+            )
+
+    def _check_utf8(self, data: bytes) -> None:
+        if not self._utf8_started:
+            if data.isascii():
+                return
+            self._utf8_started = True
+            if self._utf8 is None:
+                self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        assert self._utf8 is not None
+        validate_utf8_prefix(self._utf8, data, False)
+
+    def _end_utf8(self) -> None:
+        if self._utf8_started:
+            assert self._utf8 is not None
+            self._utf8_started = False
+            try:
+                self._utf8.decode(b"", True)
+            except UnicodeDecodeError:
+                raise ProtocolError("invalid UTF-8: truncated text", code=1007) from None
+            finally:
+                self._utf8.reset()
+
+    def recv_frame(self, frame: Frame) -> None:
+        """Process a complete frame: decode it through the extensions, then act on it."""
+        opcode = frame.opcode
+        if self.extensions:
+            remaining = None
+            if self.max_size is not None:
+                remaining = self.max_size - self._recv_size
+            for extension in reversed(self.extensions):
+                frame = extension.decode(frame, max_size=remaining)
+            if frame.rsv1 or frame.rsv2 or frame.rsv3:
+                raise ProtocolError("reserved bits must be 0 once extensions decoded the frame")
+
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if self._recv_transformed:
+                self._recv_size += len(frame.data)
+                if self.max_size is not None and self._recv_size > self.max_size:
+                    raise PayloadTooBig(f"message exceeds limit of {self.max_size} bytes")
+                if self._recv_opcode is Opcode.TEXT:
+                    self._check_utf8(frame.data)
+            else:
+                self._recv_size += len(frame.data)
+            if frame.fin:
+                if self._recv_opcode is Opcode.TEXT:
+                    self._end_utf8()
+                self._recv_opcode = None
+            self.events.append(frame)
+
+        elif opcode is Opcode.PING:
+            # RFC 6455 §5.5.2: a Ping is answered by a Pong with the same payload, as soon as
+            # possible. Once the closing handshake started, no more Pongs are owed.
+            if self.state is State.OPEN:
+                self.send_frame(Frame(Opcode.PONG, frame.data))
+            self.events.append(frame)
+
+        elif opcode is Opcode.PONG:
+            self.events.append(frame)
+
+        else:
+            self._recv_close(frame)
+
+    def _recv_close(self, frame: Frame) -> None:
+        # Parsing the payload may fail with 1002 or 1007: then no Close is recorded.
+        self.close_rcvd = Close.parse(frame.data)
+        # RFC 6455 §5.4 and §7.1.2: a message in progress is dropped; this is a normal close.
+        self._recv_opcode = None
+        self._utf8_started = False
+        if self._utf8 is not None:
+            self._utf8.reset()
+        if self.state is State.OPEN:
+            # RFC 6455 §5.5.1: answer with a Close, echoing the code.
+            self.close_rcvd_then_sent = True
+            self.send_frame(Frame(Opcode.CLOSE, frame.data[:2]))
+            self.close_sent = Close(self.close_rcvd.code, "")
+            self.state = State.CLOSING
+        elif self.close_rcvd_then_sent is None:
+            self.close_rcvd_then_sent = False
+        self.events.append(frame)
+        # RFC 6455 §7.1.1: the server closes the TCP connection first; the client waits for
+        # it (with a timeout, in the I/O layer).
+        if self.side is Side.SERVER:
+            self.send_eof()
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self.debug:
+            self.logger.debug("! failing connection with code %d", code)
+        if self.state is State.OPEN and code != CloseCode.ABNORMAL_CLOSURE:
+            # The reason describes our own error; cut it to fit a control frame.
+            close = Close(code, reason.encode()[:123].decode(errors="ignore"))
+            self.send_frame(Frame(Opcode.CLOSE, close.serialize()))
+            self.close_sent = close
+            self.state = State.CLOSING
+        # RFC 6455 §7.1.7: failing closes the TCP connection, on both sides.
+        if not self.eof_sent:
+            self.send_eof()
+
+    # Helpers.
+
+    def _start_message(self) -> None:
+        if self._send_expect_cont:
+            raise InvalidState("a fragmented message is unfinished: send a continuation")
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send while {self.state.name.lower()}")
+
+    def _send_control(self, opcode: Opcode, data: bytes) -> None:
+        if self.state is not State.OPEN and self.state is not State.CLOSING:
+            raise InvalidState(f"cannot send {opcode.name} while {self.state.name.lower()}")
+        if len(data) > 125:
+            raise ValueError("control frame payload longer than 125 bytes")
+        self.send_frame(Frame(opcode, data))
