@@ -1,0 +1,753 @@
+"""A WebSocket connection over a socket, with one reader thread.
+
+Threads and locks:
+
+- The **reader thread** (``syncws-reader-<id>``) blocks in ``recv`` on the socket, feeds the
+  protocol, writes what the protocol answers by itself (pongs, the echo of a Close) and puts
+  data frames in the bounded :class:`~syncws.messages.MessageQueue`. When the queue is full it
+  stops reading and TCP pushes back on the peer.
+- ``_protocol_lock`` guards the sans-I/O protocol and the list of bytes waiting to be written.
+  It is only held for protocol calls, never across a system call that may block.
+- ``_send_lock`` makes data messages atomic: one message (all fragments of it) at a time.
+- ``_write_lock`` is held by the one thread writing to the socket. Any thread that queues bytes
+  tries to take it; a thread that finds it taken leaves its bytes to the writer, which writes
+  everything queued before it lets go. So a pong is never stuck behind a lock, only behind the
+  bytes before it.
+- Keepalive pings and the close timeout run in the shared timer thread
+  (:mod:`syncws.timers`), which never waits on the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from .frames import CloseCode, Frame, Opcode
+from .headers import Headers
+from .http11 import Request, Response
+from .messages import Data, MessageQueue
+from .protocol import Event, Protocol, State
+from .timers import Timer, call_later
+from .transport import Transport
+
+__all__ = ["Connection", "PingWaiter"]
+
+_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
+class PingWaiter:
+    """Waits for the pong that answers one ping; :meth:`Connection.ping` returns it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._event = threading.Event()
+        self.latency: float | None = None
+        """Seconds between sending the ping and receiving its pong, once it came."""
+
+    def wait(self, timeout: float | None = None) -> float:
+        """Wait for the pong and return the latency in seconds.
+
+        Raises:
+            TimeoutError: no pong came within ``timeout`` seconds.
+            ConnectionClosed: the connection closed before the pong came.
+        """
+        if not self._event.wait(timeout):
+            raise TimeoutError("no pong received in time")
+        if self.latency is None:
+            raise self._connection._closed_exception()
+        return self.latency
+
+    def done(self) -> bool:
+        """Whether the pong came or the connection closed."""
+        return self._event.is_set()
+
+
+class Connection:
+    """A WebSocket connection: send and receive messages from any thread.
+
+    Connections are made by :func:`~syncws.connect` and :func:`~syncws.serve`; this class is
+    their common base.
+
+    Args:
+        sock: the connected socket.
+        protocol: the sans-I/O protocol, with the opening handshake done.
+        transport: the transport over ``sock``, when it is not a plain socket (TLS).
+        ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
+        ping_timeout: seconds to wait for the pong of a keepalive ping before failing the
+            connection with 1011; ``None`` waits as long as it takes.
+        close_timeout: seconds to wait for the closing handshake and the end of the TCP
+            connection before aborting it; ``None`` waits as long as it takes.
+        write_timeout: seconds a write may go without progress (the peer does not read)
+            before the connection is aborted; ``None`` waits as long as it takes.
+        max_queue: how many received messages may wait for :meth:`recv` before reading
+            pauses; ``None`` for no limit.
+        read_limit: bytes read from the socket at a time.
+        write_limit: unsent bytes over which :func:`~syncws.broadcast` skips the connection.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: Protocol,
+        *,
+        transport: Transport | None = None,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        write_timeout: float | None = 10,
+        max_queue: int | None = 16,
+        read_limit: int = 2**16,
+        write_limit: int = 2**16,
+    ) -> None:
+        self.id = uuid.uuid4()
+        """A unique identifier, for logs."""
+        self.protocol = protocol
+        self.transport = transport if transport is not None else Transport(sock)
+        self.socket = sock
+        """The socket; use it only to read options, never to read or write."""
+        self.logger = protocol.logger
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.write_timeout = write_timeout
+        self.read_limit = read_limit
+        self.write_limit = write_limit
+
+        self.request: Request | None = getattr(protocol, "request", None)
+        """The opening handshake request."""
+        self.response: Response | None = getattr(protocol, "response", None)
+        """The opening handshake response."""
+
+        # Addresses are read now: once the socket is closed they are gone.
+        self.local_address: Any = _sockname(sock, remote=False)
+        """The local address, as ``socket.getsockname()`` gives it."""
+        self.remote_address: Any = _sockname(sock, remote=True)
+        """The peer's address, as ``socket.getpeername()`` gives it."""
+
+        self.latency = 0.0
+        """Latency of the last ping answered, in seconds; 0 until one is."""
+
+        self._protocol_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._eof_written = False
+        self._queue = MessageQueue(max_queue)
+        self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
+        self._keepalive_timer: Timer | None = None
+        self._close_timer: Timer | None = None
+        self._retry_timer: Timer | None = None
+        self._transport_error: BaseException | None = None
+        self._aborted = False
+        self._closed = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    # Lifecycle.
+
+    def start(self, events: Iterable[Event] = ()) -> None:
+        """Start the reader thread and keepalive.
+
+        Args:
+            events: events the protocol produced during the handshake, after the request or
+                response (frames that arrived with it).
+        """
+        self._reader = threading.Thread(
+            target=self._run,
+            args=(list(events),),
+            name=f"syncws-reader-{self.id.hex[:8]}",
+            daemon=True,
+        )
+        self._reader.start()
+        if self.ping_interval is not None:
+            self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.close(CloseCode.INTERNAL_ERROR)
+
+    # Attributes.
+
+    @property
+    def state(self) -> State:
+        """The state of the connection: OPEN, CLOSING or CLOSED."""
+        return self.protocol.state
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol agreed in the opening handshake, if any."""
+        subprotocol: str | None = getattr(self.protocol, "subprotocol", None)
+        return subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the peer sent (1005 if none, 1006 if no Close); ``None`` until closed."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason the peer sent; ``None`` until closed."""
+        return self.protocol.close_reason
+
+    @property
+    def path(self) -> str:
+        """The request path (seed-era alias of ``request.path``)."""
+        return "" if self.request is None else self.request.path
+
+    @property
+    def request_headers(self) -> Headers:
+        """The request headers (seed-era alias of ``request.headers``)."""
+        return Headers() if self.request is None else self.request.headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """The response headers (seed-era alias of ``response.headers``)."""
+        return Headers() if self.response is None else self.response.headers
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection is open (seed-era alias of ``state is State.OPEN``)."""
+        return self.protocol.state is State.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (seed-era alias of ``state is State.CLOSED``)."""
+        return self.protocol.state is State.CLOSED
+
+    # Receiving.
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data:
+        """Receive the next message.
+
+        Args:
+            timeout: seconds to wait; ``None`` waits as long as it takes and ``0`` only
+                returns a message that is already here. A timeout never loses or splits a
+                message: it stays queued for the next call.
+            decode: ``None`` returns text as :class:`str` and binary as :class:`bytes`;
+                ``False`` returns :class:`bytes` for both (no decoding cost); ``True``
+                returns :class:`str` for both.
+
+        Raises:
+            TimeoutError: no message came in time.
+            ConnectionClosed: the connection is closed and every message was received.
+            ConcurrencyError: another thread is receiving on this connection.
+        """
+        try:
+            return self._queue.get(timeout, decode)
+        except EOFError:
+            raise self._closed_exception() from self._transport_error
+
+    def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
+        """Receive the next message fragment by fragment, as the fragments arrive.
+
+        Args:
+            decode: as in :meth:`recv`.
+
+        Raises:
+            ConnectionClosed: the connection closed before or during the message.
+            ConcurrencyError: another thread is receiving on this connection.
+        """
+        try:
+            yield from self._queue.get_iter(decode)
+        except EOFError:
+            raise self._closed_exception() from self._transport_error
+
+    def __iter__(self) -> Iterator[Data]:
+        """Receive messages until the connection closes.
+
+        Iteration ends when it closes normally (1000 or 1001) and raises
+        :exc:`~syncws.exceptions.ConnectionClosedError` otherwise.
+        """
+        try:
+            while True:
+                yield self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # Sending.
+
+    def send(self, message: Data | Iterable[Data], timeout: float | None = None) -> None:
+        """Send a message: text for :class:`str`, binary for bytes-like objects.
+
+        An iterable of :class:`str` or of bytes-like objects is sent as one fragmented
+        message, one frame per item. Any number of threads may send: messages never
+        interleave.
+
+        Returns once the kernel took every byte.
+
+        Args:
+            message: what to send.
+            timeout: seconds to wait for the connection and the socket. If it expires before
+                any byte of the message was queued, :exc:`TimeoutError` is raised and nothing
+                was sent; if it expires later, the connection is aborted as well, since half a
+                message can't be taken back. ``None`` waits as long as the write timeout
+                allows.
+
+        Raises:
+            TypeError: the message is not of a type that can be sent.
+            ConnectionClosed: the connection is closed or closing.
+            TimeoutError: see ``timeout``; also when the peer stopped reading for longer than
+                ``write_timeout`` (then the connection is aborted).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if isinstance(message, str):
+            self._send_message(Opcode.TEXT, [message.encode()], deadline)
+        elif isinstance(message, bytes):
+            self._send_message(Opcode.BINARY, [message], deadline)
+        elif isinstance(message, bytearray | memoryview):
+            self._send_message(Opcode.BINARY, [bytes(message)], deadline)
+        elif isinstance(message, Mapping):
+            raise TypeError("a mapping is not a message; send its JSON encoding")
+        elif isinstance(message, Iterable):
+            self._send_fragments(iter(message), deadline)
+        else:
+            raise TypeError(f"message must be str, bytes-like or an iterable, not {message!r}")
+
+    def _send_message(self, opcode: Opcode, chunks: list[bytes], deadline: float | None) -> None:
+        if not self._send_lock.acquire(timeout=_timeout(deadline)):
+            raise TimeoutError("another thread is still sending")
+        try:
+            with self._protocol_lock:
+                self._check_open()
+                if opcode is Opcode.TEXT:
+                    self.protocol.send_text(chunks[0])
+                else:
+                    self.protocol.send_binary(chunks[0])
+                self._collect_output()
+            self._flush_or_abort(deadline)
+        finally:
+            self._send_lock.release()
+
+    def _send_fragments(self, fragments: Iterator[Any], deadline: float | None) -> None:
+        try:
+            first = next(fragments)
+        except StopIteration:
+            return
+        if isinstance(first, str):
+            text = True
+        elif isinstance(first, bytes | bytearray | memoryview):
+            text = False
+        else:
+            raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
+        if not self._send_lock.acquire(timeout=_timeout(deadline)):
+            raise TimeoutError("another thread is still sending")
+        try:
+            with self._protocol_lock:
+                self._check_open()
+                data = first.encode() if text else bytes(first)
+                if text:
+                    self.protocol.send_text(data, fin=False)
+                else:
+                    self.protocol.send_binary(data, fin=False)
+                self._collect_output()
+            self._flush_or_abort(deadline)
+            try:
+                for fragment in fragments:
+                    if text and isinstance(fragment, str):
+                        data = fragment.encode()
+                    elif not text and isinstance(fragment, bytes | bytearray | memoryview):
+                        data = bytes(fragment)
+                    else:
+                        raise TypeError("all fragments of a message must be of the same type")
+                    with self._protocol_lock:
+                        self._check_open()
+                        self.protocol.send_continuation(data, fin=False)
+                        self._collect_output()
+                    self._flush_or_abort(deadline)
+            except Exception:
+                # Half a message went out: the connection can't go on (RFC 6455 §5.4).
+                with self._protocol_lock:
+                    if self.protocol.state is State.OPEN:
+                        self.protocol.fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+                        self._collect_output()
+                self._flush(wait=False)
+                raise
+            with self._protocol_lock:
+                self._check_open()
+                self.protocol.send_continuation(b"", fin=True)
+                self._collect_output()
+            self._flush_or_abort(deadline)
+        finally:
+            self._send_lock.release()
+
+    def ping(self, data: str | bytes | None = None) -> PingWaiter:
+        """Send a ping.
+
+        Args:
+            data: the ping's payload, at most 125 bytes; by default 4 random bytes.
+
+        Returns:
+            A waiter: ``waiter.wait(timeout)`` returns the latency once the pong comes.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: a ping with the same payload still waits for its pong.
+        """
+        if isinstance(data, str):
+            data = data.encode()
+        waiter = PingWaiter(self)
+        with self._protocol_lock:
+            if data is None:
+                data = secrets.token_bytes(4)
+                while data in self._pings:  # pragma: no cover (1 chance in 4 billion)
+                    data = secrets.token_bytes(4)
+            elif data in self._pings:
+                raise ConcurrencyError("a ping with the same data is waiting for its pong")
+            self._check_open()
+            self.protocol.send_ping(data)
+            self._pings[data] = (waiter, time.monotonic())
+            self._collect_output()
+        self._flush_or_abort(None)
+        return waiter
+
+    def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong, as a one-way heartbeat.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+        """
+        if isinstance(data, str):
+            data = data.encode()
+        with self._protocol_lock:
+            self._check_open()
+            self.protocol.send_pong(data)
+            self._collect_output()
+        self._flush_or_abort(None)
+
+    # Closing.
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Run the closing handshake and wait until the connection is closed.
+
+        It is safe to call from any thread, any number of times. Messages that were received
+        before can still be read with :meth:`recv`.
+
+        Args:
+            code: the close code.
+            reason: the close reason, at most 123 bytes once encoded.
+
+        Blocks for at most ``close_timeout`` (plus ``write_timeout`` if the peer stopped
+        reading); then the TCP connection is aborted.
+        """
+        with self._protocol_lock:
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close(code, reason)
+                self._collect_output()
+        # Keep reading so that the peer's Close is seen, even if nobody receives.
+        self._queue.resume()
+        try:
+            self._flush(wait=True)
+        except (OSError, TimeoutError):
+            self.abort()
+        self._wait_reader(self.close_timeout)
+
+    def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the connection is closed.
+
+        Raises:
+            TimeoutError: it is still open after ``timeout`` seconds.
+        """
+        if not self._closed.wait(timeout):
+            raise TimeoutError("connection is still open")
+
+    def abort(self) -> None:
+        """Close the TCP connection at once, without a closing handshake.
+
+        Blocked calls return: :meth:`recv` and :meth:`send` raise
+        :exc:`~syncws.exceptions.ConnectionClosedError` (code 1006 unless a Close came).
+        """
+        self._aborted = True
+        self.transport.abort()
+        self._queue.close()
+
+    # Reader thread.
+
+    def _run(self, events: list[Event]) -> None:
+        transport = self.transport
+        protocol = self.protocol
+        lock = self._protocol_lock
+        try:
+            for event in events:
+                self._process_event(event)
+            while True:
+                data = transport.recv(self.read_limit)
+                if not data:
+                    break
+                with lock:
+                    protocol.receive_data(data)
+                    events = protocol.events_received()
+                    self._collect_output()
+                if self._out or self._eof_pending():
+                    self._flush(wait=False, wait_socket=True)
+                for event in events:
+                    self._process_event(event)
+        except (OSError, TimeoutError) as exc:
+            if not self._aborted:
+                self._transport_error = exc
+                self.logger.debug("connection broken: %s", exc)
+        except Exception:  # pragma: no cover (a bug)
+            self.logger.error("unexpected error in reader thread", exc_info=True)
+        finally:
+            self._finish()
+
+    def _process_event(self, event: Event) -> None:
+        if not isinstance(event, Frame):
+            return
+        opcode = event.opcode
+        if opcode in _DATA_OPCODES:
+            with contextlib.suppress(EOFError):
+                self._queue.put(event)
+        elif opcode is Opcode.PONG:
+            self._acknowledge_pings(event.data)
+
+    def _finish(self) -> None:
+        """Tear down, in the reader thread, once the connection is over."""
+        with self._protocol_lock:
+            if not self.protocol.reader.eof:
+                self.protocol.receive_eof()
+            self.protocol.data_to_send()  # nothing can be written anymore
+            self._out.clear()
+            pings = list(self._pings.values())
+            self._pings.clear()
+        self._queue.close()
+        for timer in (self._keepalive_timer, self._close_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
+        for waiter, _ in pings:
+            waiter._event.set()
+        try:
+            self.transport.close()
+        finally:
+            self._closed.set()
+            self.logger.debug(
+                "connection closed: code %s %s",
+                self.protocol.close_code,
+                self.protocol.close_reason,
+            )
+
+    def _wait_reader(self, timeout: float | None) -> None:
+        """Wait for the reader thread to end; abort the connection if it takes too long."""
+        if threading.current_thread() is self._reader:
+            return
+        if not self._closed.wait(timeout):
+            self.abort()
+            self._closed.wait()
+
+    # Writing.
+
+    def _collect_output(self) -> None:
+        """Move what the protocol wants to send to the output list; protocol lock held."""
+        data = self.protocol.data_to_send()
+        if data:
+            self._out.extend(data)
+        if (
+            self._close_timer is None
+            and self.close_timeout is not None
+            and self.protocol.close_expected()
+        ):
+            self._close_timer = call_later(self.close_timeout, self._close_timed_out)
+
+    def _eof_pending(self) -> bool:
+        return self.protocol.eof_sent and not self._eof_written
+
+    def _flush(
+        self, *, wait: bool, wait_socket: bool | None = None, deadline: float | None = None
+    ) -> None:
+        """Write the output list to the socket.
+
+        Args:
+            wait: wait for the write lock. Otherwise, leave the output to the thread that
+                holds it, which writes everything queued before it lets go.
+            wait_socket: wait for the socket to accept every byte, for up to
+                ``write_timeout`` without progress; by default the same as ``wait``. When
+                ``False``, whatever the socket does not take now is written later.
+            deadline: when waiting, give up at this :func:`time.monotonic` time too.
+
+        Raises:
+            TimeoutError: the socket accepted nothing for ``write_timeout`` seconds.
+            OSError: the connection is broken.
+        """
+        if wait_socket is None:
+            wait_socket = wait
+        timeout = self.write_timeout if wait_socket else 0
+        if deadline is not None and timeout != 0:
+            remaining = max(0.0, deadline - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        while True:
+            if wait:
+                if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+                    raise TimeoutError("another thread is still writing")
+            elif not self._write_lock.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with self._protocol_lock:
+                        chunks, self._out = self._out, []
+                        eof = self._eof_pending() and not chunks
+                    if chunks:
+                        left = self.transport.send(chunks, timeout)
+                        if left:
+                            with self._protocol_lock:
+                                self._out[:0] = left
+                            self._schedule_retry()
+                            return
+                    elif eof:
+                        self._eof_written = True
+                        with contextlib.suppress(OSError):
+                            self.transport.shutdown_write()
+                    else:
+                        break
+            finally:
+                self._write_lock.release()
+            # Another thread may have queued bytes after the last check and found the lock
+            # taken: write them too.
+            if not self._out and not self._eof_pending():
+                return
+            wait = False
+
+    def _flush_or_abort(self, deadline: float | None) -> None:
+        """Flush for a caller that waits; on failure, abort and raise what the caller should."""
+        try:
+            self._flush(wait=True, deadline=deadline)
+        except TimeoutError:
+            self.abort()
+            raise TimeoutError("the peer stopped reading: connection aborted") from None
+        except OSError as exc:
+            self._transport_error = exc
+            self.abort()
+            self._closed.wait(self.close_timeout)
+            raise self._closed_exception() from exc
+
+    def _schedule_retry(self) -> None:
+        """Try the output again soon, when the socket did not take it all at once."""
+
+        def retry() -> None:
+            self._retry_timer = None
+            try:
+                self._flush(wait=False)
+            except (OSError, TimeoutError):
+                self.abort()
+
+        if self._retry_timer is None:
+            self._retry_timer = call_later(0.05, retry)
+
+    # Timers.
+
+    def _keepalive(self) -> None:
+        """Send a keepalive ping, in the timer thread."""
+        self._keepalive_timer = None
+        if self.protocol.state is not State.OPEN:
+            return
+        # A paused reader does not read the pong: don't blame the peer for it.
+        if not self._queue.paused:
+            data = secrets.token_bytes(4)
+            waiter = PingWaiter(self)
+            with self._protocol_lock:
+                if self.protocol.state is not State.OPEN:
+                    return
+                self.protocol.send_ping(data)
+                self._pings[data] = (waiter, time.monotonic())
+                self._collect_output()
+            try:
+                self._flush(wait=False, wait_socket=False)
+            except OSError:
+                self.abort()
+                return
+            if self.ping_timeout is not None:
+                pauses = self._queue.pauses
+                call_later(self.ping_timeout, lambda: self._check_pong(data, pauses))
+        assert self.ping_interval is not None
+        self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
+
+    def _check_pong(self, data: bytes, pauses: int) -> None:
+        """Fail the connection when a keepalive ping went unanswered, in the timer thread."""
+        if data not in self._pings or self.protocol.state is not State.OPEN:
+            return
+        if self._queue.paused or self._queue.pauses != pauses:
+            # The reader paused since the ping: the pong may be waiting unread. Check again.
+            assert self.ping_timeout is not None
+            call_later(self.ping_timeout, lambda: self._check_pong(data, self._queue.pauses))
+            return
+        self.logger.info("keepalive ping timeout; failing connection")
+        with self._protocol_lock:
+            if self.protocol.state is State.OPEN:
+                self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                self._collect_output()
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
+
+    def _close_timed_out(self) -> None:
+        """Abort the connection when the closing handshake takes too long, in the timer thread."""
+        self._close_timer = None
+        if not self._closed.is_set():
+            self.logger.debug("closing handshake timed out; aborting connection")
+            self.abort()
+
+    def _acknowledge_pings(self, data: bytes) -> None:
+        """Complete the ping that a pong answers, and every ping sent before it."""
+        now = time.monotonic()
+        with self._protocol_lock:
+            if data not in self._pings:
+                return  # unsolicited pong (RFC 6455 §5.5.3)
+            acknowledged = []
+            for ping_data, (waiter, sent) in list(self._pings.items()):
+                del self._pings[ping_data]
+                acknowledged.append((waiter, sent))
+                if ping_data == data:
+                    break
+        for waiter, sent in acknowledged:
+            waiter.latency = now - sent
+            waiter._event.set()
+        self.latency = acknowledged[-1][0].latency or 0.0
+
+    # Helpers.
+
+    def _check_open(self) -> None:
+        """Raise ConnectionClosed unless the connection is open; protocol lock held."""
+        if self.protocol.state is not State.OPEN:
+            raise self._closed_exception()
+
+    def _closed_exception(self) -> ConnectionClosed:
+        """The exception for using the connection once it closed.
+
+        When the connection is still closing, wait a little for it to finish, so that the
+        exception tells what the peer sent.
+        """
+        if self.protocol.state is not State.OPEN and threading.current_thread() is not self._reader:
+            self._closed.wait(self.close_timeout)
+        return self.protocol.close_exc
+
+
+def _sockname(sock: socket.socket, *, remote: bool) -> Any:
+    try:
+        return sock.getpeername() if remote else sock.getsockname()
+    except OSError:
+        return None
+
+
+def _timeout(deadline: float | None) -> float:
+    """The timeout for ``Lock.acquire`` until ``deadline``: -1 waits forever."""
+    if deadline is None:
+        return -1
+    return max(0.0, deadline - time.monotonic())
+

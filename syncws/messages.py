@@ -1,0 +1,207 @@
+"""The bounded message queue between a connection's reader thread and the thread in ``recv()``.
+
+The reader thread puts data frames; :meth:`MessageQueue.get` takes whole messages and
+:meth:`MessageQueue.get_iter` takes the frames of one message as they arrive. When
+``max_queue`` complete messages wait, :meth:`~MessageQueue.put` blocks: the reader stops
+reading, the kernel's buffers fill up and TCP pushes back on the peer. Nothing is dropped and
+memory stays bounded, at about ``max_queue * max_size``.
+
+:meth:`~MessageQueue.close` wakes every waiting thread: the consumer gets :exc:`EOFError` once
+the complete messages already queued are taken, and the reader gets :exc:`EOFError` at once.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from .exceptions import ConcurrencyError
+from .frames import Frame, Opcode
+
+__all__ = ["Data", "MessageQueue"]
+
+Data = str | bytes
+"""A message: :class:`str` for text, :class:`bytes` for binary."""
+
+
+class MessageQueue:
+    """Frames in, messages out, for one consumer thread at a time.
+
+    Args:
+        max_queue: how many complete messages may wait before :meth:`put` blocks; ``None``
+            for no limit.
+    """
+
+    def __init__(self, max_queue: int | None = 16) -> None:
+        if max_queue is not None and max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
+        self._cond = threading.Condition(threading.Lock())
+        self._frames: collections.deque[Frame] = collections.deque()
+        # How many complete messages _frames holds: its frames with fin set.
+        self._complete = 0
+        self._getting = False
+        self._closed = False
+        self.paused = False
+        """Whether :meth:`put` is blocked because the queue is full."""
+        self.pauses = 0
+        """How many times :meth:`put` blocked because the queue was full."""
+
+    def __len__(self) -> int:
+        """The number of complete messages waiting."""
+        return self._complete
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def put(self, frame: Frame) -> None:
+        """Add a data frame; block while ``max_queue`` complete messages wait.
+
+        Raises:
+            EOFError: the queue is closed.
+        """
+        with self._cond:
+            if self._closed:
+                raise EOFError("message queue is closed")
+            self._frames.append(frame)
+            if frame.fin:
+                self._complete += 1
+            self._cond.notify()
+            max_queue = self.max_queue
+            if max_queue is not None and self._complete >= max_queue:
+                self.paused = True
+                self.pauses += 1
+                try:
+                    while (
+                        self.max_queue is not None
+                        and self._complete >= self.max_queue
+                        and not self._closed
+                    ):
+                        self._cond.wait()
+                finally:
+                    self.paused = False
+
+    def get(self, timeout: float | None = None, decode: bool | None = None) -> Data:
+        """Take the next complete message.
+
+        Args:
+            timeout: seconds to wait; ``None`` waits as long as it takes, ``0`` only takes a
+                message that is already complete.
+            decode: ``None`` gives text messages as :class:`str` and binary messages as
+                :class:`bytes`; ``True`` gives :class:`str` for both (binary is decoded as
+                UTF-8); ``False`` gives :class:`bytes` for both.
+
+        Raises:
+            TimeoutError: no message was complete in time; nothing was consumed.
+            EOFError: the queue is closed and holds no complete message.
+            ConcurrencyError: another thread is receiving.
+        """
+        with self._cond:
+            if self._getting:
+                raise ConcurrencyError("another thread is already receiving")
+            if not self._complete:
+                self._getting = True
+                try:
+                    self._wait(timeout, lambda: self._complete > 0)
+                finally:
+                    self._getting = False
+                if not self._complete:
+                    raise EOFError("no more messages")
+            frame = self._frames.popleft()
+            opcode = frame.opcode
+            if frame.fin:
+                data = frame.data
+            else:
+                chunks = [frame.data]
+                while not frame.fin:
+                    frame = self._frames.popleft()
+                    chunks.append(frame.data)
+                data = b"".join(chunks)
+            self._complete -= 1
+            # Wake the reader if it waits for room.
+            self._cond.notify()
+        if decode is None:
+            return data.decode() if opcode is Opcode.TEXT else data
+        return data.decode() if decode else data
+
+    def get_iter(self, decode: bool | None = None) -> Iterator[Data]:
+        """Take the frames of the next message as they arrive.
+
+        Args:
+            decode: as in :meth:`get`; text split inside a UTF-8 sequence is reassembled.
+
+        Raises:
+            EOFError: the queue closed before the message started or ended.
+            ConcurrencyError: another thread is receiving.
+        """
+        with self._cond:
+            if self._getting:
+                raise ConcurrencyError("another thread is already receiving")
+            self._getting = True
+        try:
+            decoder: codecs.IncrementalDecoder | None = None
+            first = True
+            while True:
+                with self._cond:
+                    self._wait(None, lambda: bool(self._frames))
+                    if not self._frames:
+                        raise EOFError("no more messages")
+                    frame = self._frames.popleft()
+                    if frame.fin:
+                        self._complete -= 1
+                        self._cond.notify()
+                if first:
+                    first = False
+                    if decode is None:
+                        decode = frame.opcode is Opcode.TEXT
+                    if decode:
+                        decoder = codecs.getincrementaldecoder("utf-8")()
+                if decoder is not None:
+                    yield decoder.decode(frame.data, frame.fin)
+                else:
+                    yield frame.data
+                if frame.fin:
+                    return
+        finally:
+            with self._cond:
+                self._getting = False
+
+    def resume(self) -> None:
+        """Lift ``max_queue``: :meth:`put` stops blocking, for good.
+
+        A closing connection does this so that its reader sees the peer's Close even when
+        nobody receives.
+        """
+        with self._cond:
+            self.max_queue = None
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """End the queue: wake the consumer and the reader."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _wait(self, timeout: float | None, ready: Callable[[], bool]) -> None:
+        """Wait, with the lock held, until ``ready()`` or the queue closes.
+
+        Raises:
+            TimeoutError: neither happened within ``timeout`` seconds.
+        """
+        if ready() or self._closed:
+            return
+        if timeout is None:
+            while not ready() and not self._closed:
+                self._cond.wait()
+            return
+        deadline = time.monotonic() + timeout
+        while not ready() and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no message received in time")
+            self._cond.wait(remaining)

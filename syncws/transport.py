@@ -1,0 +1,246 @@
+"""Byte transports for connections: a plain socket, or TLS over a socket.
+
+A connection has one reader thread, blocked in :meth:`Transport.recv`, and writer threads that
+take turns in :meth:`Transport.send` (the connection serializes them). Sends never block on the
+socket's timeout mode: they use non-blocking system calls and wait for the socket to become
+writable with ``poll()``, for at most the time they are given. So a blocking ``recv`` in one
+thread and a send with a write timeout in another work on one socket.
+
+TLS runs through :class:`ssl.SSLObject` and memory buffers instead of :class:`ssl.SSLSocket`:
+OpenSSL does not allow two threads to use one TLS connection at the same time, so every use of
+the TLS state takes a lock, and no system call ever runs under that lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import threading
+import time
+
+__all__ = ["TLSTransport", "Transport", "tls_handshake"]
+
+# Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
+_MAX_BUFFERS = 64
+
+
+def _poll_fd(fd: int, events: int, timeout: float | None) -> bool:
+    """Wait until ``fd`` is ready for ``events``; ``False`` on timeout."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
+
+
+class Transport:
+    """A connected stream socket used by a connection.
+
+    Args:
+        sock: the connected socket; it is put in blocking mode.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(None)
+        self.sock = sock
+        self._fd = sock.fileno()
+
+    def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+        """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
+
+        Raises:
+            TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
+        """
+        if timeout is not None and not _poll_fd(self._fd, select.POLLIN, timeout):
+            raise TimeoutError("no data received in time")
+        return self.sock.recv(bufsize)
+
+    def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+        """Write ``chunks`` in order, several per system call.
+
+        Args:
+            chunks: what to write; the list is consumed.
+            timeout: how long to wait each time the socket accepts nothing; ``None`` waits as
+                long as it takes, ``0`` does not wait.
+
+        Returns:
+            What was not written: empty unless ``timeout`` is ``0``.
+
+        Raises:
+            TimeoutError: the socket accepted nothing for ``timeout`` seconds.
+            OSError: the connection is broken.
+        """
+        return self._send_raw(chunks, timeout)
+
+    def _send_raw(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+        sock = self.sock
+        while chunks:
+            try:
+                if len(chunks) == 1:
+                    sent = sock.send(chunks[0], socket.MSG_DONTWAIT)
+                else:
+                    sent = sock.sendmsg(chunks[:_MAX_BUFFERS], (), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            if sent:
+                _consume(chunks, sent)
+                continue
+            if timeout == 0:
+                break
+            if not _poll_fd(self._fd, select.POLLOUT, timeout):
+                raise TimeoutError(f"no progress writing to the socket for {timeout} seconds")
+        return chunks
+
+    def shutdown_write(self) -> None:
+        """Close the write side: the peer reads the end of the stream."""
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def abort(self) -> None:
+        """Break the connection now, waking threads blocked in :meth:`recv` or :meth:`send`.
+
+        The socket stays open until :meth:`close`, so that no other socket can take its file
+        descriptor while a thread still uses it.
+        """
+        with contextlib.suppress(OSError):  # not connected anymore
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Release the socket."""
+        self.sock.close()
+
+
+def _consume(chunks: list[bytes], size: int) -> None:
+    """Drop the first ``size`` bytes of ``chunks``, in place."""
+    while size:
+        first = chunks[0]
+        if size >= len(first):
+            size -= len(first)
+            del chunks[0]
+        else:
+            chunks[0] = first[size:]
+            size = 0
+
+
+class TLSTransport(Transport):
+    """TLS over a connected socket, through :class:`ssl.SSLObject` and memory buffers.
+
+    Build it with :func:`tls_handshake`.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ssl_object: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        super().__init__(sock)
+        self.ssl_object = ssl_object
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._tls_lock = threading.Lock()
+        # TLS records produced while reading (e.g. a TLS 1.3 key update answer) go out with the
+        # next write, in order.
+        self._pending: list[bytes] = []
+
+    def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+        while True:
+            with self._tls_lock:
+                try:
+                    data = self.ssl_object.read(bufsize)
+                except ssl.SSLWantReadError:
+                    data = b""
+                except ssl.SSLZeroReturnError:
+                    return b""  # close_notify: the peer ended the TLS session
+                records = self._outgoing.read()
+                if records:
+                    self._pending.append(records)
+                if data:
+                    return data
+                if self._incoming.eof:
+                    return b""
+            raw = super().recv(bufsize, timeout)
+            with self._tls_lock:
+                if raw:
+                    self._incoming.write(raw)
+                else:
+                    self._incoming.write_eof()
+
+    def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+        with self._tls_lock:
+            raw = self._pending
+            self._pending = []
+            for chunk in chunks:
+                self.ssl_object.write(chunk)
+            chunks.clear()
+            records = self._outgoing.read()
+        if records:
+            raw.append(records)
+        left = self._send_raw(raw, timeout)
+        if left:
+            # Encrypted bytes can't be taken back: keep them first in line.
+            with self._tls_lock:
+                self._pending[:0] = left
+        return []
+
+    def shutdown_write(self) -> None:
+        # Send close_notify, then end the TCP stream. unwrap() raises SSLWantReadError while
+        # the peer's close_notify has not come; ours is in the buffer by then.
+        with self._tls_lock:
+            with contextlib.suppress(ssl.SSLError):
+                self.ssl_object.unwrap()
+            records = [*self._pending, self._outgoing.read()]
+            self._pending = []
+        try:
+            self._send_raw([record for record in records if record], 0)
+        finally:
+            super().shutdown_write()
+
+
+def tls_handshake(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None = None,
+    deadline: float | None = None,
+) -> TLSTransport:
+    """Run the TLS handshake over ``sock`` before ``deadline`` (a :func:`time.monotonic` time).
+
+    Raises:
+        TimeoutError: the deadline passed.
+        ssl.SSLError: the handshake failed, e.g. the certificate did not verify.
+        OSError: the connection broke.
+    """
+    incoming = ssl.MemoryBIO()
+    outgoing = ssl.MemoryBIO()
+    ssl_object = context.wrap_bio(
+        incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+    )
+    transport = TLSTransport(sock, ssl_object, incoming, outgoing)
+    while True:
+        try:
+            ssl_object.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        records = outgoing.read()
+        if records:
+            transport._send_raw([records], _remaining(deadline))
+        if done:
+            return transport
+        if not _poll_fd(sock.fileno(), select.POLLIN, _remaining(deadline)):
+            raise TimeoutError("timed out during TLS handshake")
+        raw = sock.recv(65536)
+        if not raw:
+            raise ConnectionResetError("connection closed during TLS handshake")
+        incoming.write(raw)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("timed out during TLS handshake")
+    return remaining
