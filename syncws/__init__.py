@@ -1,7 +1,77 @@
-"""syncws: a synchronous, thread-based WebSocket server and client (RFC 6455, RFC 7692)."""
+"""syncws: a synchronous, thread-based WebSocket server and client (RFC 6455, RFC 7692).
+
+The blocking API lives at the top level::
+
+    import syncws
+
+    with syncws.connect("ws://localhost:8765") as websocket:
+        websocket.send("Hello")
+        print(websocket.recv())
+"""
 
 from __future__ import annotations
 
+from .client import ClientConnection, connect, unix_connect
+from .connection import Connection, PingWaiter
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidMessage,
+    InvalidOrigin,
+    InvalidState,
+    InvalidStatus,
+    InvalidUpgrade,
+    InvalidURI,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+    SecurityError,
+    WebSocketException,
+)
+from .frames import CloseCode
+from .headers import Headers
+from .http11 import Request, Response
+from .protocol import State
+from .server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
 from .version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "ClientConnection",
+    "CloseCode",
+    "ConcurrencyError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidMessage",
+    "InvalidOrigin",
+    "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "NegotiationError",
+    "PayloadTooBig",
+    "PingWaiter",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "SecurityError",
+    "Server",
+    "ServerConnection",
+    "State",
+    "WebSocketException",
+    "__version__",
+    "basic_auth",
+    "broadcast",
+    "connect",
+    "serve",
+    "unix_connect",
+    "unix_serve",
+]

@@ -34,7 +34,7 @@ from .frames import CloseCode, Frame, Opcode
 from .headers import Headers
 from .http11 import Request, Response
 from .messages import Data, MessageQueue
-from .protocol import Event, Protocol, State
+from .protocol import Event, Protocol, Side, State
 from .timers import Timer, call_later
 from .transport import Transport
 
@@ -150,6 +150,8 @@ class Connection:
         self._aborted = False
         self._closed = threading.Event()
         self._reader: threading.Thread | None = None
+        # Clients mask every frame with a fresh key: their frames can't be shared.
+        self._masks = protocol.side is Side.CLIENT
 
     # Lifecycle.
 
@@ -458,6 +460,55 @@ class Connection:
         except (OSError, TimeoutError):
             self.abort()
         self._wait_reader(self.close_timeout)
+
+    def _start_close(self, code: int, reason: str = "") -> None:
+        """Send a Close without waiting for anything, e.g. for a server shutting down."""
+        with self._protocol_lock:
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close(code, reason)
+                self._collect_output()
+        self._queue.resume()
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
+
+    def _send_prepared(self, opcode: Opcode, data: bytes, frame: bytes | None) -> bool:
+        """Queue a whole message without blocking, for :func:`~syncws.broadcast`.
+
+        Args:
+            opcode: TEXT or BINARY.
+            data: the payload.
+            frame: the serialized frame when it is the same for every connection that has
+                no extension and does not mask; otherwise it is built here.
+
+        Returns:
+            ``False`` when the message was skipped: another message is being sent, the
+            connection is not open, or its unsent backlog is over ``write_limit``.
+        """
+        if not self._send_lock.acquire(blocking=False):
+            return False
+        try:
+            with self._protocol_lock:
+                if (
+                    self.protocol.state is not State.OPEN
+                    or sum(map(len, self._out)) > self.write_limit
+                ):
+                    return False
+                if frame is not None and not self.protocol.extensions and not self._masks:
+                    self.protocol.send_data(frame)
+                elif opcode is Opcode.TEXT:
+                    self.protocol.send_text(data)
+                else:
+                    self.protocol.send_binary(data)
+                self._collect_output()
+            try:
+                self._flush(wait=False, wait_socket=False)
+            except OSError:
+                self.abort()
+            return True
+        finally:
+            self._send_lock.release()
 
     def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the connection is closed.

@@ -1,0 +1,763 @@
+"""The thread-pool server: :func:`serve`, :func:`unix_serve`, :class:`Server`, :func:`broadcast`.
+
+The accept loop runs in the thread that calls :meth:`Server.serve_forever`. Each connection
+gets a worker thread from a bounded pool (``max_connections``), which runs the opening
+handshake under ``open_timeout`` and then the handler; the connection's reader thread is the
+second thread. When every worker is busy, the accept thread answers ``503 Service
+Unavailable`` with ``Retry-After`` at once and closes the connection: nothing queues up.
+
+:meth:`Server.shutdown` wakes the accept loop through a socket pair (no polling), answers
+handshakes in progress with 503, closes open connections with 1001 (going away), waits for
+handlers, then aborts what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import errno
+import hashlib
+import hmac
+import logging
+import select
+import socket
+import ssl as ssl_module
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Literal
+
+from .connection import Connection
+from .exceptions import InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue
+from .extensions.base import ServerExtensionFactory
+from .extensions.permessage_deflate import enable_server_permessage_deflate
+from .frames import CloseCode, Frame, Opcode
+from .headers import (
+    Headers,
+    HeadersLike,
+    build_www_authenticate_basic,
+    parse_authorization_basic,
+)
+from .http11 import Request, Response
+from .messages import Data
+from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
+from .transport import Transport, tls_handshake
+from .version import __version__
+
+__all__ = [
+    "SERVER",
+    "Server",
+    "ServerConnection",
+    "basic_auth",
+    "broadcast",
+    "serve",
+    "unix_serve",
+]
+
+SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__version__}"
+"""The default ``Server`` header."""
+
+logger = logging.getLogger("syncws.server")
+
+_BUSY_TEXT = b"Server is busy; try again later.\n"
+_RESPONSE_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Retry-After: 1\r\n"
+    b"Connection: close\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n"
+    b"\r\n"
+    b"%s"
+) % (len(_BUSY_TEXT), _BUSY_TEXT)
+
+Handler = Callable[["ServerConnection"], Any]
+ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
+ProcessResponse = Callable[["ServerConnection", Request, Response], "Response | None"]
+ExtraHeaders = HeadersLike | Callable[["ServerConnection"], HeadersLike]
+
+
+class ServerConnection(Connection):
+    """A server connection, as the handler receives it."""
+
+    protocol: ServerProtocol
+
+    def __init__(self, sock: socket.socket, protocol: ServerProtocol, **kwargs: Any) -> None:
+        super().__init__(sock, protocol, **kwargs)
+        self.username: str | None = None
+        """The user name, once :func:`basic_auth` accepted the credentials."""
+
+    def respond(self, status: int, text: str) -> Response:
+        """Build a plain-text HTTP response, for ``process_request`` hooks.
+
+        Example::
+
+            def health_check(connection, request):
+                if request.path == "/healthz":
+                    return connection.respond(200, "OK\\n")
+        """
+        return self.protocol.reject(status, text)
+
+
+class Server:
+    """A WebSocket server, as :func:`serve` returns it.
+
+    Use it as a context manager: on exit, it shuts down.
+
+    Attributes:
+        socket: the listening socket.
+        connections: the open connections, to broadcast to them.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        *,
+        ssl: ssl_module.SSLContext | None,
+        max_connections: int,
+        open_timeout: float | None,
+        process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None,
+        server_header: str | None,
+        extra_headers: ExtraHeaders | None,
+        protocol_factory: Callable[[], ServerProtocol],
+        connection_options: dict[str, Any],
+        create_connection: type[ServerConnection],
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.socket = sock
+        self.handler = handler
+        self.ssl = ssl
+        self.max_connections = max_connections
+        self.open_timeout = open_timeout
+        self.process_request = process_request
+        self.process_response = process_response
+        self.server_header = server_header
+        self.extra_headers = extra_headers
+        self._protocol_factory = protocol_factory
+        self._connection_options = connection_options
+        self._create_connection = create_connection
+        self.logger = logger
+        self.connections: set[ServerConnection] = set()
+        self._lock = threading.Lock()
+        # Notified when the last handler returns.
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+        self._sockets: set[socket.socket] = set()
+        self._closing = False
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self._serve_thread: threading.Thread | None = None
+        self._wake_recv, self._wake_send = socket.socketpair()
+        self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="syncws-worker")
+        sock.setblocking(False)
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port the server listens on; ``None`` for a Unix socket."""
+        address = self.socket.getsockname()
+        return address[1] if isinstance(address, tuple) else None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # Accepting.
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown` or :meth:`close`, in this thread."""
+        if self._serving.is_set():
+            raise RuntimeError("serve_forever() is already running")
+        self._serve_thread = threading.current_thread()
+        self._serving.set()
+        poller = select.poll()
+        poller.register(self.socket, select.POLLIN)
+        poller.register(self._wake_recv, select.POLLIN)
+        wake_fd = self._wake_recv.fileno()
+        try:
+            while not self._closing:
+                ready = [fd for fd, _ in poller.poll()]
+                if wake_fd in ready or self._closing:
+                    break
+                self._accept()
+        finally:
+            self._stopped.set()
+            self._close_listener()
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.socket.accept()
+        except BlockingIOError:
+            return  # another process or thread took it
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of file descriptors or memory: wait a little rather than spin, and keep
+                # serving the connections that are open.
+                self.logger.error("accept failed: %s; pausing accept for 0.1 s", exc)
+                select.select([self._wake_recv], [], [], 0.1)
+                return
+            if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                return  # the client gave up before we accepted it
+            raise
+        sock.setblocking(True)
+        with self._lock:
+            busy = self._active >= self.max_connections or self._closing
+            if not busy:
+                self._active += 1
+                self._sockets.add(sock)
+        if busy:
+            self._reject_busy(sock)
+            return
+        self._pool.submit(self._handle, sock)
+
+    def _reject_busy(self, sock: socket.socket) -> None:
+        """Answer 503 at once from the accept thread, and close."""
+        self.logger.warning("every worker is busy: connection rejected with HTTP 503")
+        try:
+            if self.ssl is None:
+                sock.send(_RESPONSE_503, socket.MSG_DONTWAIT)
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    # Handling a connection, in a worker thread.
+
+    def _handle(self, sock: socket.socket) -> None:
+        connection: ServerConnection | None = None
+        try:
+            connection = self._open(sock)
+            if connection is None:
+                return
+            with self._lock:
+                self._sockets.discard(sock)
+                self.connections.add(connection)
+            self.logger.debug("connection open: %s", connection.remote_address)
+            try:
+                self.handler(connection)
+            except Exception:
+                self.logger.error("connection handler failed", exc_info=True)
+                connection.close(CloseCode.INTERNAL_ERROR)
+            else:
+                connection.close()
+        except Exception:
+            self.logger.error("unexpected error in connection worker", exc_info=True)
+        finally:
+            # An open connection's reader thread closes the socket; otherwise it's ours.
+            if connection is None:
+                sock.close()
+            with self._lock:
+                self._active -= 1
+                self._sockets.discard(sock)
+                if connection is not None:
+                    self.connections.discard(connection)
+                if not self._active:
+                    self._idle.notify_all()
+
+    def _open(self, sock: socket.socket) -> ServerConnection | None:
+        """Run TLS and the opening handshake; return the open connection or ``None``."""
+        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        try:
+            if self.ssl is not None:
+                transport: Transport = tls_handshake(
+                    sock, self.ssl, server_side=True, deadline=deadline
+                )
+            else:
+                transport = Transport(sock)
+            protocol = self._protocol_factory()
+            connection = self._create_connection(
+                sock, protocol, transport=transport, **self._connection_options
+            )
+            request = self._read_request(transport, protocol, deadline)
+            response = self._respond(connection, protocol, request)
+            protocol.send_response(response)
+            transport.send(protocol.data_to_send(), _remaining(deadline))
+        except (OSError, TimeoutError, ssl_module.SSLError, EOFError) as exc:
+            self.logger.debug("opening handshake failed: %s", exc)
+            return None
+        if response.status_code != 101:
+            self.logger.debug("handshake rejected with HTTP %d", response.status_code)
+            with contextlib.suppress(OSError):
+                transport.shutdown_write()
+            return None
+        connection.request = protocol.request
+        connection.response = response
+        connection.start(protocol.events_received())
+        return connection
+
+    def _read_request(
+        self, transport: Transport, protocol: ServerProtocol, deadline: float | None
+    ) -> Request | None:
+        while True:
+            events = protocol.events_received()
+            if events:
+                request = events[0]
+                assert isinstance(request, Request)
+                return request
+            if protocol.handshake_exc is not None:
+                return None
+            data = transport.recv(self._connection_options["read_limit"], _remaining(deadline))
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+                if protocol.handshake_exc is None:
+                    raise EOFError("connection closed during handshake")
+
+    def _respond(
+        self, connection: ServerConnection, protocol: ServerProtocol, request: Request | None
+    ) -> Response:
+        if request is None:
+            assert protocol.handshake_exc is not None
+            self.logger.debug("invalid handshake request: %s", protocol.handshake_exc)
+            return self._add_headers(connection, protocol.reject_exception(protocol.handshake_exc))
+        if self._closing:
+            return self._add_headers(connection, protocol.reject(503, "Server is shutting down.\n"))
+        response: Response | None = None
+        try:
+            if self.process_request is not None:
+                response = self.process_request(connection, request)
+            if response is None:
+                response = protocol.accept(request)
+            response = self._add_headers(connection, response)
+            if self.process_response is not None:
+                response = self.process_response(connection, request, response) or response
+        except Exception as exc:
+            self.logger.error("opening handshake failed", exc_info=True)
+            response = self._add_headers(connection, protocol.reject_exception(exc))
+        return response
+
+    def _add_headers(self, connection: ServerConnection, response: Response) -> Response:
+        headers = response.headers
+        if "Date" not in headers:
+            headers["Date"] = email.utils.formatdate(usegmt=True)
+        if self.server_header is not None and "Server" not in headers:
+            headers["Server"] = self.server_header
+        if self.extra_headers is not None:
+            extra = self.extra_headers
+            if callable(extra):
+                extra = extra(connection)
+            headers.update(Headers(extra))
+        return response
+
+    # Shutting down.
+
+    def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Stop accepting and start closing every connection; return without waiting.
+
+        Handshakes in progress are answered with 503. Use :meth:`wait_closed` to wait for
+        the handlers, or :meth:`shutdown` for both.
+        """
+        with self._lock:
+            self._closing = True
+            connections = list(self.connections)
+        with contextlib.suppress(OSError):
+            self._wake_send.send(b"\0")
+        if not self._serving.is_set():
+            self._close_listener()
+        for connection in connections:
+            connection._start_close(code, reason)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait for every handler to return; ``False`` if some still run after ``timeout``."""
+        with self._lock:
+            if not self._idle.wait_for(lambda: not self._active, timeout):
+                return False
+        if self._serving.is_set() and threading.current_thread() is not self._serve_thread:
+            self._stopped.wait(timeout)
+        self._pool.shutdown(wait=True)
+        self._wake_recv.close()
+        self._wake_send.close()
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop the server: every handler returns, or is aborted after ``timeout`` seconds.
+
+        Safe to call from any thread, including a signal handler in the thread running
+        :meth:`serve_forever`.
+        """
+        self.close()
+        if not self.wait_closed(timeout):
+            with self._lock:
+                connections = list(self.connections)
+                sockets = list(self._sockets)
+            for connection in connections:
+                connection.abort()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.wait_closed()
+
+    def _close_listener(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.close()
+
+
+def serve(
+    handler: Handler,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    sock: socket.socket | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    origins: Sequence[Origin] | None = None,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: SubprotocolSelector | None = None,
+    process_request: ProcessRequest | None = None,
+    process_response: ProcessResponse | None = None,
+    server_header: str | None = SERVER,
+    extra_headers: ExtraHeaders | None = None,
+    compression: Literal["deflate"] | None = "deflate",
+    max_connections: int = 2048,
+    open_timeout: float | None = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    write_timeout: float | None = 10,
+    max_size: int | None = 2**20,
+    max_queue: int | None = 16,
+    read_limit: int = 2**16,
+    write_limit: int = 2**16,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    create_connection: type[ServerConnection] | None = None,
+    backlog: int = 128,
+    reuse_port: bool = False,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
+) -> Server:
+    """Listen on ``host`` and ``port`` and return a :class:`Server`; run it with
+    :meth:`~Server.serve_forever`.
+
+    Example::
+
+        def echo(websocket):
+            for message in websocket:
+                websocket.send(message)
+
+        with syncws.serve(echo, "localhost", 8765) as server:
+            server.serve_forever()
+
+    Args:
+        handler: called with each :class:`ServerConnection` in a worker thread; when it
+            returns the connection closes with 1000, when it raises with 1011.
+        host: the address to listen on; ``None`` or ``""`` for every interface.
+        port: the TCP port; 0 picks a free one (see :attr:`Server.port`).
+        sock: a listening socket to use instead.
+        ssl: a server-side TLS context, for ``wss://``.
+        origins: allowed ``Origin`` values (exact strings or compiled patterns, ``None``
+            for no header); anything else gets 403.
+        extensions: extensions the server supports, as factories.
+        subprotocols: subprotocols the server supports; clients must pick one.
+        select_subprotocol: picks the subprotocol instead of the default rule.
+        process_request: called with ``(connection, request)`` before the handshake; return
+            a :class:`~syncws.http11.Response` to answer with it instead of upgrading
+            (health checks, auth), or ``None`` to go on.
+        process_response: called with ``(connection, request, response)``; may change the
+            response, or return another one.
+        server_header: the ``Server`` header; ``None`` sends none.
+        extra_headers: more response headers, or a callable returning them for a connection.
+        compression: ``"deflate"`` enables permessage-deflate; ``None`` disables it.
+        max_connections: the size of the worker pool: how many connections at once.
+        open_timeout: seconds for TLS and the opening handshake of each connection.
+        ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
+        ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
+        close_timeout: seconds to wait for the closing handshake before aborting.
+        write_timeout: seconds a write may go without progress before aborting.
+        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_queue: how many received messages may wait before reading pauses.
+        read_limit: bytes read from the socket at a time.
+        write_limit: unsent bytes over which :func:`broadcast` skips a connection.
+        logger: the logger; by default ``logging.getLogger("syncws.server")``.
+        create_connection: the connection class, to use a subclass.
+        backlog: the listen backlog.
+        reuse_port: set ``SO_REUSEPORT``, to share the port between processes.
+        family: the address family when ``host`` is a name.
+    """
+    if sock is None:
+        if port is None:
+            raise TypeError("serve() needs a port, or a socket with sock=")
+        sock = socket.create_server(
+            (host or "", port),
+            family=family if family != socket.AF_UNSPEC else _family(host),
+            backlog=backlog,
+            reuse_port=reuse_port,
+            dualstack_ipv6=not host and socket.has_dualstack_ipv6(),
+        )
+    return _make_server(
+        sock,
+        handler,
+        ssl=ssl,
+        origins=origins,
+        extensions=extensions,
+        subprotocols=subprotocols,
+        select_subprotocol=select_subprotocol,
+        process_request=process_request,
+        process_response=process_response,
+        server_header=server_header,
+        extra_headers=extra_headers,
+        compression=compression,
+        max_connections=max_connections,
+        open_timeout=open_timeout,
+        max_size=max_size,
+        logger=logger,
+        create_connection=create_connection,
+        connection_options={
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "close_timeout": close_timeout,
+            "write_timeout": write_timeout,
+            "max_queue": max_queue,
+            "read_limit": read_limit,
+            "write_limit": write_limit,
+        },
+    )
+
+
+def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Server:
+    """Listen on the Unix socket at ``path`` and return a :class:`Server`.
+
+    Args:
+        handler: as for :func:`serve`.
+        path: the socket's path.
+        **kwargs: as for :func:`serve`.
+    """
+    if kwargs.get("sock") is None:
+        if path is None:
+            raise TypeError("unix_serve() needs a path, or a socket with sock=")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(kwargs.pop("backlog", 128))
+        except BaseException:
+            sock.close()
+            raise
+        kwargs["sock"] = sock
+    return serve(handler, **kwargs)
+
+
+def _family(host: str | None) -> socket.AddressFamily:
+    if host and ":" in host:
+        return socket.AF_INET6
+    if not host and socket.has_dualstack_ipv6():
+        return socket.AF_INET6
+    return socket.AF_INET
+
+
+def _make_server(
+    sock: socket.socket,
+    handler: Handler,
+    *,
+    ssl: ssl_module.SSLContext | None,
+    origins: Sequence[Origin] | None,
+    extensions: Sequence[ServerExtensionFactory] | None,
+    subprotocols: Sequence[str] | None,
+    select_subprotocol: SubprotocolSelector | None,
+    process_request: ProcessRequest | None,
+    process_response: ProcessResponse | None,
+    server_header: str | None,
+    extra_headers: ExtraHeaders | None,
+    compression: str | None,
+    max_connections: int,
+    open_timeout: float | None,
+    max_size: int | None,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None,
+    create_connection: type[ServerConnection] | None,
+    connection_options: dict[str, Any],
+) -> Server:
+    if compression == "deflate":
+        extensions = enable_server_permessage_deflate(extensions)
+    elif compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    if max_connections < 1:
+        raise ValueError("max_connections must be at least 1")
+    if logger is None:
+        logger = logging.getLogger("syncws.server")
+    server_logger = logger
+
+    def protocol_factory() -> ServerProtocol:
+        return ServerProtocol(
+            origins=origins,
+            extensions=extensions,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            max_size=max_size,
+            logger=server_logger,
+        )
+
+    return Server(
+        sock,
+        handler,
+        ssl=ssl,
+        max_connections=max_connections,
+        open_timeout=open_timeout,
+        process_request=process_request,
+        process_response=process_response,
+        server_header=server_header,
+        extra_headers=extra_headers,
+        protocol_factory=protocol_factory,
+        connection_options=connection_options,
+        create_connection=create_connection or ServerConnection,
+        logger=logger,
+    )
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("timed out during opening handshake")
+    return remaining
+
+
+# Basic authentication (RFC 7617).
+
+
+def basic_auth(
+    realm: str = "",
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_credentials: Callable[[str, str], bool] | None = None,
+) -> ProcessRequest:
+    """Build a ``process_request`` hook that requires HTTP Basic authentication.
+
+    Requests without valid credentials get ``401 Unauthorized`` with ``WWW-Authenticate``.
+    Once they are accepted, ``connection.username`` holds the user name.
+
+    Args:
+        realm: the realm shown by browsers.
+        credentials: a ``(username, password)`` pair, or several. They are checked in
+            constant time: both the user name and the password are hashed and compared with
+            :func:`hmac.compare_digest` against every pair, so timing tells neither whether
+            a user exists nor how much of a password matched.
+        check_credentials: a function ``(username, password) -> bool``, instead of
+            ``credentials``; it is responsible for comparing in constant time.
+    """
+    if (credentials is None) == (check_credentials is None):
+        raise TypeError("provide either credentials or check_credentials")
+    if credentials is not None:
+        items: list[Any] = list(credentials)
+        if len(items) == 2 and all(isinstance(item, str) for item in items):
+            items = [tuple(items)]  # a single (username, password) pair
+        pairs: list[tuple[str, str]] = []
+        for pair in items:
+            if not (
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and all(isinstance(item, str) for item in pair)
+            ):
+                raise TypeError(f"invalid credentials: {pair!r}")
+            pairs.append((pair[0], pair[1]))
+        digests = [(_digest(username), _digest(password)) for username, password in pairs]
+
+        def check(username: str, password: str) -> bool:
+            user_digest, password_digest = _digest(username), _digest(password)
+            valid = False
+            for known_user, known_password in digests:
+                # Both comparisons run for every pair: no early exit leaks which one failed.
+                same_user = hmac.compare_digest(user_digest, known_user)
+                same_password = hmac.compare_digest(password_digest, known_password)
+                valid |= same_user & same_password
+            return valid
+
+        check_credentials = check
+
+    assert check_credentials is not None
+    checker = check_credentials
+    challenge = build_www_authenticate_basic(realm)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            authorization = request.headers["Authorization"]
+        except KeyError:
+            return _unauthorized(connection, challenge, "Missing credentials\n")
+        try:
+            username, password = parse_authorization_basic(authorization)
+        except (InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue):
+            return _unauthorized(connection, challenge, "Unsupported credentials\n")
+        if not checker(username, password):
+            return _unauthorized(connection, challenge, "Invalid credentials\n")
+        connection.username = username
+        return None
+
+    return process_request
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def _unauthorized(connection: ServerConnection, challenge: str, text: str) -> Response:
+    response = connection.respond(401, text)
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+# Broadcast.
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data,
+    *,
+    raise_exceptions: bool = False,
+) -> list[Connection]:
+    """Send a message to many connections, never waiting for a slow one.
+
+    The frame is built once for every connection that shares its encoding (server-side
+    connections without compression). A connection is skipped when it is not open, when
+    another thread is sending on it, or when its unsent backlog is over its ``write_limit``
+    (a client that reads too slowly): broadcast never blocks on it. Skipped connections are
+    logged and returned, so that the application can count them or close them (with 1008
+    or 1013, for instance).
+
+    Args:
+        connections: where to send.
+        message: :class:`str` for text, bytes-like for binary.
+        raise_exceptions: raise an :exc:`ExceptionGroup` of the errors instead of skipping
+            connections that failed (Python 3.11+).
+
+    Returns:
+        The connections that did not get the message.
+    """
+    if isinstance(message, str):
+        opcode = Opcode.TEXT
+        data = message.encode()
+    elif isinstance(message, bytes | bytearray | memoryview):
+        opcode = Opcode.BINARY
+        data = bytes(message)
+    else:
+        raise TypeError(f"message must be str or bytes-like, not {message!r}")
+    frame: bytes | None = None
+    skipped: list[Connection] = []
+    errors: list[Exception] = []
+    for connection in connections:
+        if frame is None and not connection._masks and not connection.protocol.extensions:
+            frame = Frame(opcode, data).serialize(mask=False)
+        try:
+            sent = connection._send_prepared(opcode, data, frame)
+        except Exception as exc:
+            errors.append(exc)
+            sent = False
+        if not sent:
+            skipped.append(connection)
+    if skipped:
+        logger.info("broadcast skipped %d of its connections", len(skipped))
+    if errors and raise_exceptions:
+        if sys.version_info >= (3, 11):
+            raise ExceptionGroup("broadcast failed", errors)  # noqa: F821
+        raise errors[0]
+    return skipped
+
