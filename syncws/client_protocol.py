@@ -56,7 +56,7 @@ class ClientProtocol(Protocol):
         origin: the ``Origin`` header to send, if any.
         extensions: the extensions to offer, in order of preference.
         subprotocols: the subprotocols to offer, in order of preference.
-        state: the initial state; :attr:`State.OPEN` skips the handshake.
+        state: the initial state; :attr:`~syncws.protocol.State.OPEN` skips the handshake.
         max_size: see :class:`~syncws.protocol.Protocol`.
         max_fragments: see :class:`~syncws.protocol.Protocol`.
         logger: see :class:`~syncws.protocol.Protocol`.

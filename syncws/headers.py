@@ -50,6 +50,7 @@ ExtensionParameter = tuple[str, str | None]
 ExtensionHeader = tuple[str, list[ExtensionParameter]]
 
 HeadersLike = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
+"""Headers given as a :class:`Headers`, a mapping, or an iterable of ``(name, value)`` pairs."""
 
 
 class MultipleValuesError(KeyError):

@@ -178,8 +178,8 @@ class Request:
 
         Raises:
             ValueError: if the path is not in origin-form with visible ASCII characters only,
-                or a header cannot be sent (see :meth:`Headers.serialize`). Nothing is
-                produced then.
+                or a header cannot be sent (see :meth:`~syncws.headers.Headers.serialize`).
+                Nothing is produced then.
         """
         if _target_str_re.fullmatch(self.path) is None:
             raise ValueError(f"invalid request path: {self.path!r}")
@@ -259,7 +259,7 @@ class Response:
         Raises:
             ValueError: if the status code is not 100 to 599, the reason phrase holds CR, LF,
                 NUL or another control character other than HTAB, or a header cannot be sent
-                (see :meth:`Headers.serialize`). Nothing is produced then.
+                (see :meth:`~syncws.headers.Headers.serialize`). Nothing is produced then.
         """
         code = self.status_code
         if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:

@@ -67,7 +67,8 @@ class Protocol:
 
     Args:
         side: which end of the connection this is.
-        state: the initial state; :attr:`State.OPEN` to use the protocol without a handshake.
+        state: the initial state; :attr:`~syncws.protocol.State.OPEN` to use the protocol
+            without a handshake.
         max_size: the largest message accepted, in bytes, after decompression; ``None`` for no
             limit. Larger messages fail the connection with 1009.
         max_fragments: the most frames one message may have; ``None`` for no limit. More fail
@@ -520,7 +521,8 @@ class Protocol:
     def _fail(self, code: int, reason: str) -> None:
         if self.debug:
             self.logger.debug("! failing connection with code %d", code)
-        if self.state is State.OPEN and code != CloseCode.ABNORMAL_CLOSURE:
+        # Once the end of stream was sent (e.g. after fail(1006)), no Close can follow it.
+        if self.state is State.OPEN and code != CloseCode.ABNORMAL_CLOSURE and not self.eof_sent:
             # The reason describes our own error; cut it to fit a control frame.
             close = Close(code, reason.encode()[:123].decode(errors="ignore"))
             self.send_frame(Frame(Opcode.CLOSE, close.serialize()))

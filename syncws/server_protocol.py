@@ -83,7 +83,7 @@ class ServerProtocol(Protocol):
             one of them.
         select_subprotocol: picks the subprotocol instead of the default rule (the first one
             the client offers that the server supports).
-        state: the initial state; :attr:`State.OPEN` skips the handshake.
+        state: the initial state; :attr:`~syncws.protocol.State.OPEN` skips the handshake.
         max_size: see :class:`~syncws.protocol.Protocol`.
         max_fragments: see :class:`~syncws.protocol.Protocol`.
         logger: see :class:`~syncws.protocol.Protocol`.

@@ -1,0 +1,108 @@
+"""Sphinx configuration for the syncws documentation."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.addnodes import pending_xref
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.ext.napoleon.docstring import GoogleDocstring
+from sphinx.util.nodes import make_refnode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Document the source tree next to this file, whether or not it is installed.
+sys.path.insert(0, str(ROOT))
+
+_version_file = (ROOT / "syncws" / "version.py").read_text(encoding="utf-8")
+_match = re.search(r'^__version__ = "([^"]+)"', _version_file, re.MULTILINE)
+if _match is None:
+    raise RuntimeError("__version__ not found in syncws/version.py")
+
+project = "syncws"
+author = "the syncws developers"
+copyright = "2026, the syncws developers"
+release = _match.group(1)
+version = ".".join(release.split(".")[:2])
+
+# No intersphinx: documentation builds must not need the network.
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+]
+
+exclude_patterns = ["_build"]
+
+# Docstrings are Google style.
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+# Render "Attributes:" sections as fields, so that they do not clash with the attributes that
+# :undoc-members: documents.
+napoleon_use_ivar = True
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+# Add types to the parameters that a docstring describes, not a bare list of all of them.
+autodoc_typehints_description_target = "documented"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+
+# The build runs nitpicky (-n). Without intersphinx, references into the standard library,
+# typeshed and typing_extensions cannot resolve: only those are ignored, so that a broken
+# reference to syncws's own API still fails the build.
+_external = sorted({*sys.stdlib_module_names, "_typeshed", "typing_extensions"})
+nitpick_ignore_regex = [
+    (r"py:.*", rf"({'|'.join(map(re.escape, _external))})(\..*)?"),
+    # typeshed protocols that annotations import under TYPE_CHECKING appear unqualified.
+    (r"py:class", r"SupportsKeysAndGetItem|SupportsRead|SupportsWrite|ReadableBuffer"),
+    # Private names, such as a module's TypeVar _T, are not documented on purpose.
+    (r"py:class", r"([\w.]+\.)?_[A-Za-z0-9]\w*"),
+]
+
+
+# Napoleon reads the first line of a property or attribute docstring as "type: description"
+# when it contains a colon. syncws annotates every property, so such a line is always prose:
+# keep it whole instead of turning its start into a bogus type.
+def _attribute_docstring_as_prose(self: GoogleDocstring) -> list[str]:
+    lines = [self._lines.next(), *self._dedent(self._consume_to_end())]
+    return self.__class__(lines, self._config).lines()
+
+
+if hasattr(GoogleDocstring, "_parse_attribute_docstring"):
+    GoogleDocstring._parse_attribute_docstring = _attribute_docstring_as_prose  # type: ignore[method-assign]
+
+
+# Type aliases (``HeadersLike = Union[...]``) are documented as data, but annotations refer to
+# them as classes. Let such a reference find the alias.
+def _resolve_type_alias(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    if node.get("refdomain") != "py" or node.get("reftype") != "class":
+        return None
+    target = node["reftarget"]
+    module = node.get("py:module")
+    objects = env.get_domain("py").objects  # type: ignore[attr-defined]
+    for name in (target, f"{module}.{target}" if module else None):
+        entry = objects.get(name) if name else None
+        if entry is not None and entry.objtype == "data":
+            return make_refnode(
+                app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name
+            )
+    return None
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("missing-reference", _resolve_type_alias)
+
+
+html_theme = "alabaster"
+html_title = f"syncws {release}"
+html_theme_options = {
+    "description": "Synchronous, thread-based WebSockets",
+    "fixed_sidebar": True,
+}
