@@ -151,7 +151,10 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return bytes(out)
 
 
-apply_mask = _apply_mask_python
+try:
+    from .speedups import apply_mask
+except ImportError:  # built without a C compiler
+    apply_mask = _apply_mask_python
 
 
 def _serialize_header(opcode: int, first_bits: int, size: int, mask: bytes | None) -> bytes:

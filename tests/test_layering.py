@@ -36,6 +36,10 @@ CORE_MODULES = (
     "version.py",
 )
 
+# Core modules written in C: the optional accelerator. The C source may only include these
+# headers, so it can do no I/O either.
+COMPILED_CORE = {"speedups": frozenset({"Python.h", "stdint.h", "string.h"})}
+
 # Top-level modules that a core module may not import, directly or through a submodule.
 FORBIDDEN = frozenset(
     {
@@ -73,13 +77,18 @@ def dotted_name(path: Path) -> str:
 
 
 def core_names() -> frozenset[str]:
-    return frozenset(dotted_name(path) for path in core_paths())
+    compiled = {f"syncws.{name}" for name in COMPILED_CORE}
+    return frozenset(dotted_name(path) for path in core_paths()) | compiled
 
 
 def is_module(name: str) -> bool:
     """Whether a dotted ``syncws...`` name is a module or package in the source tree."""
     base = PACKAGE_DIR.parent.joinpath(*name.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+    return (
+        base.with_suffix(".py").is_file()
+        or base.with_suffix(".pyi").is_file()
+        or (base / "__init__.py").is_file()
+    )
 
 
 def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
@@ -280,3 +289,15 @@ def test_violation_message_names_line_and_module() -> None:
         "line 3: imports syncws.sync.client, which is not a core module"
         " (if it is one, list it in CORE_MODULES)"
     ]
+
+
+@pytest.mark.parametrize("name", sorted(COMPILED_CORE))
+def test_compiled_core_includes_only_pure_headers(name: str) -> None:
+    source = (PACKAGE_DIR / f"{name}.c").read_text()
+    includes = {
+        line.split()[1].strip('<>"')
+        for line in source.splitlines()
+        if line.startswith("#include")
+    }
+    assert includes
+    assert includes <= COMPILED_CORE[name], includes - COMPILED_CORE[name]
