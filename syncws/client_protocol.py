@@ -192,16 +192,21 @@ class ClientProtocol(Protocol):
         """Check that the server accepted only what was offered, and build the extensions."""
         accepted: list[Extension] = []
         for name, params in parse_all(headers, "Sec-WebSocket-Extensions", parse_extension):
+            error: NegotiationError | None = None
             for factory in self.available_extensions:
                 if factory.name != name:
                     continue
                 try:
                     extension = factory.process_response_params(params, accepted)
-                except NegotiationError:
+                except NegotiationError as exc:
+                    error = exc
                     continue
                 accepted.append(extension)
                 break
             else:
+                # Tell why the answer was refused, when a factory said so.
+                if error is not None:
+                    raise error
                 raise NegotiationError(f"server accepted an extension that was not offered: {name}")
         return accepted
 

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from .extensions.permessage_deflate import PerMessageDeflate
 from .frames import CloseCode, Frame, Opcode
 from .headers import Headers
 from .http11 import Request, Response
@@ -286,7 +287,13 @@ class Connection:
 
     # Sending.
 
-    def send(self, message: Data | Iterable[Data], timeout: float | None = None) -> None:
+    def send(
+        self,
+        message: Data | Iterable[Data],
+        timeout: float | None = None,
+        *,
+        compress: bool = True,
+    ) -> None:
         """Send a message: text for :class:`str`, binary for bytes-like objects.
 
         An iterable of :class:`str` or of bytes-like objects is sent as one fragmented
@@ -311,34 +318,40 @@ class Connection:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if isinstance(message, str):
-            self._send_message(Opcode.TEXT, [message.encode()], deadline)
+            self._send_message(Opcode.TEXT, message.encode(), deadline, compress)
         elif isinstance(message, bytes):
-            self._send_message(Opcode.BINARY, [message], deadline)
+            self._send_message(Opcode.BINARY, message, deadline, compress)
         elif isinstance(message, bytearray | memoryview):
-            self._send_message(Opcode.BINARY, [bytes(message)], deadline)
+            self._send_message(Opcode.BINARY, bytes(message), deadline, compress)
         elif isinstance(message, Mapping):
             raise TypeError("a mapping is not a message; send its JSON encoding")
         elif isinstance(message, Iterable):
-            self._send_fragments(iter(message), deadline)
+            self._send_fragments(iter(message), deadline, compress)
         else:
             raise TypeError(f"message must be str, bytes-like or an iterable, not {message!r}")
 
-    def _send_message(self, opcode: Opcode, chunks: list[bytes], deadline: float | None) -> None:
+    def _send_message(
+        self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
+    ) -> None:
         if not self._send_lock.acquire(timeout=_timeout(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
                 self._check_open()
+                if not compress:
+                    self._skip_compression()
                 if opcode is Opcode.TEXT:
-                    self.protocol.send_text(chunks[0])
+                    self.protocol.send_text(data)
                 else:
-                    self.protocol.send_binary(chunks[0])
+                    self.protocol.send_binary(data)
                 self._collect_output()
             self._flush_or_abort(deadline)
         finally:
             self._send_lock.release()
 
-    def _send_fragments(self, fragments: Iterator[Any], deadline: float | None) -> None:
+    def _send_fragments(
+        self, fragments: Iterator[Any], deadline: float | None, compress: bool
+    ) -> None:
         try:
             first = next(fragments)
         except StopIteration:
@@ -354,6 +367,8 @@ class Connection:
         try:
             with self._protocol_lock:
                 self._check_open()
+                if not compress:
+                    self._skip_compression()
                 data = first.encode() if text else bytes(first)
                 if text:
                     self.protocol.send_text(data, fin=False)
@@ -772,6 +787,12 @@ class Connection:
         self.latency = acknowledged[-1][0].latency or 0.0
 
     # Helpers.
+
+    def _skip_compression(self) -> None:
+        """Send the next message uncompressed; protocol lock held."""
+        for extension in self.protocol.extensions:
+            if isinstance(extension, PerMessageDeflate):
+                extension.skip_next_message()
 
     def _check_open(self) -> None:
         """Raise ConnectionClosed unless the connection is open; protocol lock held."""
