@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import enum
 import logging
+import secrets
 from collections.abc import Generator
 from typing import TypeAlias
 
@@ -39,6 +40,8 @@ __all__ = ["Event", "Protocol", "Side", "State"]
 Event: TypeAlias = Request | Response | Frame
 """What :meth:`Protocol.events_received` returns: frames, and in a handshake a request or a
 response."""
+
+_MASK_POOL_SIZE = 1024
 
 # A Close with one of these codes on both sides is a normal closure.
 _OK_CLOSE_CODES = frozenset(
@@ -127,6 +130,9 @@ class Protocol:
         self._utf8_started = False
         # The message being sent is fragmented and expects a continuation frame.
         self._send_expect_cont = False
+        # Random bytes for mask keys, used up 4 at a time.
+        self._mask_pool = b""
+        self._mask_position = 0
 
         self.parser = self.parse()
         next(self.parser)
@@ -316,7 +322,23 @@ class Protocol:
             frame = extension.encode(frame)
         if self.debug:
             self.logger.debug("> %s", frame)
-        self.writes.append(frame.serialize(mask=self.side is Side.CLIENT))
+        if self.side is Side.CLIENT:
+            self.writes.append(frame.serialize(mask=True, mask_key=self._next_mask_key()))
+        else:
+            self.writes.append(frame.serialize(mask=False))
+
+    def _next_mask_key(self) -> bytes:
+        """A fresh, unpredictable mask key (RFC 6455 §5.3, §10.3).
+
+        Keys come from :mod:`secrets` 1 KiB at a time: one system call per 256 frames rather
+        than one per frame. Every key is still used once and drawn from the OS's CSPRNG.
+        """
+        position = self._mask_position
+        if position >= len(self._mask_pool):
+            self._mask_pool = secrets.token_bytes(_MASK_POOL_SIZE)
+            position = 0
+        self._mask_position = position + 4
+        return self._mask_pool[position : position + 4]
 
     def send_data(self, data: bytes) -> None:
         """Queue raw bytes, for handshakes."""
