@@ -40,3 +40,15 @@ def test_readme_shows_the_sansio_example_verbatim() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = (EXAMPLES / "sansio_echo.py").read_text(encoding="utf-8")
     assert f"```python\n{example}```\n" in readme
+
+
+def test_quickstart_echoes_through_a_real_server() -> None:
+    result = run_example("quickstart.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Hello world!"]
+
+
+def test_readme_shows_the_quickstart_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = (EXAMPLES / "quickstart.py").read_text(encoding="utf-8")
+    assert f"```python\n{example}```\n" in readme
