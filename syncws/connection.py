@@ -91,7 +91,8 @@ class Connection:
         max_queue: how many received messages may wait for :meth:`recv` before reading
             pauses; ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
-        write_limit: unsent bytes over which :func:`~syncws.broadcast` skips the connection.
+        write_limit: unsent bytes over which :func:`~syncws.broadcast` skips the connection,
+            and the reader stops reading until they are written.
     """
 
     def __init__(
@@ -147,6 +148,8 @@ class Connection:
         self._keepalive_timer: Timer | None = None
         self._close_timer: Timer | None = None
         self._retry_timer: Timer | None = None
+        # Timeouts of keepalive pings waiting for their pong, by ping payload.
+        self._pong_timers: dict[bytes, Timer] = {}
         self._transport_error: BaseException | None = None
         self._aborted = False
         self._closed = threading.Event()
@@ -289,7 +292,7 @@ class Connection:
 
     def send(
         self,
-        message: Data | Iterable[Data],
+        message: Data | bytearray | memoryview | Iterable[Data | bytearray | memoryview],
         timeout: float | None = None,
         *,
         compress: bool = True,
@@ -551,6 +554,12 @@ class Connection:
         protocol = self.protocol
         lock = self._protocol_lock
         try:
+            # Frames that came with the handshake response may have called for an answer (a
+            # pong, the echo of a Close) or a close timeout: send and arm them now.
+            with lock:
+                self._collect_output()
+            if self._out or self._eof_pending():
+                self._flush(wait=False, wait_socket=True)
             for event in events:
                 self._process_event(event)
             while True:
@@ -561,8 +570,11 @@ class Connection:
                     protocol.receive_data(data)
                     events = protocol.events_received()
                     self._collect_output()
+                    backlog = sum(map(len, self._out))
                 if self._out or self._eof_pending():
-                    self._flush(wait=False, wait_socket=True)
+                    # Over write_limit, wait for the thread that writes and for the socket
+                    # rather than read more: answers (pongs) to what comes in would pile up.
+                    self._flush(wait=backlog > self.write_limit, wait_socket=True)
                 for event in events:
                     self._process_event(event)
         except (OSError, TimeoutError) as exc:
@@ -594,7 +606,9 @@ class Connection:
             pings = list(self._pings.values())
             self._pings.clear()
         self._queue.close()
-        for timer in (self._keepalive_timer, self._close_timer, self._retry_timer):
+        timers = [self._keepalive_timer, self._close_timer, self._retry_timer]
+        timers.extend(self._pong_timers.values())
+        for timer in timers:
             if timer is not None:
                 timer.cancel()
         for waiter, _ in pings:
@@ -655,7 +669,9 @@ class Connection:
             wait_socket = wait
         timeout = self.write_timeout if wait_socket else 0
         if deadline is not None and timeout != 0:
-            remaining = max(0.0, deadline - time.monotonic())
+            # Past the deadline, still wait a little: a timeout of 0 would leave what the
+            # socket doesn't take queued (unbounded) instead of raising TimeoutError.
+            remaining = max(0.001, deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)
         while True:
             if wait:
@@ -739,18 +755,29 @@ class Connection:
                 return
             if self.ping_timeout is not None:
                 pauses = self._queue.pauses
-                call_later(self.ping_timeout, lambda: self._check_pong(data, pauses))
+                self._pong_timers[data] = call_later(
+                    self.ping_timeout, lambda: self._check_pong(data, pauses)
+                )
         assert self.ping_interval is not None
         self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
+        if self._queue.closed:
+            # The connection ended meanwhile: _finish() may have cancelled the timers before
+            # these were scheduled.
+            self._keepalive_timer.cancel()
+            for timer in list(self._pong_timers.values()):
+                timer.cancel()
 
     def _check_pong(self, data: bytes, pauses: int) -> None:
         """Fail the connection when a keepalive ping went unanswered, in the timer thread."""
+        self._pong_timers.pop(data, None)
         if data not in self._pings or self.protocol.state is not State.OPEN:
             return
         if self._queue.paused or self._queue.pauses != pauses:
             # The reader paused since the ping: the pong may be waiting unread. Check again.
             assert self.ping_timeout is not None
-            call_later(self.ping_timeout, lambda: self._check_pong(data, self._queue.pauses))
+            self._pong_timers[data] = call_later(
+                self.ping_timeout, lambda: self._check_pong(data, self._queue.pauses)
+            )
             return
         self.logger.info("keepalive ping timeout; failing connection")
         with self._protocol_lock:
@@ -779,6 +806,9 @@ class Connection:
             for ping_data, (waiter, sent) in list(self._pings.items()):
                 del self._pings[ping_data]
                 acknowledged.append((waiter, sent))
+                timer = self._pong_timers.pop(ping_data, None)
+                if timer is not None:
+                    timer.cancel()
                 if ping_data == data:
                     break
         for waiter, sent in acknowledged:

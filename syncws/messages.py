@@ -7,7 +7,8 @@ reading, the kernel's buffers fill up and TCP pushes back on the peer. Nothing i
 memory stays bounded, at about ``max_queue * max_size``.
 
 :meth:`~MessageQueue.close` wakes every waiting thread: the consumer gets :exc:`EOFError` once
-the complete messages already queued are taken, and the reader gets :exc:`EOFError` at once.
+the complete messages already queued are taken; a reader blocked in :meth:`~MessageQueue.put`
+returns, and any later ``put`` raises :exc:`EOFError`.
 """
 
 from __future__ import annotations

@@ -167,11 +167,19 @@ class TLSTransport(Transport):
                     self._incoming.write_eof()
 
     def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+        """Encrypt ``chunks`` and write them, as :meth:`Transport.send` does.
+
+        Returns:
+            ``[b""]`` when encrypted bytes are left to write (only when ``timeout`` is
+            ``0``): the plaintext was taken, but the caller must call :meth:`send` again,
+            with this list or more data, for those bytes to go out. Otherwise empty.
+        """
         with self._tls_lock:
             raw = self._pending
             self._pending = []
             for chunk in chunks:
-                self.ssl_object.write(chunk)
+                if chunk:
+                    self.ssl_object.write(chunk)
             chunks.clear()
             records = self._outgoing.read()
         if records:
@@ -181,6 +189,7 @@ class TLSTransport(Transport):
             # Encrypted bytes can't be taken back: keep them first in line.
             with self._tls_lock:
                 self._pending[:0] = left
+            return [b""]
         return []
 
     def shutdown_write(self) -> None:

@@ -1,0 +1,377 @@
+"""Tests of the bounded message queue between the reader thread and recv()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from io_helpers import TIMEOUT, check_leaks, wait_for
+
+from syncws.exceptions import ConcurrencyError
+from syncws.frames import Frame, Opcode
+from syncws.messages import Data, MessageQueue
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    with check_leaks():
+        yield
+
+
+def text(data: str, fin: bool = True) -> Frame:
+    return Frame(Opcode.TEXT, data.encode(), fin)
+
+
+def binary(data: bytes, fin: bool = True) -> Frame:
+    return Frame(Opcode.BINARY, data, fin)
+
+
+def cont(data: bytes, fin: bool = True) -> Frame:
+    return Frame(Opcode.CONT, data, fin)
+
+
+class Background:
+    """Run a call in a thread; keep its result or exception."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.result = call()
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float = TIMEOUT) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the background call did not return"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def queue() -> Iterator[MessageQueue]:
+    queue = MessageQueue(max_queue=None)
+    yield queue
+    # Wake anything a failed test left waiting.
+    queue.close()
+
+
+def test_max_queue_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_queue"):
+        MessageQueue(0)
+
+
+def test_get_in_order(queue: MessageQueue) -> None:
+    queue.put(text("one"))
+    queue.put(binary(b"two"))
+    queue.put(text("three"))
+    assert len(queue) == 3
+    assert queue.get(0) == "one"
+    assert queue.get(0) == b"two"
+    assert queue.get(0) == "three"
+    assert len(queue) == 0
+
+
+def test_get_reassembles_fragments(queue: MessageQueue) -> None:
+    queue.put(text("caf", fin=False))
+    queue.put(cont("é".encode()[:1], fin=False))
+    queue.put(cont("é".encode()[1:] + b"!"))
+    queue.put(binary(b"a", fin=False))
+    queue.put(cont(b"b"))
+    assert len(queue) == 2
+    assert queue.get(0) == "café!"
+    assert queue.get(0) == b"ab"
+
+
+def test_get_timeout_zero_polls(queue: MessageQueue) -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        queue.get(0)
+    assert time.monotonic() - start < 1
+    queue.put(text("here"))
+    assert queue.get(0) == "here"
+
+
+def test_get_timeout_waits(queue: MessageQueue) -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        queue.get(0.2)
+    assert 0.15 <= time.monotonic() - start < 3
+
+
+def test_get_waits_for_message(queue: MessageQueue) -> None:
+    getter = Background(lambda: queue.get(TIMEOUT))
+    time.sleep(0.05)
+    queue.put(text("late"))
+    assert getter.join() == "late"
+
+
+def test_timeout_never_splits_message(queue: MessageQueue) -> None:
+    queue.put(text("first half, ", fin=False))
+    with pytest.raises(TimeoutError):
+        queue.get(0.05)
+    # The timeout consumed nothing: the rest of the message completes it.
+    queue.put(cont(b"second half"))
+    assert queue.get(0) == "first half, second half"
+
+
+def test_timeout_while_fragments_arrive(queue: MessageQueue) -> None:
+    """Fragments keep arriving across timeouts; no call loses or splits the message."""
+    parts = [f"part {i};".encode() for i in range(10)]
+
+    def produce() -> None:
+        for i, part in enumerate(parts):
+            fin = i == len(parts) - 1
+            queue.put(Frame(Opcode.TEXT if i == 0 else Opcode.CONT, part, fin))
+            time.sleep(0.01)
+
+    producer = Background(produce)
+    timeouts = 0
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        assert time.monotonic() < deadline, "the message never completed"
+        try:
+            message = queue.get(0.003)
+        except TimeoutError:
+            timeouts += 1
+        else:
+            break
+    producer.join()
+    assert message == b"".join(parts).decode()
+    assert timeouts > 0
+    with pytest.raises(TimeoutError):
+        queue.get(0)
+
+
+@pytest.mark.parametrize(
+    ("frame", "decode", "expected"),
+    [
+        (Frame(Opcode.TEXT, "é".encode()), None, "é"),
+        (Frame(Opcode.BINARY, b"\x00\xff"), None, b"\x00\xff"),
+        (Frame(Opcode.TEXT, "é".encode()), False, "é".encode()),
+        (Frame(Opcode.BINARY, b"\x00\xff"), False, b"\x00\xff"),
+        (Frame(Opcode.TEXT, "é".encode()), True, "é"),
+        (Frame(Opcode.BINARY, "é".encode()), True, "é"),
+    ],
+)
+def test_get_decode(queue: MessageQueue, frame: Frame, decode: bool | None, expected: Data) -> None:
+    queue.put(frame)
+    message = queue.get(0, decode)
+    assert type(message) is type(expected)
+    assert message == expected
+
+
+def test_get_iter_streams_fragments(queue: MessageQueue) -> None:
+    queue.put(binary(b"a", fin=False))
+    fragments = queue.get_iter()
+    # The first fragment is available before the message is complete.
+    assert next(fragments) == b"a"
+    queue.put(cont(b"b", fin=False))
+    assert next(fragments) == b"b"
+    queue.put(cont(b"c"))
+    assert next(fragments) == b"c"
+    with pytest.raises(StopIteration):
+        next(fragments)
+    assert len(queue) == 0
+
+
+def test_get_iter_waits_for_fragments(queue: MessageQueue) -> None:
+    queue.put(text("x", fin=False))
+
+    def produce() -> None:
+        time.sleep(0.05)
+        queue.put(cont(b"y", fin=False))
+        time.sleep(0.05)
+        queue.put(cont(b"z"))
+
+    producer = Background(produce)
+    assert list(queue.get_iter()) == ["x", "y", "z"]
+    producer.join()
+
+
+def test_get_iter_reassembles_split_utf8(queue: MessageQueue) -> None:
+    encoded = "€uro".encode()  # the euro sign takes 3 bytes
+    queue.put(Frame(Opcode.TEXT, encoded[:1], fin=False))
+    queue.put(cont(encoded[1:2], fin=False))
+    queue.put(cont(encoded[2:]))
+    fragments = list(queue.get_iter())
+    texts = [fragment for fragment in fragments if isinstance(fragment, str)]
+    assert texts == fragments
+    assert "".join(texts) == "€uro"
+    # Incomplete characters are held back until the fragment that ends them.
+    assert fragments == ["", "", "€uro"]
+
+
+@pytest.mark.parametrize(
+    ("opcode", "decode", "expected"),
+    [
+        (Opcode.TEXT, None, ["é", ""]),
+        (Opcode.TEXT, False, [b"\xc3", b"\xa9"]),
+        (Opcode.BINARY, None, [b"\xc3", b"\xa9"]),
+        (Opcode.BINARY, True, ["", "é"]),
+    ],
+)
+def test_get_iter_decode(
+    queue: MessageQueue, opcode: Opcode, decode: bool | None, expected: list[Data]
+) -> None:
+    if opcode is Opcode.TEXT and decode is None:
+        queue.put(Frame(opcode, "é".encode(), fin=False))
+        queue.put(cont(b""))
+    else:
+        queue.put(Frame(opcode, b"\xc3", fin=False))
+        queue.put(cont(b"\xa9"))
+    assert list(queue.get_iter(decode)) == expected
+
+
+def test_get_iter_then_get(queue: MessageQueue) -> None:
+    queue.put(text("one"))
+    queue.put(text("two"))
+    assert list(queue.get_iter()) == ["one"]
+    assert queue.get(0) == "two"
+
+
+def test_second_getter_raises_concurrency_error(queue: MessageQueue) -> None:
+    getter = Background(lambda: queue.get(TIMEOUT))
+    assert wait_for(lambda: queue._getting)
+    with pytest.raises(ConcurrencyError):
+        queue.get(0)
+    with pytest.raises(ConcurrencyError):
+        next(queue.get_iter())
+    queue.put(text("for the first"))
+    assert getter.join() == "for the first"
+    # Once the first getter is done, anyone may get.
+    queue.put(text("next"))
+    assert queue.get(0) == "next"
+
+
+def test_get_during_get_iter_raises_concurrency_error(queue: MessageQueue) -> None:
+    queue.put(text("a", fin=False))
+    fragments = queue.get_iter()
+    assert next(fragments) == "a"
+    with pytest.raises(ConcurrencyError):
+        queue.get(0)
+    queue.put(cont(b"b"))
+    assert list(fragments) == ["b"]
+    queue.put(text("c"))
+    assert queue.get(0) == "c"
+
+
+def test_put_blocks_when_full() -> None:
+    queue = MessageQueue(max_queue=2)
+    queue.put(text("one"))
+    assert not queue.paused
+    putter = Background(lambda: queue.put(text("two")))
+    # The second complete message fills the queue: put() blocks until one is taken.
+    assert wait_for(lambda: queue.paused)
+    assert queue.pauses == 1
+    assert not putter.done.wait(0.1)
+    assert len(queue) == 2
+    assert queue.get(0) == "one"
+    putter.join()
+    assert not queue.paused
+    assert queue.get(0) == "two"
+    queue.close()
+
+
+def test_incomplete_messages_do_not_count() -> None:
+    queue = MessageQueue(max_queue=1)
+    # Fragments of a message in progress never block: only complete messages count.
+    for _ in range(5):
+        queue.put(binary(b"x", fin=False) if _ == 0 else cont(b"x", fin=False))
+    assert not queue.paused
+    putter = Background(lambda: queue.put(cont(b"x")))
+    assert wait_for(lambda: queue.paused)
+    assert queue.get(0) == b"xxxxxx"
+    putter.join()
+    queue.close()
+
+
+def test_pauses_counts_each_pause() -> None:
+    queue = MessageQueue(max_queue=1)
+    for i in range(3):
+        putter = Background(lambda: queue.put(text("m")))
+        assert wait_for(lambda: queue.paused)
+        assert queue.pauses == i + 1
+        assert queue.get(0) == "m"
+        putter.join()
+        assert not queue.paused
+    queue.close()
+
+
+def test_resume_lifts_the_limit() -> None:
+    queue = MessageQueue(max_queue=1)
+    putter = Background(lambda: queue.put(text("one")))
+    assert wait_for(lambda: queue.paused)
+    queue.resume()
+    putter.join()
+    assert not queue.paused
+    # For good: put() never blocks again.
+    for _ in range(10):
+        queue.put(text("more"))
+    assert len(queue) == 11
+    assert queue.max_queue is None
+    queue.close()
+
+
+def test_close_wakes_blocked_get(queue: MessageQueue) -> None:
+    getter = Background(lambda: queue.get(TIMEOUT))
+    assert wait_for(lambda: queue._getting)
+    queue.close()
+    with pytest.raises(EOFError):
+        getter.join()
+
+
+def test_close_wakes_blocked_get_iter(queue: MessageQueue) -> None:
+    queue.put(text("a", fin=False))
+
+    def consume() -> list[Data]:
+        received: list[Data] = []
+        for fragment in queue.get_iter():
+            received.append(fragment)
+        return received
+
+    consumer = Background(consume)
+    assert wait_for(lambda: not queue._frames)
+    queue.close()
+    with pytest.raises(EOFError):
+        consumer.join()
+
+
+def test_close_drains_complete_messages_first(queue: MessageQueue) -> None:
+    queue.put(text("one"))
+    queue.put(text("two"))
+    queue.put(text("incomplete", fin=False))
+    queue.close()
+    assert queue.closed
+    assert queue.get(0) == "one"
+    assert queue.get(TIMEOUT) == "two"
+    # What's left can never complete: the end of the queue.
+    with pytest.raises(EOFError):
+        queue.get(TIMEOUT)
+    with pytest.raises(EOFError):
+        queue.put(text("too late"))
+
+
+def test_close_wakes_blocked_put() -> None:
+    queue = MessageQueue(max_queue=1)
+    putter = Background(lambda: queue.put(text("one")))
+    assert wait_for(lambda: queue.paused)
+    queue.close()
+    putter.join()
+    assert not queue.paused
+    # The message put before the close can still be taken.
+    assert queue.get(0) == "one"
+    with pytest.raises(EOFError):
+        queue.get(0)

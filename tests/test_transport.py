@@ -1,0 +1,447 @@
+"""Tests of the plain and TLS transports, over real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from io_helpers import TIMEOUT, Certificate, check_leaks, make_certificate
+
+from syncws.transport import TLSTransport, Transport, tls_handshake
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    with check_leaks():
+        yield
+
+
+SMALL_BUFFER = 4096
+
+
+@contextlib.contextmanager
+def unix_pair(sndbuf: int | None = None) -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    with a, b:
+        if sndbuf is not None:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
+        b.settimeout(TIMEOUT)
+        yield a, b
+
+
+@contextlib.contextmanager
+def tcp_pair(small: bool = False) -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair of TCP sockets on the loopback interface."""
+    with socket.socket() as listener:
+        if small:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.socket()
+        with client:
+            if small:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            client.settimeout(TIMEOUT)
+            client.connect(listener.getsockname())
+            listener.settimeout(TIMEOUT)
+            server, _ = listener.accept()
+            with server:
+                server.settimeout(TIMEOUT)
+                yield client, server
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """Read ``size`` bytes from a socket with a timeout."""
+    data = bytearray()
+    deadline = time.monotonic() + TIMEOUT
+    while len(data) < size:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(size - len(data))
+        assert chunk, "unexpected end of stream"
+        data += chunk
+    return bytes(data)
+
+
+def recv_exactly(transport: Transport, size: int) -> bytes:
+    """Read ``size`` bytes from a transport with a timeout."""
+    data = bytearray()
+    deadline = time.monotonic() + TIMEOUT
+    while len(data) < size:
+        chunk = transport.recv(size - len(data), max(0.01, deadline - time.monotonic()))
+        assert chunk, "unexpected end of stream"
+        data += chunk
+    return bytes(data)
+
+
+# Plain transport.
+
+
+def test_send_recv() -> None:
+    with unix_pair() as (a, b):
+        transport = Transport(a)
+        assert a.gettimeout() is None  # blocking mode
+        chunks = [b"one", b"two", b"three"]
+        assert transport.send(chunks, None) == []
+        assert chunks == []  # consumed
+        assert read_exactly(b, 11) == b"onetwothree"
+        b.sendall(b"back")
+        assert recv_exactly(transport, 4) == b"back"
+
+
+def test_send_many_chunks() -> None:
+    # More buffers than one sendmsg() call takes.
+    with unix_pair() as (a, b):
+        transport = Transport(a)
+        chunks = [bytes([i]) * 10 for i in range(200)]
+        expected = b"".join(chunks)
+        assert transport.send(chunks, TIMEOUT) == []
+        assert read_exactly(b, len(expected)) == expected
+
+
+def test_recv_timeout() -> None:
+    with unix_pair() as (a, _):
+        transport = Transport(a)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            transport.recv(10, 0.1)
+        assert 0.05 <= time.monotonic() - start < 3
+
+
+def test_recv_end_of_stream() -> None:
+    with unix_pair() as (a, b):
+        transport = Transport(a)
+        b.shutdown(socket.SHUT_WR)
+        assert transport.recv(10, TIMEOUT) == b""
+
+
+def test_send_timeout_zero_returns_what_did_not_fit() -> None:
+    with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
+        transport = Transport(a)
+        data = bytes(range(256)) * 4096  # 1 MiB: much more than the buffers hold
+        chunks = [data[: len(data) // 2], data[len(data) // 2 :]]
+        start = time.monotonic()
+        left = transport.send(chunks, 0)
+        assert time.monotonic() - start < 3  # it did not wait
+        assert left
+        rest = b"".join(left)
+        written = len(data) - len(rest)
+        assert 0 < written < len(data)
+        # What's left is exactly the end of the data: nothing lost, nothing duplicated.
+        assert rest == data[written:]
+        # Read what was written while the rest is sent.
+        received = bytearray(read_exactly(b, written))
+        sender = threading.Thread(target=transport.send, args=(left, TIMEOUT))
+        sender.start()
+        received += read_exactly(b, len(rest))
+        sender.join(TIMEOUT)
+        assert not sender.is_alive()
+        assert received == data
+
+
+def test_send_timeout_raises_when_peer_does_not_read() -> None:
+    with unix_pair(sndbuf=SMALL_BUFFER) as (a, _):
+        transport = Transport(a)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            transport.send([b"x" * 2**20], 0.2)
+        assert 0.15 <= time.monotonic() - start < 3
+
+
+def test_send_waits_for_progress() -> None:
+    """The timeout bounds each wait without progress, not the whole send."""
+    with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
+        transport = Transport(a)
+        data = b"y" * 2**19
+        received = bytearray()
+
+        def read_slowly() -> None:
+            while len(received) < len(data):
+                time.sleep(0.001)
+                chunk = b.recv(65536)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        try:
+            assert transport.send([data], 0.5) == []
+        finally:
+            reader.join(TIMEOUT)
+        assert not reader.is_alive()
+        assert received == data
+
+
+def test_abort_wakes_blocked_recv() -> None:
+    with tcp_pair() as (client, _):
+        transport = Transport(client)
+        results: list[bytes | BaseException] = []
+
+        def receive() -> None:
+            try:
+                results.append(transport.recv(10, TIMEOUT))
+            except OSError as exc:  # pragma: no cover (Linux returns EOF)
+                results.append(exc)
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        time.sleep(0.05)
+        start = time.monotonic()
+        transport.abort()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert time.monotonic() - start < 2
+        assert results == [b""]
+        # The socket stays open until close(): its descriptor is not reused meanwhile.
+        assert client.fileno() >= 0
+        transport.abort()  # twice is fine
+        transport.close()
+        assert client.fileno() == -1
+
+
+def test_abort_wakes_blocked_send() -> None:
+    with unix_pair(sndbuf=SMALL_BUFFER) as (a, _):
+        transport = Transport(a)
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                transport.send([b"z" * 2**20], TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        time.sleep(0.1)
+        start = time.monotonic()
+        transport.abort()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert time.monotonic() - start < 2
+        assert len(errors) == 1
+        assert isinstance(errors[0], OSError)
+        assert not isinstance(errors[0], TimeoutError)
+
+
+def test_shutdown_write() -> None:
+    with tcp_pair() as (client, server):
+        transport = Transport(client)
+        transport.send([b"last"], TIMEOUT)
+        transport.shutdown_write()
+        assert read_exactly(server, 4) == b"last"
+        assert server.recv(10) == b""
+        # The other direction still works.
+        server.sendall(b"reply")
+        assert recv_exactly(transport, 5) == b"reply"
+
+
+# TLS transport.
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def server_context(certificate: Certificate) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate.cert, certificate.key)
+    return context
+
+
+def client_context(certificate: Certificate) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certificate.cert))
+    return context
+
+
+@contextlib.contextmanager
+def tls_pair(
+    certificate: Certificate, *, small: bool = False, server_hostname: str = "localhost"
+) -> Iterator[tuple[TLSTransport, TLSTransport]]:
+    """Client and server TLS transports, handshake done."""
+    with tcp_pair(small) as (client_sock, server_sock):
+        deadline = time.monotonic() + TIMEOUT
+        servers: list[TLSTransport] = []
+        errors: list[BaseException] = []
+
+        def handshake() -> None:
+            try:
+                servers.append(
+                    tls_handshake(
+                        server_sock, server_context(certificate), server_side=True,
+                        deadline=deadline,
+                    )
+                )  # fmt: skip
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=handshake)
+        thread.start()
+        try:
+            client = tls_handshake(
+                client_sock,
+                client_context(certificate),
+                server_side=False,
+                server_hostname=server_hostname,
+                deadline=deadline,
+            )
+        finally:
+            if thread.is_alive():
+                thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        if errors:
+            raise errors[0]
+        yield client, servers[0]
+
+
+def test_tls_handshake_and_echo(certificate: Certificate) -> None:
+    with tls_pair(certificate) as (client, server):
+        assert isinstance(client, TLSTransport)
+        assert client.ssl_object.version() in ("TLSv1.2", "TLSv1.3")
+        cert = client.ssl_object.getpeercert()
+        assert cert is not None
+        assert client.send([b"hello", b" ", b"tls"], TIMEOUT) == []
+        assert recv_exactly(server, 9) == b"hello tls"
+        assert server.send([b"echo: hello tls"], TIMEOUT) == []
+        assert recv_exactly(client, 15) == b"echo: hello tls"
+
+
+def test_tls_large_transfer_both_ways(certificate: Certificate) -> None:
+    data = bytes(range(256)) * 4096
+    with tls_pair(certificate, small=True) as (client, server):
+        received: list[bytes] = []
+
+        def echo() -> None:
+            message = recv_exactly(server, len(data))
+            received.append(message)
+            server.send([message], TIMEOUT)
+
+        thread = threading.Thread(target=echo)
+        thread.start()
+        try:
+            assert client.send([data], TIMEOUT) == []
+            assert recv_exactly(client, len(data)) == data
+        finally:
+            thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert received == [data]
+
+
+def test_tls_recv_end_of_stream(certificate: Certificate) -> None:
+    with tls_pair(certificate) as (client, server):
+        server.send([b"bye"], TIMEOUT)
+        server.shutdown_write()  # close_notify, then FIN
+        assert recv_exactly(client, 3) == b"bye"
+        assert client.recv(10, TIMEOUT) == b""
+
+
+def test_tls_abort_wakes_blocked_recv(certificate: Certificate) -> None:
+    with tls_pair(certificate) as (client, _):
+        results: list[bytes | BaseException] = []
+
+        def receive() -> None:
+            try:
+                results.append(client.recv(10, TIMEOUT))
+            except (OSError, TimeoutError) as exc:
+                results.append(exc)
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        time.sleep(0.05)
+        start = time.monotonic()
+        client.abort()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert time.monotonic() - start < 2
+        # The end of the TCP stream without close_notify: an end of stream or a TLS error,
+        # never a timeout.
+        assert len(results) == 1
+        assert not isinstance(results[0], TimeoutError)
+        assert results[0] == b"" or isinstance(results[0], ssl.SSLError)
+
+
+def test_tls_send_timeout_zero_reports_pending_bytes(certificate: Certificate) -> None:
+    """Encrypted bytes that did not fit are reported, so that the caller sends them later."""
+    data = b"q" * 2**20
+    with tls_pair(certificate, small=True) as (client, server):
+        left = client.send([data], 0)
+        # The plaintext is taken, but encrypted bytes wait: the caller must call again.
+        assert left
+        assert b"".join(left) == b""
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
+        reader.start()
+        try:
+            assert client.send(left, TIMEOUT) == []
+        finally:
+            reader.join(TIMEOUT)
+        assert not reader.is_alive()
+        assert received == [data]
+
+
+def test_tls_send_timeout(certificate: Certificate) -> None:
+    with tls_pair(certificate, small=True) as (client, _):
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            client.send([b"w" * 2**20], 0.2)
+        assert 0.15 <= time.monotonic() - start < 3
+
+
+def test_tls_handshake_fails_verification(certificate: Certificate) -> None:
+    with tcp_pair() as (client_sock, server_sock):
+        deadline = time.monotonic() + TIMEOUT
+
+        def handshake() -> None:
+            with contextlib.suppress(OSError):
+                tls_handshake(
+                    server_sock, server_context(certificate), server_side=True, deadline=deadline
+                )
+
+        thread = threading.Thread(target=handshake)
+        thread.start()
+        try:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                tls_handshake(
+                    client_sock,
+                    client_context(certificate),
+                    server_side=False,
+                    server_hostname="not-localhost.example",
+                    deadline=deadline,
+                )
+        finally:
+            client_sock.shutdown(socket.SHUT_RDWR)
+            thread.join(TIMEOUT)
+        assert not thread.is_alive()
+
+
+def test_tls_handshake_timeout(certificate: Certificate) -> None:
+    with tcp_pair() as (client_sock, _):
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            tls_handshake(
+                client_sock,
+                client_context(certificate),
+                server_side=False,
+                server_hostname="localhost",
+                deadline=time.monotonic() + 0.2,
+            )
+        assert 0.15 <= time.monotonic() - start < 3
+
+
+def test_tls_handshake_connection_closed(certificate: Certificate) -> None:
+    with tcp_pair() as (client_sock, server_sock):
+        server_sock.shutdown(socket.SHUT_RDWR)
+        with pytest.raises(OSError):  # noqa: PT011 (reset or end of stream)
+            tls_handshake(
+                client_sock,
+                client_context(certificate),
+                server_side=False,
+                server_hostname="localhost",
+                deadline=time.monotonic() + TIMEOUT,
+            )
