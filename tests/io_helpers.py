@@ -8,20 +8,16 @@ every thread and socket started here is cleaned up by the context manager that s
 * :func:`ws_server`: the ``websockets`` sync server, a well-behaved peer.
 * :class:`RawServer`: a scripted TCP server, a hostile peer that answers the handshake and
   then reads and writes raw frame bytes.
-* :func:`make_certificate`: a self-signed certificate for ``localhost`` and ``127.0.0.1``.
+* :func:`make_certificate`: the committed self-signed test certificate for ``localhost``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import gc
-import ipaddress
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -510,69 +506,13 @@ class Certificate:
     key: Path
 
 
-def make_certificate(directory: Path) -> Certificate:
-    """Make a self-signed certificate for ``localhost`` and ``127.0.0.1``, valid for a day.
+def make_certificate(directory: Path | None = None) -> Certificate:
+    """The test certificate: self-signed for ``localhost``, ``127.0.0.1`` and ``::1``.
 
-    It uses the ``cryptography`` package if it is installed and the ``openssl`` command
-    otherwise; the test is skipped when neither is there.
+    It was generated once, valid for 100 years, and is committed next to the tests:
+    ``tests/localhost.pem`` holds the key and the certificate, ``tests/localhost.crt`` the
+    certificate alone, to trust it as a CA. ``directory`` is accepted and unused, for callers
+    that pass one.
     """
-    cert = directory / "cert.pem"
-    key = directory / "key.pem"
-    try:
-        _make_certificate_cryptography(cert, key)
-    except ImportError:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            pytest.skip("neither the cryptography package nor the openssl command is available")
-        subprocess.run(
-            [
-                openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                "-keyout", str(key), "-out", str(cert), "-days", "1",
-                "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )  # fmt: skip
-    return Certificate(cert, key)
-
-
-def _make_certificate_cryptography(cert_path: Path, key_path: Path) -> None:
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    here = Path(__file__).resolve().parent
+    return Certificate(here / "localhost.crt", here / "localhost.pem")
