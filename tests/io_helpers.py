@@ -426,6 +426,13 @@ def _run_server(server: Server, uri: str) -> Iterator[WSServer]:
         # serve_forever() leaves its selector in a reference cycle: release its descriptor
         # now, so that the leak check only sees syncws's own.
         gc.collect()
+        # websockets 16 (the newest for Python 3.10) never closes the pipe it wakes
+        # serve_forever() with; websockets 17 doesn't have it.
+        for name in ("shutdown_watcher", "shutdown_notifier"):
+            fd = getattr(server, name, None)
+            if isinstance(fd, int):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 @contextlib.contextmanager

@@ -848,7 +848,6 @@ AGREED = [
     request(b"GET / HTTP/1.1 "),
     request(b"GET /"),
     request(b""),
-    request(b"GET /\xe9 HTTP/1.1"),
     b"GET / HTTP/1.1\nHost: x\n\n",
     b"GET / HTTP/1.1\r\nHost: x\n\r\n",
     request(b"GET / HTTP/1.1", b"X-A: a", b" folded"),
@@ -860,13 +859,13 @@ AGREED = [
     request(b"GET / HTTP/1.1", b"X-A: a\x7fb"),
     request(b"GET / HTTP/1.1", b"Transfer-Encoding: chunked"),
     request(b"GET / HTTP/1.1", b"Content-Length: 5"),
-    request(b"GET / HTTP/1.1", b"Content-Length: 00"),
     request(b"GET / HTTP/1.1", *[b"X-%d: v" % i for i in range(MAX_HEADERS)]),
     request(b"GET /" + b"a" * (MAX_LINE - 15) + b" HTTP/1.1"),
     request(b"GET / HTTP/1.1", b"X-A: " + b"a" * MAX_LINE),
 ]
 
-# Inputs that websockets accepts and we refuse on purpose. websockets leaves the method to its
+# Inputs that some versions of websockets accept and we refuse on purpose (websockets 16, the
+# newest for Python 3.10, and 17 differ on several of them). websockets leaves the method to its
 # handshake layer; we check it while parsing. The rest is stricter framing: only HTTP/1.1
 # (RFC 6455 §4.1), a token method, an origin-form target in visible ASCII (RFC 9112 §3.2.1),
 # and no Content-Length other than a single "0", so that no two parsers can disagree on where
@@ -880,6 +879,8 @@ STRICTER = [
     request(b"GET http://x/ HTTP/1.1"),
     request(b"GET /a\x01b HTTP/1.1"),
     request(b"GET / HTTP/1.1", b"Content-Length: 0", b"Content-Length: 0"),
+    request(b"GET / HTTP/1.1", b"Content-Length: 00"),
+    request(b"GET /\xe9 HTTP/1.1"),
 ]
 
 
@@ -890,5 +891,5 @@ def test_differential_agreement(data: bytes) -> None:
 
 @pytest.mark.parametrize("data", STRICTER)
 def test_differential_stricter(data: bytes) -> None:
-    assert websockets_accepts(data)
+    # Which of these websockets accepts depends on its version; syncws refuses them all.
     assert not syncws_accepts(data)
