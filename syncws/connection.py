@@ -43,6 +43,10 @@ __all__ = ["Connection", "PingWaiter"]
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
+# How long the reader thread leaves the socket to a recv() that stopped reading it, before it
+# reads again itself. Control frames wait at most this long while nobody receives.
+_HAND_BACK_DELAY = 0.01
+
 
 class PingWaiter:
     """Waits for the pong that answers one ping; :meth:`Connection.ping` returns it."""
@@ -154,6 +158,18 @@ class Connection:
         self._aborted = False
         self._closed = threading.Event()
         self._reader: threading.Thread | None = None
+        # Who reads the socket: the reader thread, or the thread in recv() while it waits
+        # for a message (no hand-off between threads then). The reader parks after handing a
+        # message to recv(), and takes over again once recv() left the socket alone for
+        # _HAND_BACK_DELAY, so that pings are answered and TCP pushes back while nobody
+        # receives.
+        self._read_cond = threading.Condition(threading.Lock())
+        self._reader_reading = False
+        self._consumer_reading = False
+        self._reader_parked = False
+        self._read_done = False
+        self._released_at = 0.0
+        self._hand_back_timer: Timer | None = None
         # Clients mask every frame with a fresh key: their frames can't be shared.
         self._masks = protocol.side is Side.CLIENT
 
@@ -256,10 +272,32 @@ class Connection:
             ConnectionClosed: the connection is closed and every message was received.
             ConcurrencyError: another thread is receiving on this connection.
         """
+        queue = self._queue
+        queue.start_get()
         try:
-            return self._queue.get(timeout, decode)
+            message = queue.take(decode)
+            if message is not None:
+                return message
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                if self._claim_read():
+                    # Nobody reads the socket: read it here, with no thread hand-off.
+                    try:
+                        self._read_directly(deadline)
+                    finally:
+                        self._release_read()
+                else:
+                    # The reader thread is reading: it hands the message over.
+                    queue.wait(_remaining(deadline))
+                message = queue.take(decode)
+                if message is not None:
+                    return message
+                if queue.closed:
+                    raise EOFError("no more messages")
         except EOFError:
             raise self._closed_exception() from self._transport_error
+        finally:
+            queue.end_get()
 
     def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
         """Receive the next message fragment by fragment, as the fragments arrive.
@@ -271,6 +309,8 @@ class Connection:
             ConnectionClosed: the connection closed before or during the message.
             ConcurrencyError: another thread is receiving on this connection.
         """
+        # Fragments come through the reader thread: make sure it reads.
+        self._unpark_reader()
         try:
             yield from self._queue.get_iter(decode)
         except EOFError:
@@ -473,6 +513,7 @@ class Connection:
                 self._collect_output()
         # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
+        self._unpark_reader()
         try:
             self._flush(wait=True)
         except (OSError, TimeoutError):
@@ -546,12 +587,12 @@ class Connection:
         self._aborted = True
         self.transport.abort()
         self._queue.close()
+        self._mark_read_done()
 
     # Reader thread.
 
     def _run(self, events: list[Event]) -> None:
         transport = self.transport
-        protocol = self.protocol
         lock = self._protocol_lock
         try:
             # Frames that came with the handshake response may have called for an answer (a
@@ -561,22 +602,30 @@ class Connection:
             if self._out or self._eof_pending():
                 self._flush(wait=False, wait_socket=True)
             for event in events:
-                self._process_event(event)
+                self._process_event(event, block=True)
+            read_cond = self._read_cond
             while True:
-                data = transport.recv(self.read_limit)
+                with read_cond:
+                    while (
+                        self._consumer_reading or self._reader_parked
+                    ) and not self._read_done:
+                        read_cond.wait()
+                    if self._read_done:
+                        break
+                    self._reader_reading = True
+                try:
+                    data = transport.recv(self.read_limit)
+                finally:
+                    self._reader_reading = False
                 if not data:
                     break
-                with lock:
-                    protocol.receive_data(data)
-                    events = protocol.events_received()
-                    self._collect_output()
-                    backlog = sum(map(len, self._out))
-                if self._out or self._eof_pending():
-                    # Over write_limit, wait for the thread that writes and for the socket
-                    # rather than read more: answers (pongs) to what comes in would pile up.
-                    self._flush(wait=backlog > self.write_limit, wait_socket=True)
-                for event in events:
-                    self._process_event(event)
+                if self._receive(data, block=True):
+                    # A recv() was waiting and got a message: it will likely be back soon.
+                    # Let it read the socket itself then, rather than hand each message over.
+                    with read_cond:
+                        self._reader_parked = True
+                        self._released_at = time.monotonic()
+                        self._schedule_hand_back()
         except (OSError, TimeoutError) as exc:
             if not self._aborted:
                 self._transport_error = exc
@@ -586,15 +635,112 @@ class Connection:
         finally:
             self._finish()
 
-    def _process_event(self, event: Event) -> None:
+    def _receive(self, data: bytes, *, block: bool) -> bool:
+        """Feed bytes read from the socket to the protocol, write its answers, queue messages.
+
+        Args:
+            data: what the socket gave.
+            block: wait for room in the queue (the reader thread does; the thread in
+                ``recv()`` doesn't, since it is the one that makes room).
+
+        Returns:
+            Whether a message was handed to a ``recv()`` waiting for it.
+        """
+        with self._protocol_lock:
+            self.protocol.receive_data(data)
+            events = self.protocol.events_received()
+            self._collect_output()
+            backlog = sum(map(len, self._out))
+        if self._out or self._eof_pending():
+            # Over write_limit, wait for the thread that writes and for the socket rather
+            # than read more: answers (pongs) to what comes in would pile up.
+            self._flush(wait=backlog > self.write_limit, wait_socket=True)
+        handed = False
+        for event in events:
+            handed |= self._process_event(event, block=block)
+        return handed
+
+    def _process_event(self, event: Event, *, block: bool) -> bool:
         if not isinstance(event, Frame):
-            return
+            return False
         opcode = event.opcode
         if opcode in _DATA_OPCODES:
-            with contextlib.suppress(EOFError):
-                self._queue.put(event)
-        elif opcode is Opcode.PONG:
+            try:
+                return self._queue.put(event, block)
+            except EOFError:
+                return False
+        if opcode is Opcode.PONG:
             self._acknowledge_pings(event.data)
+        return False
+
+    # Direct reading by the thread in recv().
+
+    def _claim_read(self) -> bool:
+        """Take the socket for the thread in ``recv()``, unless the reader thread reads."""
+        with self._read_cond:
+            if self._reader_reading or self._read_done or self._queue.closed:
+                return False
+            self._consumer_reading = True
+            return True
+
+    def _release_read(self) -> None:
+        with self._read_cond:
+            self._consumer_reading = False
+            self._released_at = time.monotonic()
+            if self._read_done:
+                self._read_cond.notify_all()
+            elif self._reader_parked:
+                self._schedule_hand_back()
+
+    def _read_directly(self, deadline: float | None) -> None:
+        """Read once from the socket in the thread of ``recv()``, which claimed it.
+
+        Raises:
+            TimeoutError: nothing came before ``deadline``; nothing was read.
+        """
+        try:
+            data = self.transport.recv(self.read_limit, _remaining(deadline))
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            if not self._aborted:
+                self._transport_error = exc
+                self.logger.debug("connection broken: %s", exc)
+            data = b""
+        if data:
+            self._receive(data, block=False)
+        else:
+            # The end: the reader thread tears the connection down.
+            self._mark_read_done()
+
+    def _mark_read_done(self) -> None:
+        with self._read_cond:
+            self._read_done = True
+            self._read_cond.notify_all()
+
+    def _unpark_reader(self) -> None:
+        with self._read_cond:
+            if self._reader_parked:
+                self._reader_parked = False
+                self._read_cond.notify_all()
+
+    def _schedule_hand_back(self) -> None:
+        """Wake the parked reader once ``recv()`` left the socket alone for a while; lock held."""
+        if self._hand_back_timer is None:
+            delay = self._released_at + _HAND_BACK_DELAY - time.monotonic()
+            self._hand_back_timer = call_later(max(0.0, delay), self._hand_back)
+
+    def _hand_back(self) -> None:
+        """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
+        with self._read_cond:
+            self._hand_back_timer = None
+            if not self._reader_parked or self._consumer_reading:
+                return  # the next release schedules another check
+            if time.monotonic() - self._released_at < _HAND_BACK_DELAY:
+                self._schedule_hand_back()
+                return
+            self._reader_parked = False
+            self._read_cond.notify_all()
 
     def _finish(self) -> None:
         """Tear down, in the reader thread, once the connection is over."""
@@ -607,6 +753,9 @@ class Connection:
             self._pings.clear()
         self._queue.close()
         timers = [self._keepalive_timer, self._close_timer, self._retry_timer]
+        with self._read_cond:
+            timers.append(self._hand_back_timer)
+            self._hand_back_timer = None
         timers.extend(self._pong_timers.values())
         for timer in timers:
             if timer is not None:
@@ -845,6 +994,13 @@ def _sockname(sock: socket.socket, *, remote: bool) -> Any:
         return sock.getpeername() if remote else sock.getsockname()
     except OSError:
         return None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds until ``deadline``, at least 0; ``None`` for no deadline."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
 
 
 def _timeout(deadline: float | None) -> float:

@@ -45,6 +45,8 @@ class MessageQueue:
         # How many complete messages _frames holds: its frames with fin set.
         self._complete = 0
         self._getting = False
+        # Whether the consumer waits for a message: then put() hands one over.
+        self._waiting = False
         self._closed = False
         self.paused = False
         """Whether :meth:`put` is blocked because the queue is full."""
@@ -60,8 +62,15 @@ class MessageQueue:
         """Whether :meth:`close` was called."""
         return self._closed
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame, block: bool = True) -> bool:
         """Add a data frame; block while ``max_queue`` complete messages wait.
+
+        Args:
+            frame: a TEXT, BINARY or CONT frame.
+            block: wait for room; the thread that receives never waits for itself.
+
+        Returns:
+            Whether a consumer was waiting for it: it was handed over.
 
         Raises:
             EOFError: the queue is closed.
@@ -72,9 +81,11 @@ class MessageQueue:
             self._frames.append(frame)
             if frame.fin:
                 self._complete += 1
-            self._cond.notify()
+            handed = self._waiting
+            if handed:
+                self._cond.notify()
             max_queue = self.max_queue
-            if max_queue is not None and self._complete >= max_queue:
+            if block and max_queue is not None and self._complete >= max_queue:
                 self.paused = True
                 self.pauses += 1
                 try:
@@ -86,6 +97,62 @@ class MessageQueue:
                         self._cond.wait()
                 finally:
                     self.paused = False
+        return handed
+
+    def start_get(self) -> None:
+        """Become the one consumer; end with :meth:`end_get`.
+
+        Raises:
+            ConcurrencyError: another thread is receiving.
+        """
+        with self._cond:
+            if self._getting:
+                raise ConcurrencyError("another thread is already receiving")
+            self._getting = True
+
+    def end_get(self) -> None:
+        """Stop being the consumer."""
+        self._getting = False
+
+    def take(self, decode: bool | None = None) -> Data | None:
+        """Take the next complete message if there is one, without waiting.
+
+        Args:
+            decode: as in :meth:`get`.
+        """
+        with self._cond:
+            if not self._complete:
+                return None
+            frame = self._frames.popleft()
+            opcode = frame.opcode
+            if frame.fin:
+                data = frame.data
+            else:
+                chunks = [frame.data]
+                while not frame.fin:
+                    frame = self._frames.popleft()
+                    chunks.append(frame.data)
+                data = b"".join(chunks)
+            self._complete -= 1
+            if self.paused:
+                # Wake the reader: there is room now.
+                self._cond.notify()
+        if decode is None:
+            return data.decode() if opcode is Opcode.TEXT else data
+        return data.decode() if decode else data
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until a message is complete or the queue is closed.
+
+        Raises:
+            TimeoutError: neither happened within ``timeout`` seconds.
+        """
+        with self._cond:
+            self._waiting = True
+            try:
+                self._wait(timeout, lambda: self._complete > 0)
+            finally:
+                self._waiting = False
 
     def get(self, timeout: float | None = None, decode: bool | None = None) -> Data:
         """Take the next complete message.
@@ -102,33 +169,17 @@ class MessageQueue:
             EOFError: the queue is closed and holds no complete message.
             ConcurrencyError: another thread is receiving.
         """
-        with self._cond:
-            if self._getting:
-                raise ConcurrencyError("another thread is already receiving")
-            if not self._complete:
-                self._getting = True
-                try:
-                    self._wait(timeout, lambda: self._complete > 0)
-                finally:
-                    self._getting = False
-                if not self._complete:
+        self.start_get()
+        try:
+            message = self.take(decode)
+            if message is None:
+                self.wait(timeout)
+                message = self.take(decode)
+                if message is None:
                     raise EOFError("no more messages")
-            frame = self._frames.popleft()
-            opcode = frame.opcode
-            if frame.fin:
-                data = frame.data
-            else:
-                chunks = [frame.data]
-                while not frame.fin:
-                    frame = self._frames.popleft()
-                    chunks.append(frame.data)
-                data = b"".join(chunks)
-            self._complete -= 1
-            # Wake the reader if it waits for room.
-            self._cond.notify()
-        if decode is None:
-            return data.decode() if opcode is Opcode.TEXT else data
-        return data.decode() if decode else data
+            return message
+        finally:
+            self.end_get()
 
     def get_iter(self, decode: bool | None = None) -> Iterator[Data]:
         """Take the frames of the next message as they arrive.
@@ -149,7 +200,11 @@ class MessageQueue:
             first = True
             while True:
                 with self._cond:
-                    self._wait(None, lambda: bool(self._frames))
+                    self._waiting = True
+                    try:
+                        self._wait(None, lambda: bool(self._frames))
+                    finally:
+                        self._waiting = False
                     if not self._frames:
                         raise EOFError("no more messages")
                     frame = self._frames.popleft()

@@ -31,7 +31,12 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .connection import Connection
-from .exceptions import InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue
+from .exceptions import (
+    ConnectionClosed,
+    InvalidHeader,
+    InvalidHeaderFormat,
+    InvalidHeaderValue,
+)
 from .extensions.base import ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
 from .frames import CloseCode, Frame, Opcode
@@ -246,6 +251,9 @@ class Server:
             self.logger.debug("connection open: %s", connection.remote_address)
             try:
                 self.handler(connection)
+            except ConnectionClosed as exc:
+                # The peer went away while the handler used the connection: routine.
+                self.logger.debug("connection closed while the handler ran: %s", exc)
             except Exception:
                 self.logger.error("connection handler failed", exc_info=True)
                 connection.close(CloseCode.INTERNAL_ERROR)

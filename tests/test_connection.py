@@ -1081,3 +1081,73 @@ def test_close_frame_from_server() -> None:
         connection.wait_closed(TIMEOUT)
         assert connection.close_code == 1000
         assert connection.close_reason == "done"
+
+
+# Direct reading: the thread in recv() reads the socket itself while it keeps receiving.
+
+
+def test_recv_reads_the_socket_itself_once_it_keeps_receiving() -> None:
+    with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
+        reads: list[str] = []
+        original = connection._read_directly
+
+        def counting(deadline: float | None) -> None:
+            reads.append(threading.current_thread().name)
+            original(deadline)
+
+        connection._read_directly = counting  # type: ignore[method-assign]
+        for i in range(50):
+            connection.send(f"message {i}")
+            assert connection.recv(timeout=TIMEOUT) == f"message {i}"
+        # The first replies came through the reader thread, which then parked: the rest
+        # were read by this thread, without a hand-off.
+        assert len(reads) >= 45
+        assert set(reads) == {threading.current_thread().name}
+        assert connection._reader_parked
+
+
+def test_reader_takes_over_when_recv_stops() -> None:
+    """Once recv() stopped, the reader thread answers pings again, so keepalive works."""
+    pongs: queue.Queue[float] = queue.Queue()
+
+    def handler(websocket: ServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for message in websocket:
+                websocket.send(message)
+                if message == "ping me":
+                    # The client does not call recv() anymore: its reader must answer.
+                    pongs.put(websocket.ping().wait(TIMEOUT) is not None and time.monotonic())
+
+    with ws_server(handler) as server, client(server.uri, ping_interval=None) as connection:
+        for i in range(20):
+            connection.send(str(i))
+            connection.recv(timeout=TIMEOUT)
+        assert connection._reader_parked
+        connection.send("ping me")
+        # No recv(): the reply stays queued, and the pong comes from the reader thread.
+        assert pongs.get(timeout=TIMEOUT)
+        assert not connection._reader_parked
+        assert connection.recv(timeout=TIMEOUT) == "ping me"
+
+
+def test_recv_timeout_while_reading_directly_loses_nothing() -> None:
+    release = threading.Event()
+
+    def handler(websocket: ServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for message in websocket:
+                if message == "slow":
+                    release.wait(TIMEOUT)
+                websocket.send(message)
+
+    with ws_server(handler) as server, client(server.uri, ping_interval=None) as connection:
+        for i in range(10):
+            connection.send(str(i))
+            connection.recv(timeout=TIMEOUT)
+        connection.send("slow")
+        with pytest.raises(TimeoutError):
+            connection.recv(timeout=0.1)
+        with pytest.raises(TimeoutError):
+            connection.recv(timeout=0)
+        release.set()
+        assert connection.recv(timeout=TIMEOUT) == "slow"
