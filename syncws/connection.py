@@ -163,7 +163,8 @@ class Connection:
         # message to recv(), and takes over again once recv() left the socket alone for
         # _HAND_BACK_DELAY, so that pings are answered and TCP pushes back while nobody
         # receives.
-        self._read_cond = threading.Condition(threading.Lock())
+        self._read_lock = threading.Lock()
+        self._read_cond = threading.Condition(self._read_lock)
         self._reader_reading = False
         self._consumer_reading = False
         self._reader_parked = False
@@ -376,11 +377,12 @@ class Connection:
     def _send_message(
         self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
     ) -> None:
-        if not self._send_lock.acquire(timeout=_timeout(deadline)):
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else _timeout(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
-                self._check_open()
+                if self.protocol.state is not State.OPEN:
+                    raise self._closed_exception()
                 if not compress:
                     self._skip_compression()
                 if opcode is Opcode.TEXT:
@@ -405,11 +407,12 @@ class Connection:
             text = False
         else:
             raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
-        if not self._send_lock.acquire(timeout=_timeout(deadline)):
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else _timeout(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
-                self._check_open()
+                if self.protocol.state is not State.OPEN:
+                    raise self._closed_exception()
                 if not compress:
                     self._skip_compression()
                 data = first.encode() if text else bytes(first)
@@ -603,9 +606,10 @@ class Connection:
                 self._flush(wait=False, wait_socket=True)
             for event in events:
                 self._process_event(event, block=True)
+            read_lock = self._read_lock
             read_cond = self._read_cond
             while True:
-                with read_cond:
+                with read_lock:
                     while (
                         self._consumer_reading or self._reader_parked
                     ) and not self._read_done:
@@ -622,7 +626,7 @@ class Connection:
                 if self._receive(data, block=True):
                     # A recv() was waiting and got a message: it will likely be back soon.
                     # Let it read the socket itself then, rather than hand each message over.
-                    with read_cond:
+                    with read_lock:
                         self._reader_parked = True
                         self._released_at = time.monotonic()
                         self._schedule_hand_back()
@@ -677,14 +681,14 @@ class Connection:
 
     def _claim_read(self) -> bool:
         """Take the socket for the thread in ``recv()``, unless the reader thread reads."""
-        with self._read_cond:
+        with self._read_lock:
             if self._reader_reading or self._read_done or self._queue.closed:
                 return False
             self._consumer_reading = True
             return True
 
     def _release_read(self) -> None:
-        with self._read_cond:
+        with self._read_lock:
             self._consumer_reading = False
             self._released_at = time.monotonic()
             if self._read_done:
@@ -714,12 +718,12 @@ class Connection:
             self._mark_read_done()
 
     def _mark_read_done(self) -> None:
-        with self._read_cond:
+        with self._read_lock:
             self._read_done = True
             self._read_cond.notify_all()
 
     def _unpark_reader(self) -> None:
-        with self._read_cond:
+        with self._read_lock:
             if self._reader_parked:
                 self._reader_parked = False
                 self._read_cond.notify_all()
@@ -732,7 +736,7 @@ class Connection:
 
     def _hand_back(self) -> None:
         """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
-        with self._read_cond:
+        with self._read_lock:
             self._hand_back_timer = None
             if not self._reader_parked or self._consumer_reading:
                 return  # the next release schedules another check
@@ -753,7 +757,7 @@ class Connection:
             self._pings.clear()
         self._queue.close()
         timers = [self._keepalive_timer, self._close_timer, self._retry_timer]
-        with self._read_cond:
+        with self._read_lock:
             timers.append(self._hand_back_timer)
             self._hand_back_timer = None
         timers.extend(self._pong_timers.values())
@@ -784,13 +788,15 @@ class Connection:
 
     def _collect_output(self) -> None:
         """Move what the protocol wants to send to the output list; protocol lock held."""
-        data = self.protocol.data_to_send()
-        if data:
-            self._out.extend(data)
+        protocol = self.protocol
+        if protocol.writes:
+            self._out.extend(protocol.data_to_send())
+        # While the connection is open and writing, no close timeout is due: skip the call.
         if (
-            self._close_timer is None
+            (protocol.state is not State.OPEN or protocol.eof_sent)
+            and self._close_timer is None
             and self.close_timeout is not None
-            and self.protocol.close_expected()
+            and protocol.close_expected()
         ):
             self._close_timer = call_later(self.close_timeout, self._close_timed_out)
 
@@ -829,10 +835,15 @@ class Connection:
             elif not self._write_lock.acquire(blocking=False):
                 return
             try:
+                protocol = self.protocol
                 while True:
                     with self._protocol_lock:
-                        chunks, self._out = self._out, []
-                        eof = self._eof_pending() and not chunks
+                        chunks = self._out
+                        if chunks:
+                            self._out = []
+                            eof = False
+                        else:
+                            eof = protocol.eof_sent and not self._eof_written
                     if chunks:
                         left = self.transport.send(chunks, timeout)
                         if left:
@@ -850,7 +861,7 @@ class Connection:
                 self._write_lock.release()
             # Another thread may have queued bytes after the last check and found the lock
             # taken: write them too.
-            if not self._out and not self._eof_pending():
+            if not self._out and (self._eof_written or not self.protocol.eof_sent):
                 return
             wait = False
 

@@ -22,8 +22,10 @@ __all__ = [
     "FrameHeader",
     "Opcode",
     "apply_mask",
+    "parse_header",
     "read_header",
     "read_payload",
+    "take_payload",
     "valid_close_code",
     "validate_utf8_prefix",
 ]
@@ -121,6 +123,9 @@ def validate_utf8_prefix(decoder: codecs.IncrementalDecoder, data: bytes, final:
         if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
             raise ProtocolError("invalid UTF-8: surrogate", code=1007)
 
+
+_UNPACK_16 = struct.Struct("!H").unpack_from
+_UNPACK_64 = struct.Struct("!Q").unpack_from
 
 # A 32-bit mask key repeated over this many bytes is XORed as one integer. CPython converts
 # bytes to int and back in linear time, and chunks of this size stay in the CPU cache.
@@ -279,12 +284,38 @@ def read_header(
 ) -> Generator[None, None, FrameHeader]:
     """Read and check a frame header, leaving it in the buffer for :func:`read_payload`.
 
-    Every check that the header allows is made here, before any payload is read, so a hostile
-    length costs neither memory nor time: a reserved opcode, a bad control frame, wrong masking,
-    a length with the most significant bit set or a length over ``max_size`` fails at once.
+    See :func:`parse_header` for the checks, made before any payload is read.
+
+    Raises:
+        ProtocolError: the frame breaks RFC 6455 (close code 1002).
+        PayloadTooBig: the payload is larger than ``max_size`` (close code 1009).
+        EOFError: the stream ends inside the header.
+    """
+    while True:
+        header = parse_header(reader.buffer, mask=mask, max_size=max_size, allow_rsv=allow_rsv)
+        if header is not None:
+            return header
+        if reader.eof:
+            raise EOFError("stream ends inside a frame header")
+        yield
+
+
+def parse_header(
+    buffer: bytearray,
+    *,
+    mask: bool,
+    max_size: int | None = None,
+    allow_rsv: bool = False,
+) -> FrameHeader | None:
+    """Check the frame header at the start of ``buffer``; ``None`` while it is incomplete.
+
+    Every check that the header allows is made here, each as soon as the bytes it needs are
+    there, before any payload is read: so a hostile length costs neither memory nor time. A
+    reserved opcode, a bad control frame, wrong masking, a length with the most significant
+    bit set or a length over ``max_size`` fails at once. The buffer is not changed.
 
     Args:
-        reader: the stream to read from.
+        buffer: the bytes received, starting with a frame.
         mask: whether the frame must be masked (frames from a client) or must not be.
         max_size: the largest payload allowed, or ``None`` for no limit.
         allow_rsv: accept RSV bits (a negotiated extension checks them); otherwise any RSV
@@ -293,22 +324,20 @@ def read_header(
     Raises:
         ProtocolError: the frame breaks RFC 6455 (close code 1002).
         PayloadTooBig: the payload is larger than ``max_size`` (close code 1009).
-        EOFError: the stream ends inside the header.
     """
-    buffer = reader.buffer
-    while len(buffer) < 2:
-        if reader.eof:
-            raise EOFError("stream ends inside a frame header")
-        yield
-    head0, head1 = buffer[0], buffer[1]
+    available = len(buffer)
+    if available < 2:
+        return None
+    head0 = buffer[0]
+    head1 = buffer[1]
 
     opcode = _OPCODES[head0 & 0x0F]
     if opcode is None:
         raise ProtocolError(f"reserved opcode {head0 & 0x0F:#x}")
     if head0 & 0x70 and not allow_rsv:
         raise ProtocolError("reserved bits must be 0 without a negotiated extension")
-    fin = bool(head0 & 0x80)
-    if bool(head1 & 0x80) is not mask:
+    fin = head0 >= 0x80
+    if (head1 >= 0x80) is not mask:
         raise ProtocolError("incorrect masking: " + ("expected" if mask else "unexpected"))
 
     size = head1 & 0x7F
@@ -321,16 +350,17 @@ def read_header(
 
     offset = 2
     if size >= 126:
-        offset = 4 if size == 126 else 10
-        while len(buffer) < offset:
-            if reader.eof:
-                raise EOFError("stream ends inside a frame header")
-            yield
         if size == 126:
-            (size,) = struct.unpack_from("!H", buffer, 2)
+            if available < 4:
+                return None
+            (size,) = _UNPACK_16(buffer, 2)
+            offset = 4
             minimum = 126
         else:
-            (size,) = struct.unpack_from("!Q", buffer, 2)
+            if available < 10:
+                return None
+            (size,) = _UNPACK_64(buffer, 2)
+            offset = 10
             if size >> 63:
                 raise ProtocolError("payload length with the most significant bit set")
             minimum = 65536
@@ -343,16 +373,37 @@ def read_header(
 
     mask_key = None
     if mask:
-        while len(buffer) < offset + 4:
-            if reader.eof:
-                raise EOFError("stream ends inside a frame header")
-            yield
+        if available < offset + 4:
+            return None
         mask_key = bytes(buffer[offset : offset + 4])
         offset += 4
     return FrameHeader(
         opcode, fin, bool(head0 & 0x40), bool(head0 & 0x20), bool(head0 & 0x10),
         size, offset, mask_key,
     )  # fmt: skip
+
+
+def take_payload(
+    buffer: bytearray,
+    header: FrameHeader,
+    on_data: Callable[[bytes], None] | None = None,
+) -> bytes:
+    """Take the payload of a frame that is complete in ``buffer``, and unmask it.
+
+    It does what :func:`read_payload` does, without a generator, for the common case where
+    the whole frame arrived already.
+    """
+    start = header.offset
+    end = start + header.size
+    mask_key = header.mask_key
+    if mask_key is None:
+        data = bytes(buffer[start:end])
+    else:
+        data = apply_mask(memoryview(buffer)[start:end], mask_key)
+    del buffer[:end]
+    if on_data is not None:
+        on_data(data)
+    return data
 
 
 def read_payload(

@@ -40,7 +40,10 @@ class MessageQueue:
         if max_queue is not None and max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
-        self._cond = threading.Condition(threading.Lock())
+        # Critical sections take the lock itself: `with lock` runs in C, while `with
+        # condition` runs two Python methods. The condition is only for waiting.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._frames: collections.deque[Frame] = collections.deque()
         # How many complete messages _frames holds: its frames with fin set.
         self._complete = 0
@@ -75,7 +78,7 @@ class MessageQueue:
         Raises:
             EOFError: the queue is closed.
         """
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise EOFError("message queue is closed")
             self._frames.append(frame)
@@ -105,7 +108,7 @@ class MessageQueue:
         Raises:
             ConcurrencyError: another thread is receiving.
         """
-        with self._cond:
+        with self._lock:
             if self._getting:
                 raise ConcurrencyError("another thread is already receiving")
             self._getting = True
@@ -120,7 +123,7 @@ class MessageQueue:
         Args:
             decode: as in :meth:`get`.
         """
-        with self._cond:
+        with self._lock:
             if not self._complete:
                 return None
             frame = self._frames.popleft()
@@ -147,7 +150,7 @@ class MessageQueue:
         Raises:
             TimeoutError: neither happened within ``timeout`` seconds.
         """
-        with self._cond:
+        with self._lock:
             self._waiting = True
             try:
                 self._wait(timeout, lambda: self._complete > 0)
@@ -191,7 +194,7 @@ class MessageQueue:
             EOFError: the queue closed before the message started or ended.
             ConcurrencyError: another thread is receiving.
         """
-        with self._cond:
+        with self._lock:
             if self._getting:
                 raise ConcurrencyError("another thread is already receiving")
             self._getting = True
@@ -199,7 +202,7 @@ class MessageQueue:
             decoder: codecs.IncrementalDecoder | None = None
             first = True
             while True:
-                with self._cond:
+                with self._lock:
                     self._waiting = True
                     try:
                         self._wait(None, lambda: bool(self._frames))
@@ -224,7 +227,7 @@ class MessageQueue:
                 if frame.fin:
                     return
         finally:
-            with self._cond:
+            with self._lock:
                 self._getting = False
 
     def resume(self) -> None:
@@ -233,13 +236,13 @@ class MessageQueue:
         A closing connection does this so that its reader sees the peer's Close even when
         nobody receives.
         """
-        with self._cond:
+        with self._lock:
             self.max_queue = None
             self._cond.notify_all()
 
     def close(self) -> None:
         """End the queue: wake the consumer and the reader."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify_all()
 

@@ -31,7 +31,17 @@ from .exceptions import (
     ProtocolError,
 )
 from .extensions.base import Extension
-from .frames import Close, CloseCode, Frame, Opcode, read_header, read_payload, validate_utf8_prefix
+from .frames import (
+    Close,
+    CloseCode,
+    Frame,
+    Opcode,
+    parse_header,
+    read_header,
+    read_payload,
+    take_payload,
+    validate_utf8_prefix,
+)
 from .http11 import Request, Response
 from .streams import StreamReader
 
@@ -411,10 +421,14 @@ class Protocol:
                     # The peer closed TCP between frames.
                     return
                 yield
-            # Read self.extensions for each frame, as recv_frame() does.
-            header = yield from read_header(
-                reader, mask=mask, max_size=self.max_size, allow_rsv=bool(self.extensions)
-            )
+            # Read self.extensions for each frame, as recv_frame() does. The common case, a
+            # whole frame in the buffer, runs without a generator.
+            allow_rsv = bool(self.extensions)
+            header = parse_header(buffer, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv)
+            if header is None:
+                header = yield from read_header(
+                    reader, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv
+                )
             opcode = header.opcode
             on_data = None
             if opcode is Opcode.CONT or opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -422,7 +436,10 @@ class Protocol:
                 if self._recv_opcode is Opcode.TEXT and not self._recv_transformed:
                     # Validate text as it arrives: fail fast even inside one frame.
                     on_data = self._check_utf8
-            data = yield from read_payload(reader, header, on_data)
+            if len(buffer) >= header.offset + header.size:
+                data = take_payload(buffer, header, on_data)
+            else:
+                data = yield from read_payload(reader, header, on_data)
             frame = Frame(opcode, data, header.fin, header.rsv1, header.rsv2, header.rsv3)
             if self.debug:
                 self.logger.debug("< %s", frame)
