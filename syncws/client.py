@@ -22,7 +22,7 @@ from .connection import Connection
 from .extensions.base import ClientExtensionFactory
 from .headers import Headers, HeadersLike
 from .protocol import Event
-from .transport import Transport, tls_handshake
+from .transport import Transport, remaining, tls_handshake
 from .uri import WebSocketURI, parse_uri
 from .version import __version__
 
@@ -255,9 +255,9 @@ def _exchange(
     transport: Transport, protocol: ClientProtocol, deadline: float | None, read_limit: int
 ) -> list[Event]:
     """Send the request, read until the response is complete; return the events after it."""
-    transport.send(protocol.data_to_send(), _remaining(deadline))
+    transport.send(protocol.data_to_send(), remaining(deadline))
     while protocol.response is None and protocol.handshake_exc is None:
-        data = transport.recv(read_limit, _remaining(deadline))
+        data = transport.recv(read_limit, remaining(deadline))
         if data:
             protocol.receive_data(data)
         else:
@@ -269,14 +269,6 @@ def _exchange(
     return events[1:]
 
 
-def _remaining(deadline: float | None) -> float | None:
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("timed out during opening handshake")
-    return remaining
-
 
 def _open_tcp(
     host: str, port: int, deadline: float | None, kwargs: dict[str, Any]
@@ -287,7 +279,7 @@ def _open_tcp(
     for family, type_, proto, _, address in addresses:
         sock = socket.socket(family, type_, proto)
         try:
-            sock.settimeout(_remaining(deadline))
+            sock.settimeout(remaining(deadline))
             if "source_address" in kwargs:
                 sock.bind(kwargs["source_address"])
             sock.connect(address)
@@ -335,7 +327,7 @@ def _resolve(host: str, port: int, deadline: float | None) -> list[AddressInfo]:
 
     thread = threading.Thread(target=resolve, name="syncws-resolve", daemon=True)
     thread.start()
-    thread.join(_remaining(deadline))
+    thread.join(remaining(deadline))
     if thread.is_alive():
         raise TimeoutError("timed out during opening handshake: name resolution")
     if errors:

@@ -49,7 +49,7 @@ from .headers import (
 from .http11 import Request, Response
 from .messages import Data
 from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
-from .transport import Transport, tls_handshake
+from .transport import Transport, remaining, tls_handshake
 from .version import __version__
 
 __all__ = [
@@ -292,7 +292,7 @@ class Server:
             request = self._read_request(transport, protocol, deadline)
             response = self._respond(connection, protocol, request)
             protocol.send_response(response)
-            transport.send(protocol.data_to_send(), _remaining(deadline))
+            transport.send(protocol.data_to_send(), remaining(deadline))
         except (OSError, TimeoutError, ssl_module.SSLError, EOFError) as exc:
             self.logger.debug("opening handshake failed: %s", exc)
             return None
@@ -317,7 +317,7 @@ class Server:
                 return request
             if protocol.handshake_exc is not None:
                 return None
-            data = transport.recv(self._connection_options["read_limit"], _remaining(deadline))
+            data = transport.recv(self._connection_options["read_limit"], remaining(deadline))
             if data:
                 protocol.receive_data(data)
             else:
@@ -621,14 +621,6 @@ def _make_server(
         logger=logger,
     )
 
-
-def _remaining(deadline: float | None) -> float | None:
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("timed out during opening handshake")
-    return remaining
 
 
 # Basic authentication (RFC 7617).

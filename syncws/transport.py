@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 
-__all__ = ["TLSTransport", "Transport", "tls_handshake"]
+__all__ = ["TLSTransport", "Transport", "remaining", "tls_handshake"]
 
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
 _MAX_BUFFERS = 64
@@ -235,10 +235,10 @@ def tls_handshake(
             done = False
         records = outgoing.read()
         if records:
-            transport._send_raw([records], _remaining(deadline))
+            transport._send_raw([records], remaining(deadline, "TLS handshake"))
         if done:
             return transport
-        if not _poll_fd(sock.fileno(), select.POLLIN, _remaining(deadline)):
+        if not _poll_fd(sock.fileno(), select.POLLIN, remaining(deadline, "TLS handshake")):
             raise TimeoutError("timed out during TLS handshake")
         raw = sock.recv(65536)
         if not raw:
@@ -246,10 +246,15 @@ def tls_handshake(
         incoming.write(raw)
 
 
-def _remaining(deadline: float | None) -> float | None:
+def remaining(deadline: float | None, what: str = "opening handshake") -> float | None:
+    """Seconds left until ``deadline`` (a :func:`time.monotonic` time); ``None`` without one.
+
+    Raises:
+        TimeoutError: the deadline passed, during ``what``.
+    """
     if deadline is None:
         return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("timed out during TLS handshake")
-    return remaining
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"timed out during {what}")
+    return left

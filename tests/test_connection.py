@@ -31,6 +31,7 @@ from io_helpers import (
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.sync.server import ServerConnection
 
+import syncws.connection
 from syncws.client import ClientConnection
 from syncws.exceptions import (
     ConcurrencyError,
@@ -1086,7 +1087,11 @@ def test_close_frame_from_server() -> None:
 # Direct reading: the thread in recv() reads the socket itself while it keeps receiving.
 
 
-def test_recv_reads_the_socket_itself_once_it_keeps_receiving() -> None:
+def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long enough that a loaded machine never hands reading back during the test.
+    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 10.0)
     with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
         reads: list[str] = []
         original = connection._read_directly
@@ -1106,8 +1111,10 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving() -> None:
         assert connection._reader_parked
 
 
-def test_reader_takes_over_when_recv_stops() -> None:
+def test_reader_takes_over_when_recv_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once recv() stopped, the reader thread answers pings again, so keepalive works."""
+    # Short, but long enough that the round trips below never give reading back.
+    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 0.5)
     pongs: queue.Queue[float] = queue.Queue()
 
     def handler(websocket: ServerConnection) -> None:
