@@ -47,6 +47,12 @@ _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 # reads again itself. Control frames wait at most this long while nobody receives.
 _HAND_BACK_DELAY = 0.01
 
+# When the socket doesn't take everything that is queued without waiting (broadcast, keepalive),
+# the rest is written from the timer thread: soon while the peer reads, then less and less
+# often while it doesn't.
+_RETRY_MIN_DELAY = 0.001
+_RETRY_MAX_DELAY = 0.05
+
 
 class PingWaiter:
     """Waits for the pong that answers one ping; :meth:`Connection.ping` returns it."""
@@ -152,6 +158,7 @@ class Connection:
         self._keepalive_timer: Timer | None = None
         self._close_timer: Timer | None = None
         self._retry_timer: Timer | None = None
+        self._retry_delay = _RETRY_MIN_DELAY
         # Timeouts of keepalive pings waiting for their pong, by ping payload.
         self._pong_timers: dict[bytes, Timer] = {}
         self._transport_error: BaseException | None = None
@@ -845,8 +852,15 @@ class Connection:
                         else:
                             eof = protocol.eof_sent and not self._eof_written
                     if chunks:
+                        size = sum(map(len, chunks)) if timeout == 0 else 0
                         left = self.transport.send(chunks, timeout)
                         if left:
+                            # Only without waiting. Retry soon while the peer reads; back off
+                            # while it doesn't.
+                            if sum(map(len, left)) < size:
+                                self._retry_delay = _RETRY_MIN_DELAY
+                            else:
+                                self._retry_delay = min(2 * self._retry_delay, _RETRY_MAX_DELAY)
                             with self._protocol_lock:
                                 self._out[:0] = left
                             self._schedule_retry()
@@ -889,7 +903,7 @@ class Connection:
                 self.abort()
 
         if self._retry_timer is None:
-            self._retry_timer = call_later(0.05, retry)
+            self._retry_timer = call_later(self._retry_delay, retry)
 
     # Timers.
 

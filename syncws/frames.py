@@ -22,6 +22,7 @@ __all__ = [
     "FrameHeader",
     "Opcode",
     "apply_mask",
+    "encode_frame",
     "parse_header",
     "read_header",
     "read_payload",
@@ -162,17 +163,30 @@ except ImportError:  # built without a C compiler
     apply_mask = _apply_mask_python
 
 
-def _serialize_header(opcode: int, first_bits: int, size: int, mask: bytes | None) -> bytes:
-    """Build the 2-14 byte frame header, using the shortest length form (RFC 6455 §5.2)."""
-    mask_bit = 0x80 if mask is not None else 0
-    head0 = first_bits | opcode
+_PACK_SHORT = struct.Struct("!BB").pack
+_PACK_MEDIUM = struct.Struct("!BBH").pack
+_PACK_LONG = struct.Struct("!BBQ").pack
+
+
+def encode_frame(head: int, data: bytes, mask_key: bytes | None = None) -> bytes:
+    """Serialize one frame, with the shortest length form (RFC 6455 §5.2).
+
+    Args:
+        head: the first byte: FIN and RSV bits and the opcode.
+        data: the payload, unmasked.
+        mask_key: the 4-byte mask key, to mask the payload; ``None`` not to mask.
+    """
+    size = len(data)
+    mask_bit = 0 if mask_key is None else 0x80
     if size < 126:
-        header = struct.pack("!BB", head0, mask_bit | size)
+        header = _PACK_SHORT(head, mask_bit | size)
     elif size < 65536:
-        header = struct.pack("!BBH", head0, mask_bit | 126, size)
+        header = _PACK_MEDIUM(head, mask_bit | 126, size)
     else:
-        header = struct.pack("!BBQ", head0, mask_bit | 127, size)
-    return header if mask is None else header + mask
+        header = _PACK_LONG(head, mask_bit | 127, size)
+    if mask_key is None:
+        return header + data
+    return header + mask_key + apply_mask(data, mask_key)
 
 
 @dataclasses.dataclass(slots=True)
@@ -222,20 +236,20 @@ class Frame:
             mask_key: the 4-byte key, for tests only; by default a fresh one comes from
                 :mod:`secrets`, so that keys are unpredictable (RFC 6455 §10.3).
         """
-        first_bits = (
+        head = (
             (0x80 if self.fin else 0)
             | (0x40 if self.rsv1 else 0)
             | (0x20 if self.rsv2 else 0)
             | (0x10 if self.rsv3 else 0)
+            | self.opcode
         )
         if not mask:
-            return _serialize_header(self.opcode, first_bits, len(self.data), None) + self.data
+            return encode_frame(head, self.data)
         if mask_key is None:
             mask_key = secrets.token_bytes(4)
         elif len(mask_key) != 4:
             raise ValueError("mask_key must be 4 bytes")
-        header = _serialize_header(self.opcode, first_bits, len(self.data), mask_key)
-        return header + apply_mask(self.data, mask_key)
+        return encode_frame(head, self.data, mask_key)
 
     @classmethod
     def parse(

@@ -36,6 +36,7 @@ from .frames import (
     CloseCode,
     Frame,
     Opcode,
+    encode_frame,
     parse_header,
     read_header,
     read_payload,
@@ -238,9 +239,7 @@ class Protocol:
         Raises:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
         """
-        self._start_message()
-        self._send_expect_cont = not fin
-        self.send_frame(Frame(Opcode.TEXT, data, fin))
+        self._send_message_frame(Opcode.TEXT, data, fin)
 
     def send_binary(self, data: bytes, fin: bool = True) -> None:
         """Queue a binary frame.
@@ -250,9 +249,7 @@ class Protocol:
         Raises:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
         """
-        self._start_message()
-        self._send_expect_cont = not fin
-        self.send_frame(Frame(Opcode.BINARY, data, fin))
+        self._send_message_frame(Opcode.BINARY, data, fin)
 
     def send_continuation(self, data: bytes, fin: bool) -> None:
         """Queue the next frame of a fragmented message.
@@ -573,11 +570,19 @@ class Protocol:
 
     # Helpers.
 
-    def _start_message(self) -> None:
+    def _send_message_frame(self, opcode: Opcode, data: bytes, fin: bool) -> None:
+        """Queue the first frame of a message."""
         if self._send_expect_cont:
             raise InvalidState("a fragmented message is unfinished: send a continuation")
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send while {self.state.name.lower()}")
+        self._send_expect_cont = not fin
+        if self.extensions or self.debug or self.eof_sent:
+            self.send_frame(Frame(opcode, data, fin))
+        else:
+            # The common case, without a Frame object: it is the hot path of send().
+            mask_key = self._next_mask_key() if self.side is Side.CLIENT else None
+            self.writes.append(encode_frame((0x80 if fin else 0) | opcode, data, mask_key))
 
     def _send_control(self, opcode: Opcode, data: bytes) -> None:
         if self.state is not State.OPEN and self.state is not State.CLOSING:

@@ -83,6 +83,8 @@ class Transport:
             except BlockingIOError:
                 sent = 0
             if sent:
+                if len(chunks) == 1 and sent == len(chunks[0]):
+                    return []  # the common case: one chunk, written at once
                 _consume(chunks, sent)
                 continue
             if timeout == 0:
