@@ -60,6 +60,8 @@ nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(map(re.escape, _external))})(\..*)?"),
     # typeshed protocols that annotations import under TYPE_CHECKING appear unqualified.
     (r"py:class", r"SupportsKeysAndGetItem|SupportsRead|SupportsWrite|ReadableBuffer"),
+    # Standard library classes imported by name, e.g. ``from ssl import SSLContext``.
+    (r"py:class", r"SSLContext"),
     # Private names, such as a module's TypeVar _T, are not documented on purpose.
     (r"py:class", r"([\w.]+\.)?_[A-Za-z0-9]\w*"),
 ]
@@ -90,6 +92,19 @@ def _resolve_type_alias(
     for name in (target, f"{module}.{target}" if module else None):
         entry = objects.get(name) if name else None
         if entry is not None and entry.objtype == "data":
+            return make_refnode(
+                app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name
+            )
+    # An unqualified name inside an alias's value (``Union[Headers, ...]``): accept it when
+    # exactly one documented class has that name.
+    if "." not in target:
+        matches = [
+            (name, entry)
+            for name, entry in objects.items()
+            if name.endswith(f".{target}") and entry.objtype == "class"
+        ]
+        if len(matches) == 1:
+            name, entry = matches[0]
             return make_refnode(
                 app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name
             )

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from ssl import SSLContext
 from typing import Any, Literal
 
 from .client_protocol import ClientProtocol
@@ -48,7 +49,7 @@ def connect(
     uri: str,
     *,
     sock: socket.socket | None = None,
-    ssl: ssl_module.SSLContext | None = None,
+    ssl: SSLContext | None = None,
     server_hostname: str | None = None,
     origin: str | None = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
@@ -175,7 +176,7 @@ def _handshake(
     wsuri: WebSocketURI,
     *,
     deadline: float | None,
-    ssl: ssl_module.SSLContext | None,
+    ssl: SSLContext | None,
     server_hostname: str | None,
     origin: str | None,
     extensions: Sequence[ClientExtensionFactory] | None,

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from .extensions.permessage_deflate import PerMessageDeflate
@@ -84,8 +84,8 @@ class PingWaiter:
 class Connection:
     """A WebSocket connection: send and receive messages from any thread.
 
-    Connections are made by :func:`~syncws.connect` and :func:`~syncws.serve`; this class is
-    their common base.
+    Connections are made by :func:`~syncws.client.connect` and :func:`~syncws.server.serve`;
+    this class is their common base.
 
     Args:
         sock: the connected socket.
@@ -101,7 +101,7 @@ class Connection:
         max_queue: how many received messages may wait for :meth:`recv` before reading
             pauses; ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
-        write_limit: unsent bytes over which :func:`~syncws.broadcast` skips the connection,
+        write_limit: unsent bytes over which :func:`~syncws.server.broadcast` skips the connection,
             and the reader stops reading until they are written.
     """
 
@@ -263,6 +263,24 @@ class Connection:
         return self.protocol.state is State.CLOSED
 
     # Receiving.
+
+    @overload
+    def recv(self, timeout: float | None = None, decode: None = None) -> Data: ...
+
+    @overload
+    def recv(self, timeout: float | None = None, *, decode: Literal[True]) -> str: ...
+
+    @overload
+    def recv(self, timeout: float | None = None, *, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[True]) -> str: ...
+
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data: ...
 
     def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data:
         """Receive the next message.
@@ -543,7 +561,7 @@ class Connection:
             self.abort()
 
     def _send_prepared(self, opcode: Opcode, data: bytes, frame: bytes | None) -> bool:
-        """Queue a whole message without blocking, for :func:`~syncws.broadcast`.
+        """Queue a whole message without blocking, for :func:`~syncws.server.broadcast`.
 
         Args:
             opcode: TEXT or BINARY.

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal
 
@@ -54,6 +55,10 @@ from .version import __version__
 
 __all__ = [
     "SERVER",
+    "ExtraHeaders",
+    "Handler",
+    "ProcessRequest",
+    "ProcessResponse",
     "Server",
     "ServerConnection",
     "basic_auth",
@@ -79,9 +84,13 @@ _RESPONSE_503 = (
 ) % (len(_BUSY_TEXT), _BUSY_TEXT)
 
 Handler = Callable[["ServerConnection"], Any]
+"""A connection handler: called with each connection, in a worker thread."""
 ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
+"""A hook called before the handshake: return a response to send it instead of upgrading."""
 ProcessResponse = Callable[["ServerConnection", Request, Response], "Response | None"]
+"""A hook called with the handshake response: it may change it or return another one."""
 ExtraHeaders = HeadersLike | Callable[["ServerConnection"], HeadersLike]
+"""Response headers to add, or a callable that returns them for a connection."""
 
 
 class ServerConnection(Connection):
@@ -121,7 +130,7 @@ class Server:
         sock: socket.socket,
         handler: Handler,
         *,
-        ssl: ssl_module.SSLContext | None,
+        ssl: SSLContext | None,
         max_connections: int,
         open_timeout: float | None,
         process_request: ProcessRequest | None,
@@ -420,7 +429,7 @@ def serve(
     port: int | None = None,
     *,
     sock: socket.socket | None = None,
-    ssl: ssl_module.SSLContext | None = None,
+    ssl: SSLContext | None = None,
     origins: Sequence[Origin] | None = None,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     subprotocols: Sequence[str] | None = None,
@@ -568,7 +577,7 @@ def _make_server(
     sock: socket.socket,
     handler: Handler,
     *,
-    ssl: ssl_module.SSLContext | None,
+    ssl: SSLContext | None,
     origins: Sequence[Origin] | None,
     extensions: Sequence[ServerExtensionFactory] | None,
     subprotocols: Sequence[str] | None,

@@ -1158,3 +1158,26 @@ def test_recv_timeout_while_reading_directly_loses_nothing() -> None:
             connection.recv(timeout=0)
         release.set()
         assert connection.recv(timeout=TIMEOUT) == "slow"
+
+
+def test_keepalive_does_not_blame_peer_for_a_full_local_queue() -> None:
+    """Keepalive skips or extends pings while our own reader is paused by a full queue."""
+    count = 40
+
+    def handler(websocket: ServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for i in range(count):
+                websocket.send(i.to_bytes(4, "big") * 4096)
+            for _ in websocket:
+                pass
+
+    with ws_server(handler) as server, client(
+        server.uri, ping_interval=0.1, ping_timeout=0.2, max_queue=2
+    ) as connection:
+        assert wait_for(lambda: connection._queue.paused)
+        # Several ping intervals and timeouts go by while nobody receives.
+        time.sleep(1.0)
+        assert connection.state is State.OPEN
+        received = [connection.recv(timeout=TIMEOUT, decode=False) for _ in range(count)]
+        assert [int.from_bytes(data[:4], "big") for data in received] == list(range(count))
+        assert connection.state is State.OPEN
