@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import queue
 import socket
 import ssl
@@ -694,3 +695,24 @@ def test_threads_with_keepalive() -> None:
             new = {thread.name for thread in set(threading.enumerate()) - before}
             new.discard("syncws-timer")
             assert new == {f"syncws-reader-{connection.id.hex[:8]}"}
+
+
+def test_logs_frames_to_syncws_client_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="syncws.client")
+    with ws_server(echo) as server, client(server.uri) as connection:
+        connection.send("logged")
+        assert connection.recv(timeout=TIMEOUT) == "logged"
+    messages = [record.getMessage() for record in caplog.records if record.name == "syncws.client"]
+    assert any(message.startswith("> TEXT 'logged'") for message in messages)
+    assert any(message.startswith("< TEXT 'logged'") for message in messages)
+    assert "= connection is OPEN" in messages
+
+
+def test_custom_logger(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("my.app.websocket")
+    caplog.set_level(logging.DEBUG, logger="my.app.websocket")
+    with ws_server(echo) as server, client(server.uri, logger=logger) as connection:
+        connection.send("hi")
+        connection.recv(timeout=TIMEOUT)
+    assert any(record.name == "my.app.websocket" for record in caplog.records)
+    assert not any(record.name == "syncws.client" for record in caplog.records)
