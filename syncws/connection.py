@@ -196,6 +196,10 @@ class Connection:
             name=f"syncws-reader-{self.id.hex[:8]}",
             daemon=True,
         )
+        # The reader thread queues the frames that came with the handshake before anything
+        # else: until it has, recv() must not read the socket, or later frames would overtake
+        # them. The reader clears this once they are queued.
+        self._reader_reading = True
         self._reader.start()
         if self.ping_interval is not None:
             self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
@@ -622,17 +626,21 @@ class Connection:
     def _run(self, events: list[Event]) -> None:
         transport = self.transport
         lock = self._protocol_lock
+        read_lock = self._read_lock
+        read_cond = self._read_cond
         try:
-            # Frames that came with the handshake response may have called for an answer (a
-            # pong, the echo of a Close) or a close timeout: send and arm them now.
-            with lock:
-                self._collect_output()
-            if self._out or self._eof_pending():
-                self._flush(wait=False, wait_socket=True)
-            for event in events:
-                self._process_event(event, block=True)
-            read_lock = self._read_lock
-            read_cond = self._read_cond
+            try:
+                # Frames that came with the handshake response may have called for an answer
+                # (a pong, the echo of a Close) or a close timeout: send and arm them now.
+                with lock:
+                    self._collect_output()
+                if self._out or self._eof_pending():
+                    self._flush(wait=False, wait_socket=True)
+                for event in events:
+                    self._process_event(event, block=True)
+            finally:
+                with read_lock:
+                    self._reader_reading = False
             while True:
                 with read_lock:
                     while (
@@ -642,19 +650,26 @@ class Connection:
                     if self._read_done:
                         break
                     self._reader_reading = True
+                # Reading and queuing what was read go together: until every frame of this
+                # chunk is queued (put() may wait for room), recv() must not read the socket,
+                # or it would wait for bytes already read, or get frames out of order.
+                handed = False
                 try:
                     data = transport.recv(self.read_limit)
+                    if data:
+                        handed = self._receive(data, block=True)
                 finally:
-                    self._reader_reading = False
+                    with read_lock:
+                        self._reader_reading = False
+                        if handed:
+                            # A recv() was waiting and got a message: it will likely be back
+                            # soon. Let it read the socket itself then, rather than hand each
+                            # message over.
+                            self._reader_parked = True
+                            self._released_at = time.monotonic()
+                            self._schedule_hand_back()
                 if not data:
                     break
-                if self._receive(data, block=True):
-                    # A recv() was waiting and got a message: it will likely be back soon.
-                    # Let it read the socket itself then, rather than hand each message over.
-                    with read_lock:
-                        self._reader_parked = True
-                        self._released_at = time.monotonic()
-                        self._schedule_hand_back()
         except (OSError, TimeoutError) as exc:
             if not self._aborted:
                 self._transport_error = exc

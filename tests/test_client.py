@@ -361,6 +361,21 @@ def test_frame_in_handshake_segment() -> None:
         assert connection.recv(TIMEOUT) == b"bird"
 
 
+def test_frames_with_handshake_stay_in_order_with_a_full_queue() -> None:
+    """Frames that came with the 101 are queued before recv() may read the socket itself."""
+
+    def script(peer: RawPeer) -> None:
+        # Many more frames than max_queue in the 101's segment, then more later.
+        peer.accept(b"".join(server_frame(0x1, str(i).encode()) for i in range(20)))
+        time.sleep(0.2)
+        peer.sock.sendall(b"".join(server_frame(0x1, str(i).encode()) for i in range(20, 40)))
+        peer.idle()
+
+    with RawServer(script) as server, aborting(client(server.uri, max_queue=1)) as connection:
+        received = [connection.recv(TIMEOUT) for _ in range(40)]
+        assert received == [str(i) for i in range(40)]
+
+
 def test_ping_in_handshake_segment() -> None:
     """K2: a ping sent with the 101 is answered at once."""
 
