@@ -261,18 +261,27 @@ class Server:
             try:
                 self.handler(connection)
             except ConnectionClosed as exc:
-                # The peer went away while the handler used the connection: routine.
+                # The peer went away while the handler used the connection: routine. Close
+                # anyway: the exception may come from another connection, and closing waits
+                # for the end of this one.
                 self.logger.debug("connection closed while the handler ran: %s", exc)
+                connection.close(CloseCode.INTERNAL_ERROR)
             except Exception:
                 self.logger.error("connection handler failed", exc_info=True)
                 connection.close(CloseCode.INTERNAL_ERROR)
             else:
                 connection.close()
+            # close() returned once the reader thread finished its work: let the thread end
+            # before the worker counts as free, so that shutdown() leaves no thread behind.
+            if connection._reader is not None:
+                connection._reader.join()
         except Exception:
             self.logger.error("unexpected error in connection worker", exc_info=True)
         finally:
             # An open connection's reader thread closes the socket; otherwise it's ours.
             if connection is None:
+                with self._lock:
+                    self._sockets.discard(sock)
                 sock.close()
             with self._lock:
                 self._active -= 1
@@ -329,20 +338,24 @@ class Server:
             data = transport.recv(self._connection_options["read_limit"], remaining(deadline))
             if data:
                 protocol.receive_data(data)
+            elif self._closing:
+                # close() shut the read side down to wake this thread: answer 503.
+                return None
             else:
+                # Nothing can be answered once the protocol took the end of the stream: it is
+                # closed then, and send_response() would raise InvalidState.
                 protocol.receive_eof()
-                if protocol.handshake_exc is None:
-                    raise EOFError("connection closed during handshake")
+                raise EOFError("connection closed during handshake")
 
     def _respond(
         self, connection: ServerConnection, protocol: ServerProtocol, request: Request | None
     ) -> Response:
+        if self._closing:
+            return self._add_headers(connection, protocol.reject(503, "Server is shutting down.\n"))
         if request is None:
             assert protocol.handshake_exc is not None
             self.logger.debug("invalid handshake request: %s", protocol.handshake_exc)
             return self._add_headers(connection, protocol.reject_exception(protocol.handshake_exc))
-        if self._closing:
-            return self._add_headers(connection, protocol.reject(503, "Server is shutting down.\n"))
         response: Response | None = None
         try:
             if self.process_request is not None:
@@ -381,6 +394,12 @@ class Server:
         with self._lock:
             self._closing = True
             connections = list(self.connections)
+            # Wake the workers that wait for a request: they answer 503 rather than wait
+            # for open_timeout. Under the lock: a worker takes its socket out of _sockets
+            # before closing it, so this never touches a reused file descriptor.
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
         with contextlib.suppress(OSError):
             self._wake_send.send(b"\0")
         if not self._serving.is_set():
@@ -410,12 +429,11 @@ class Server:
         if not self.wait_closed(timeout):
             with self._lock:
                 connections = list(self.connections)
-                sockets = list(self._sockets)
+                for sock in self._sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
             for connection in connections:
                 connection.abort()
-            for sock in sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
             self.wait_closed()
 
     def _close_listener(self) -> None:
@@ -503,6 +521,8 @@ def serve(
         reuse_port: set ``SO_REUSEPORT``, to share the port between processes.
         family: the address family when ``host`` is a name.
     """
+    # A socket made here is closed here when the other arguments turn out to be invalid.
+    owned = sock is None
     if sock is None:
         if port is None:
             raise TypeError("serve() needs a port, or a socket with sock=")
@@ -513,34 +533,39 @@ def serve(
             reuse_port=reuse_port,
             dualstack_ipv6=not host and socket.has_dualstack_ipv6(),
         )
-    return _make_server(
-        sock,
-        handler,
-        ssl=ssl,
-        origins=origins,
-        extensions=extensions,
-        subprotocols=subprotocols,
-        select_subprotocol=select_subprotocol,
-        process_request=process_request,
-        process_response=process_response,
-        server_header=server_header,
-        extra_headers=extra_headers,
-        compression=compression,
-        max_connections=max_connections,
-        open_timeout=open_timeout,
-        max_size=max_size,
-        logger=logger,
-        create_connection=create_connection,
-        connection_options={
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "close_timeout": close_timeout,
-            "write_timeout": write_timeout,
-            "max_queue": max_queue,
-            "read_limit": read_limit,
-            "write_limit": write_limit,
-        },
-    )
+    try:
+        return _make_server(
+            sock,
+            handler,
+            ssl=ssl,
+            origins=origins,
+            extensions=extensions,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            process_request=process_request,
+            process_response=process_response,
+            server_header=server_header,
+            extra_headers=extra_headers,
+            compression=compression,
+            max_connections=max_connections,
+            open_timeout=open_timeout,
+            max_size=max_size,
+            logger=logger,
+            create_connection=create_connection,
+            connection_options={
+                "ping_interval": ping_interval,
+                "ping_timeout": ping_timeout,
+                "close_timeout": close_timeout,
+                "write_timeout": write_timeout,
+                "max_queue": max_queue,
+                "read_limit": read_limit,
+                "write_limit": write_limit,
+            },
+        )
+    except BaseException:
+        if owned:
+            sock.close()
+        raise
 
 
 def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Server:
@@ -562,6 +587,11 @@ def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Serv
             sock.close()
             raise
         kwargs["sock"] = sock
+        try:
+            return serve(handler, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
     return serve(handler, **kwargs)
 
 
@@ -752,7 +782,9 @@ def broadcast(
     frame: bytes | None = None
     skipped: list[Connection] = []
     errors: list[Exception] = []
-    for connection in connections:
+    # A snapshot: server.connections changes as clients come and go, and a set that changes
+    # during iteration raises RuntimeError. list() of a set is atomic under the GIL.
+    for connection in list(connections):
         if frame is None and not connection._masks and not connection.protocol.extensions:
             frame = Frame(opcode, data).serialize(mask=False)
         try:

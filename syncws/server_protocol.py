@@ -20,6 +20,7 @@ import binascii
 import logging
 import re
 from collections.abc import Callable, Generator, Sequence
+from http import HTTPStatus
 from typing import TypeAlias
 
 from .exceptions import (
@@ -57,19 +58,6 @@ or ``None`` to allow requests that have no ``Origin`` header."""
 SubprotocolSelector: TypeAlias = "Callable[[ServerProtocol, Sequence[str]], str | None]"
 """Picks a subprotocol among those the client offered, or ``None`` for none."""
 
-_REASONS = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    414: "URI Too Long",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
 
 
 class ServerProtocol(Protocol):
@@ -167,7 +155,11 @@ class ServerProtocol(Protocol):
         headers["Connection"] = "close"
         headers["Content-Length"] = str(len(body))
         headers["Content-Type"] = "text/plain; charset=utf-8"
-        return Response(status, _REASONS.get(status, "Error"), headers, body)
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        return Response(status, reason, headers, body)
 
     def reject_exception(self, exc: Exception) -> Response:
         """Build the error response for a failed handshake, with the status that fits it.

@@ -126,7 +126,8 @@ def test_reject_builds_plain_text_response() -> None:
     assert response.headers["Content-Length"] == "10"
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.headers["Connection"] == "close"
-    assert server.reject(599, "x").reason_phrase == "Error"
+    assert server.reject(200, "x").reason_phrase == "OK"
+    assert server.reject(599, "x").reason_phrase == "Unknown"
 
 
 def test_response_sent_twice() -> None:
