@@ -2,7 +2,8 @@
 
 Keepalive pings, ping timeouts and close timeouts are short callbacks scheduled here, so a
 connection needs no thread of its own for them. The thread (``syncws-timer``) starts when the
-first timer is scheduled and ends when none is left, so an idle process keeps no thread.
+first timer is scheduled and ends one second after the last one, so an idle process keeps no
+thread.
 
 Callbacks run in the timer thread: they must be quick and must never block (the connection
 writes from here only without waiting). An exception in a callback is logged and does not stop
@@ -21,6 +22,9 @@ from collections.abc import Callable
 __all__ = ["Timer", "call_later"]
 
 logger = logging.getLogger("syncws.timers")
+
+# Seconds the thread waits, with no timer left, before it ends.
+_LINGER = 1.0
 
 
 class Timer:
@@ -72,6 +76,7 @@ class _TimerThread:
         return timer
 
     def _run(self) -> None:
+        idle_until: float | None = None
         while True:
             with self._cond:
                 while True:
@@ -79,8 +84,17 @@ class _TimerThread:
                     while self._heap and self._heap[0][2].cancelled:
                         heapq.heappop(self._heap)
                     if not self._heap:
-                        self._thread = None
-                        return
+                        # Linger a little before ending: connections come and go, and
+                        # starting a thread costs more than waiting for the next one.
+                        if idle_until is None:
+                            idle_until = time.monotonic() + _LINGER
+                        remaining = idle_until - time.monotonic()
+                        if remaining <= 0:
+                            self._thread = None
+                            return
+                        self._cond.wait(remaining)
+                        continue
+                    idle_until = None
                     delay = self._heap[0][0] - time.monotonic()
                     if delay <= 0:
                         timer = heapq.heappop(self._heap)[2]
