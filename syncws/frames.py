@@ -409,15 +409,24 @@ def take_payload(
     """
     start = header.offset
     end = start + header.size
-    mask_key = header.mask_key
-    if mask_key is None:
-        data = bytes(buffer[start:end])
-    else:
-        data = apply_mask(memoryview(buffer)[start:end], mask_key)
+    data = _payload_slice(buffer, start, end, start, header.mask_key)
     del buffer[:end]
     if on_data is not None:
         on_data(data)
     return data
+
+
+def _payload_slice(
+    buffer: bytearray, begin: int, stop: int, start: int, mask_key: bytes | None
+) -> bytes:
+    """Bytes ``begin:stop`` of a payload that starts at ``start`` in ``buffer``, unmasked."""
+    if mask_key is None:
+        return bytes(buffer[begin:stop])
+    # The key repeats every 4 bytes from the start of the payload: rotate it to begin there.
+    shift = (begin - start) & 3
+    if shift:
+        mask_key = mask_key[shift:] + mask_key[:shift]
+    return apply_mask(memoryview(buffer)[begin:stop], mask_key)
 
 
 def read_payload(
@@ -447,20 +456,12 @@ def read_payload(
         if reader.eof:
             raise EOFError("stream ends inside a frame payload")
         if on_data is not None and len(buffer) > done:
-            if mask_key is None:
-                piece = bytes(buffer[done:])
-            else:
-                shift = (done - start) & 3
-                piece = apply_mask(buffer[done:], mask_key[shift:] + mask_key[:shift])
+            piece = _payload_slice(buffer, done, len(buffer), start, mask_key)
             on_data(piece)
             pieces.append(piece)
             done = len(buffer)
         yield
-    if mask_key is None:
-        data = bytes(buffer[done:end])
-    else:
-        shift = (done - start) & 3
-        data = apply_mask(memoryview(buffer)[done:end], mask_key[shift:] + mask_key[:shift])
+    data = _payload_slice(buffer, done, end, start, mask_key)
     del buffer[:end]
     if on_data is not None:
         on_data(data)
