@@ -410,8 +410,7 @@ class Connection:
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
-                if self.protocol.state is not State.OPEN:
-                    raise self._closed_exception()
+                self._check_open()
                 if not compress:
                     self._skip_compression()
                 if opcode is Opcode.TEXT:
@@ -440,8 +439,7 @@ class Connection:
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
-                if self.protocol.state is not State.OPEN:
-                    raise self._closed_exception()
+                self._check_open()
                 if not compress:
                     self._skip_compression()
                 data = first.encode() if text else bytes(first)
@@ -495,20 +493,29 @@ class Connection:
         """
         if isinstance(data, str):
             data = data.encode()
-        waiter = PingWaiter(self)
         with self._protocol_lock:
-            if data is None:
-                data = secrets.token_bytes(4)
-                while data in self._pings:  # pragma: no cover (1 chance in 4 billion)
-                    data = secrets.token_bytes(4)
-            elif data in self._pings:
+            if data is not None and data in self._pings:
                 raise ConcurrencyError("a ping with the same data is waiting for its pong")
             self._check_open()
-            self.protocol.send_ping(data)
-            self._pings[data] = (waiter, time.monotonic())
-            self._collect_output()
+            _, waiter = self._send_ping(data)
         self._flush_or_abort(None)
         return waiter
+
+    def _send_ping(self, data: bytes | None) -> tuple[bytes, PingWaiter]:
+        """Queue a ping and record when it left; protocol lock held.
+
+        Args:
+            data: the payload; ``None`` for 4 random bytes that no waiting ping uses.
+        """
+        if data is None:
+            data = secrets.token_bytes(4)
+            while data in self._pings:  # pragma: no cover (1 chance in 4 billion)
+                data = secrets.token_bytes(4)
+        waiter = PingWaiter(self)
+        self.protocol.send_ping(data)
+        self._pings[data] = (waiter, time.monotonic())
+        self._collect_output()
+        return data, waiter
 
     def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong, as a one-way heartbeat.
@@ -875,7 +882,6 @@ class Connection:
             elif not self._write_lock.acquire(blocking=False):
                 return
             try:
-                protocol = self.protocol
                 while True:
                     with self._protocol_lock:
                         chunks = self._out
@@ -883,7 +889,7 @@ class Connection:
                             self._out = []
                             eof = False
                         else:
-                            eof = protocol.eof_sent and not self._eof_written
+                            eof = self._eof_pending()
                     if chunks:
                         size = sum(map(len, chunks)) if timeout == 0 else 0
                         left = self.transport.send(chunks, timeout)
@@ -908,7 +914,7 @@ class Connection:
                 self._write_lock.release()
             # Another thread may have queued bytes after the last check and found the lock
             # taken: write them too.
-            if not self._out and (self._eof_written or not self.protocol.eof_sent):
+            if not self._out and not self._eof_pending():
                 return
             wait = False
 
@@ -947,14 +953,10 @@ class Connection:
             return
         # A paused reader does not read the pong: don't blame the peer for it.
         if not self._queue.paused:
-            data = secrets.token_bytes(4)
-            waiter = PingWaiter(self)
             with self._protocol_lock:
                 if self.protocol.state is not State.OPEN:
                     return
-                self.protocol.send_ping(data)
-                self._pings[data] = (waiter, time.monotonic())
-                self._collect_output()
+                data, _ = self._send_ping(None)
             try:
                 self._flush(wait=False, wait_socket=False)
             except OSError:
