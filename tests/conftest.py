@@ -8,10 +8,29 @@ be a test. With the environment variable ``CI`` set, property tests run more exa
 from __future__ import annotations
 
 import os
+import shutil
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
 _default_profile = "ci" if os.environ.get("CI") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or _default_profile)
+
+
+def require_executable(name: str) -> str:
+    """Return the path of the program ``name``, for tests that run a real peer.
+
+    Where the program is missing, the test is skipped on a developer's machine and fails in CI
+    (``CI`` set), where ``.ci/run`` installs every program the tests need.
+    """
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path

@@ -1,0 +1,1 @@
+"""The syncws pytest plugin: fixtures for tests of programs that use syncws."""
