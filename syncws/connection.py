@@ -43,9 +43,13 @@ __all__ = ["Connection", "PingWaiter"]
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
-# How long the reader thread leaves the socket to a recv() that stopped reading it, before it
-# reads again itself. Control frames wait at most this long while nobody receives.
+# How long the socket may go unread after a recv() stopped reading it, before the reader thread
+# reads it again. Control frames wait at most this long while nobody receives.
 _HAND_BACK_DELAY = 0.01
+
+# How long a reader thread with nothing to do (recv() reads the socket itself) waits before it
+# ends. A connection whose handler waits in recv() then costs no thread but the handler's.
+_READER_LINGER = 1.0
 
 # When the socket doesn't take everything that is queued without waiting (broadcast, keepalive),
 # the rest is written from the timer thread: soon while the peer reads, then less and less
@@ -165,17 +169,24 @@ class Connection:
         self._aborted = False
         self._closed = threading.Event()
         self._reader: threading.Thread | None = None
-        # Who reads the socket: the reader thread, or the thread in recv() while it waits
-        # for a message (no hand-off between threads then). The reader parks after handing a
-        # message to recv(), and takes over again once recv() left the socket alone for
-        # _HAND_BACK_DELAY, so that pings are answered and TCP pushes back while nobody
-        # receives.
+        # Who reads the socket: the reader thread, or a thread in recv() or close() while it
+        # waits (no hand-off between threads then). The reader parks after handing a message
+        # to recv(), and takes over again once the socket went unread for _HAND_BACK_DELAY,
+        # so that pings are answered and TCP pushes back while nobody receives. The reader
+        # thread starts only then, and ends after _READER_LINGER with nothing to do.
+        #
+        # Whenever nobody holds the socket and reading is not over, the reader thread is
+        # about to read, or a hand-back check is due: the socket is never left unread.
         self._read_lock = threading.Lock()
         self._read_cond = threading.Condition(self._read_lock)
+        self._reader_alive = False
         self._reader_reading = False
         self._consumer_reading = False
         self._reader_parked = False
         self._read_done = False
+        # Set by the one thread that tears the connection down, once reading is over and
+        # nobody holds the socket anymore.
+        self._finishing = False
         self._released_at = 0.0
         self._hand_back_timer: Timer | None = None
         # Clients mask every frame with a fresh key: their frames can't be shared.
@@ -184,23 +195,38 @@ class Connection:
     # Lifecycle.
 
     def start(self, events: Iterable[Event] = ()) -> None:
-        """Start the reader thread and keepalive.
+        """Start reading and keepalive, once the opening handshake is done.
 
         Args:
             events: events the protocol produced during the handshake, after the request or
                 response (frames that arrived with it).
         """
-        self._reader = threading.Thread(
-            target=self._run,
-            args=(list(events),),
-            name=f"syncws-reader-{self.id.hex[:8]}",
-            daemon=True,
-        )
-        # The reader thread queues the frames that came with the handshake before anything
-        # else: until it has, recv() must not read the socket, or later frames would overtake
-        # them. The reader clears this once they are queued.
-        self._reader_reading = True
-        self._reader.start()
+        events = list(events)
+        # Frames that came with the handshake may have called for an answer (a pong, a Close
+        # that fails the connection) or a close timeout: send and arm them now.
+        with self._protocol_lock:
+            self._collect_output()
+        if self._out or self._eof_pending():
+            try:
+                self._flush(wait=False, wait_socket=True)
+            except (OSError, TimeoutError) as exc:
+                self._transport_error = exc
+                self.abort()
+                return
+        finish = False
+        with self._read_lock:
+            if events:
+                # The reader thread queues the frames that came with the handshake before
+                # anything else: until it has, recv() must not read the socket, or later
+                # frames would overtake them. The reader clears this once they are queued.
+                self._reader_reading = True
+                finish = self._start_reader(events)
+            else:
+                # No thread yet: a recv() soon reads the socket itself.
+                self._released_at = time.monotonic()
+                self._schedule_hand_back()
+        if finish:
+            self._finish()
         if self.ping_interval is not None:
             self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
 
@@ -340,7 +366,7 @@ class Connection:
             ConcurrencyError: another thread is receiving on this connection.
         """
         # Fragments come through the reader thread: make sure it reads.
-        self._unpark_reader()
+        self._wake_reader()
         try:
             yield from self._queue.get_iter(decode)
         except EOFError:
@@ -552,7 +578,6 @@ class Connection:
                 self._collect_output()
         # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
-        self._unpark_reader()
         try:
             self._flush(wait=True)
         except (OSError, TimeoutError):
@@ -626,23 +651,60 @@ class Connection:
         self._aborted = True
         self.transport.abort()
         self._queue.close()
-        self._mark_read_done()
+        with self._read_lock:
+            self._read_done = True
+            self._read_cond.notify_all()
+            finish = self._claim_finish()
+        if finish:
+            self._finish()
 
     # Reader thread.
 
+    def _start_reader(self, events: list[Event]) -> bool:
+        """Start a reader thread; read lock held.
+
+        Returns:
+            Whether the caller must tear the connection down: no thread could start.
+        """
+        thread = threading.Thread(
+            target=self._run,
+            args=(events,),
+            name=f"syncws-reader-{self.id.hex[:8]}",
+            daemon=True,
+        )
+        self._reader = thread
+        self._reader_alive = True
+        try:
+            thread.start()
+        except RuntimeError as exc:  # out of threads or memory
+            self.logger.error("cannot start a reader thread: %s", exc)
+            self._transport_error = exc
+            self._reader_alive = False
+            self._reader_reading = False
+            self._read_done = True
+            self.transport.abort()
+            return self._claim_finish()
+        return False
+
+    def _claim_finish(self) -> bool:
+        """Whether the caller tears the connection down: only one thread does; read lock held."""
+        if (
+            self._read_done
+            and not self._reader_reading
+            and not self._consumer_reading
+            and not self._finishing
+        ):
+            self._finishing = True
+            return True
+        return False
+
     def _run(self, events: list[Event]) -> None:
         transport = self.transport
-        lock = self._protocol_lock
         read_lock = self._read_lock
         read_cond = self._read_cond
+        idle = False
         try:
             try:
-                # Frames that came with the handshake response may have called for an answer
-                # (a pong, the echo of a Close) or a close timeout: send and arm them now.
-                with lock:
-                    self._collect_output()
-                if self._out or self._eof_pending():
-                    self._flush(wait=False, wait_socket=True)
                 for event in events:
                     self._process_event(event, block=True)
             finally:
@@ -653,7 +715,16 @@ class Connection:
                     while (
                         self._consumer_reading or self._reader_parked
                     ) and not self._read_done:
-                        read_cond.wait()
+                        if (
+                            not read_cond.wait(_READER_LINGER)
+                            and (self._consumer_reading or self._reader_parked)
+                            and not self._read_done
+                        ):
+                            # recv() does the reading: end this thread. A hand-back check
+                            # is due, or recv() schedules one when it lets go of the socket.
+                            idle = True
+                            self._reader_alive = False
+                            return
                     if self._read_done:
                         break
                     self._reader_reading = True
@@ -684,7 +755,16 @@ class Connection:
         except Exception:  # pragma: no cover (a bug)
             self.logger.error("unexpected error in reader thread", exc_info=True)
         finally:
-            self._finish()
+            finish = False
+            if not idle:
+                with read_lock:
+                    self._reader_reading = False
+                    self._reader_alive = False
+                    self._read_done = True
+                    read_cond.notify_all()
+                    finish = self._claim_finish()
+            if finish:
+                self._finish()
 
     def _receive(self, data: bytes, *, block: bool) -> bool:
         """Feed bytes read from the socket to the protocol, write its answers, queue messages.
@@ -739,9 +819,15 @@ class Connection:
             self._consumer_reading = False
             self._released_at = time.monotonic()
             if self._read_done:
-                self._read_cond.notify_all()
-            elif self._reader_parked:
-                self._schedule_hand_back()
+                finish = self._claim_finish()
+            else:
+                finish = False
+                if self._reader_alive and not self._reader_parked:
+                    self._read_cond.notify_all()  # it waits for the socket
+                else:
+                    self._schedule_hand_back()
+        if finish:
+            self._finish()
 
     def _read_directly(self, deadline: float | None) -> None:
         """Read once from the socket in the thread of ``recv()``, which claimed it.
@@ -765,33 +851,50 @@ class Connection:
             self._mark_read_done()
 
     def _mark_read_done(self) -> None:
+        """Reading is over; the thread that holds the socket tears down when it lets go."""
         with self._read_lock:
             self._read_done = True
             self._read_cond.notify_all()
 
-    def _unpark_reader(self) -> None:
+    def _wake_reader(self) -> None:
+        """Make the reader thread read now, starting one if needed."""
+        finish = False
         with self._read_lock:
-            if self._reader_parked:
-                self._reader_parked = False
+            if self._read_done:
+                return
+            self._reader_parked = False
+            if self._reader_alive:
                 self._read_cond.notify_all()
+            elif not self._consumer_reading:
+                finish = self._start_reader([])
+        if finish:
+            self._finish()
 
     def _schedule_hand_back(self) -> None:
-        """Wake the parked reader once ``recv()`` left the socket alone for a while; lock held."""
+        """Check soon that somebody reads the socket; read lock held."""
         if self._hand_back_timer is None:
             delay = self._released_at + _HAND_BACK_DELAY - time.monotonic()
             self._hand_back_timer = call_later(max(0.0, delay), self._hand_back)
 
     def _hand_back(self) -> None:
         """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
+        finish = False
         with self._read_lock:
             self._hand_back_timer = None
-            if not self._reader_parked or self._consumer_reading:
+            if self._consumer_reading or self._read_done:
                 return  # the next release schedules another check
+            if self._reader_alive and not self._reader_parked:
+                return  # it reads
             if time.monotonic() - self._released_at < _HAND_BACK_DELAY:
                 self._schedule_hand_back()
                 return
             self._reader_parked = False
-            self._read_cond.notify_all()
+            if self._reader_alive:
+                self._read_cond.notify_all()
+            else:
+                finish = self._start_reader([])
+        if finish:
+            self._finish()
 
     def _finish(self) -> None:
         """Tear down, in the reader thread, once the connection is over."""
@@ -824,12 +927,24 @@ class Connection:
             )
 
     def _wait_reader(self, timeout: float | None) -> None:
-        """Wait for the reader thread to end; abort the connection if it takes too long."""
+        """Read until the connection is closed; abort it if that takes longer than ``timeout``.
+
+        The socket is read in this thread when nobody else reads it: closing needs no thread.
+        """
         if threading.current_thread() is self._reader:
             return
-        if not self._closed.wait(timeout):
-            self.abort()
-            self._closed.wait()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            if self._claim_read():
+                try:
+                    self._read_directly(deadline)
+                except TimeoutError:
+                    self.abort()
+                finally:
+                    self._release_read()
+            elif not self._closed.wait(_remaining(deadline)):
+                self.abort()
+                self._closed.wait()
 
     # Writing.
 

@@ -29,6 +29,7 @@ from io_helpers import (
     echo,
     make_certificate,
     server_frame,
+    wait_for,
     ws_server,
     ws_unix_server,
 )
@@ -678,8 +679,18 @@ def test_compression_bomb() -> None:
     assert peak < 32 * 2**20
 
 
-def test_threads_after_connect() -> None:
-    """A client connection runs exactly one thread: its reader."""
+def _new_threads(before: set[threading.Thread]) -> set[str]:
+    """Names of the threads started since ``before``, except the shared timer thread."""
+    return {thread.name for thread in set(threading.enumerate()) - before} - {"syncws-timer"}
+
+
+@pytest.mark.parametrize("ping_interval", [None, 30])
+def test_threads_after_connect(ping_interval: float | None) -> None:
+    """A client connection runs at most one thread, its reader; none while recv() reads.
+
+    The reader thread starts once the socket went unread for a moment, so that pings are
+    answered while nobody receives. Keepalive runs on the shared timer thread.
+    """
 
     def script(peer: RawPeer) -> None:
         peer.accept()
@@ -687,29 +698,16 @@ def test_threads_after_connect() -> None:
 
     with RawServer(script) as server:
         before = set(threading.enumerate())
-        connection = client(server.uri, ping_interval=None)
+        connection = client(server.uri, ping_interval=ping_interval)
+        reader_name = f"syncws-reader-{connection.id.hex[:8]}"
         with aborting(connection):
-            new = set(threading.enumerate()) - before
-            assert [thread.name for thread in new] == [f"syncws-reader-{connection.id.hex[:8]}"]
-            assert all(thread.daemon for thread in new)
-        (reader,) = new
-        reader.join(TIMEOUT)
-        assert not reader.is_alive()
-
-
-def test_threads_with_keepalive() -> None:
-    """With keepalive, the only other thread is the shared timer thread."""
-
-    def script(peer: RawPeer) -> None:
-        peer.accept()
-        peer.idle()
-
-    with RawServer(script) as server:
-        before = set(threading.enumerate())
-        with aborting(client(server.uri, ping_interval=30)) as connection:
-            new = {thread.name for thread in set(threading.enumerate()) - before}
-            new.discard("syncws-timer")
-            assert new == {f"syncws-reader-{connection.id.hex[:8]}"}
+            assert _new_threads(before) <= {reader_name}
+            assert wait_for(lambda: _new_threads(before) == {reader_name}, TIMEOUT)
+            readers = [thread for thread in threading.enumerate() if thread.name == reader_name]
+            assert len(readers) == 1
+            assert readers[0].daemon
+        readers[0].join(TIMEOUT)
+        assert not readers[0].is_alive()
 
 
 def test_logs_frames_to_syncws_client_at_debug(caplog: pytest.LogCaptureFixture) -> None:
