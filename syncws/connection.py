@@ -807,9 +807,14 @@ class Connection:
     # Direct reading by the thread in recv().
 
     def _claim_read(self) -> bool:
-        """Take the socket for the thread in ``recv()``, unless the reader thread reads."""
+        """Take the socket for the thread in ``recv()`` or ``close()``, unless another reads."""
         with self._read_lock:
-            if self._reader_reading or self._read_done or self._queue.closed:
+            if (
+                self._reader_reading
+                or self._consumer_reading
+                or self._read_done
+                or self._queue.closed
+            ):
                 return False
             self._consumer_reading = True
             return True

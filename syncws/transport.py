@@ -44,14 +44,23 @@ class Transport:
         sock.settimeout(None)
         self.sock = sock
         self._fd = sock.fileno()
+        # For the one thread that reads at a time.
+        self._read_poller = select.poll()
+        self._read_poller.register(self._fd, select.POLLIN)
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
         """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
 
+        Only one thread may read at a time.
+
         Raises:
             TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
         """
-        if timeout is not None and not _poll_fd(self._fd, select.POLLIN, timeout):
+        # Wait for data first: a recv() that blocks holds a buffer of bufsize bytes while it
+        # waits, and that buffer would be most of an idle connection's memory.
+        if not self._read_poller.poll(
+            None if timeout is None else max(0, int(timeout * 1000) + 1)
+        ):
             raise TimeoutError("no data received in time")
         return self.sock.recv(bufsize)
 

@@ -489,7 +489,8 @@ def client(uri: str, **kwargs: Any) -> ClientConnection:
     kwargs.setdefault("compression", None)
     kwargs.setdefault("open_timeout", TIMEOUT)
     kwargs.setdefault("close_timeout", 2)
-    return connect(uri, **kwargs)
+    connection: ClientConnection = connect(uri, **kwargs)
+    return connection
 
 
 @contextlib.contextmanager

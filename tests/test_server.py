@@ -118,7 +118,10 @@ def client(target: Server | str, **kwargs: Any) -> ClientConnection:
     kwargs.setdefault("compression", None)
     kwargs.setdefault("open_timeout", TIMEOUT)
     kwargs.setdefault("close_timeout", 2)
-    return connect(uri(target) if isinstance(target, Server) else target, **kwargs)
+    connection: ClientConnection = connect(
+        uri(target) if isinstance(target, Server) else target, **kwargs
+    )
+    return connection
 
 
 # Recent websockets read proxy settings from the environment unless told proxy=None; older
