@@ -111,8 +111,34 @@ def _resolve_type_alias(
     return None
 
 
+# The guides name the API as applications import it, ``syncws.connect`` or
+# ``syncws.Connection.recv``, while autodoc documents each object in its module. Let such a
+# reference find the object that the top-level package re-exports.
+def _resolve_reexport(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip("~.")
+    parts = target.split(".")
+    if len(parts) < 2 or parts[0] != "syncws":
+        return None
+    import syncws  # noqa: PLC0415
+
+    exported = getattr(syncws, parts[1], None)
+    module = getattr(exported, "__module__", None)
+    if module is None or parts[1] not in syncws.__all__:
+        return None
+    name = ".".join([module, *parts[1:]])
+    entry = env.get_domain("py").objects.get(name)  # type: ignore[attr-defined]
+    if entry is None:
+        return None
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
+
+
 def setup(app: Sphinx) -> None:
     app.connect("missing-reference", _resolve_type_alias)
+    app.connect("missing-reference", _resolve_reexport)
 
 
 html_theme = "alabaster"

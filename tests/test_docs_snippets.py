@@ -1,0 +1,632 @@
+"""The code shown in the documentation runs, and does what the documentation says.
+
+Every script under ``docs/snippets`` is included verbatim in a page. Each test here imports
+one (or runs it as a program) and drives it against a real peer on the loopback interface:
+the ``websockets`` package, or a syncws server or client where that is the point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import require_executable
+from io_helpers import TIMEOUT, check_leaks, echo, wait_for, ws_server
+from websockets.exceptions import ConnectionClosedOK
+from websockets.sync.client import connect as ws_connect
+from websockets.sync.server import ServerConnection as WSServerConnection
+
+import syncws
+
+ROOT = Path(__file__).resolve().parent.parent
+SNIPPETS = ROOT / "docs" / "snippets"
+
+
+def load(name: str) -> ModuleType:
+    """Import ``docs/snippets/<name>.py`` as a module of its own."""
+    spec = importlib.util.spec_from_file_location(f"snippet_{name}", SNIPPETS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    with check_leaks():
+        yield
+
+
+@contextlib.contextmanager
+def serving(handler: Callable[[syncws.ServerConnection], Any], **kwargs: Any) -> Iterator[str]:
+    """Run a syncws server on 127.0.0.1 in a thread; yield its ``ws://`` URI."""
+    server = syncws.serve(handler, "127.0.0.1", 0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, name="docs-server")
+    thread.start()
+    try:
+        scheme = "wss" if kwargs.get("ssl") is not None else "ws"
+        yield f"{scheme}://127.0.0.1:{server.port}/"
+    finally:
+        server.shutdown(TIMEOUT)
+        thread.join(TIMEOUT)
+
+
+@contextlib.contextmanager
+def syncws_server(
+    handler: Callable[[syncws.ServerConnection], Any], **kwargs: Any
+) -> Iterator[syncws.Server]:
+    """Like :func:`serving`, but yield the server itself."""
+    server = syncws.serve(handler, "127.0.0.1", 0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, name="docs-server")
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown(TIMEOUT)
+        thread.join(TIMEOUT)
+
+
+class Program:
+    """A snippet run as a program, with ``PORT=0``: it prints the port it listens on."""
+
+    def __init__(self, name: str) -> None:
+        env = dict(os.environ, PORT="0")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, str(SNIPPETS / f"{name}.py")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        line = self.readline()
+        assert line.startswith("listening on port "), line
+        self.port = int(line.rsplit(" ", 1)[1])
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], TIMEOUT)
+        assert ready, "the program printed nothing in time"
+        return self.process.stdout.readline().decode()
+
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        """Send ``signum``; return the exit status and what the program printed."""
+        self.process.send_signal(signum)
+        out, err = self.process.communicate(timeout=TIMEOUT)
+        return self.process.returncode, out.decode(), err.decode()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=TIMEOUT)
+
+
+@contextlib.contextmanager
+def program(name: str) -> Iterator[Program]:
+    running = Program(name)
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+# Getting started.
+
+
+def test_first_client_gets_the_echo() -> None:
+    first_client = load("first_client")
+    with ws_server(echo) as server:
+        assert first_client.hello(server.uri) == "Hello world!"
+
+
+def test_first_server_echoes_and_stops_on_ctrl_c() -> None:
+    with program("first_server") as server:
+        with ws_connect(f"ws://127.0.0.1:{server.port}/", open_timeout=TIMEOUT) as websocket:
+            websocket.send("one")
+            websocket.send(b"two")
+            assert websocket.recv(timeout=TIMEOUT) == "one"
+            assert websocket.recv(timeout=TIMEOUT) == b"two"
+        status, _, err = server.stop(signal.SIGINT)
+        assert status == 0, err
+
+
+def test_stopping_closes_clients_with_1001_on_sigterm() -> None:
+    with program("stopping") as server:
+        websocket = ws_connect(f"ws://127.0.0.1:{server.port}/", open_timeout=TIMEOUT)
+        with websocket:
+            websocket.send("still here?")
+            assert websocket.recv(timeout=TIMEOUT) == "still here?"
+            status, out, err = server.stop(signal.SIGTERM)
+            with pytest.raises(ConnectionClosedOK):
+                websocket.recv(timeout=TIMEOUT)
+        assert status == 0, err
+        assert out.splitlines() == ["stopped"]
+        assert websocket.close_code == 1001
+
+
+def test_handler_that_returns_closes_with_1000() -> None:
+    handlers = load("handlers")
+    with serving(handlers.greet) as uri, ws_connect(uri, open_timeout=TIMEOUT) as websocket:
+        websocket.send("Ada")
+        assert websocket.recv(timeout=TIMEOUT) == "Hello Ada!"
+        assert websocket.wait_closed(TIMEOUT)
+        assert websocket.close_code == 1000
+
+
+def test_handler_that_raises_closes_with_1011_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    handlers = load("handlers")
+    with (
+        caplog.at_level(logging.ERROR, logger="syncws.server"),
+        serving(handlers.add) as uri,
+        ws_connect(uri, open_timeout=TIMEOUT) as websocket,
+    ):
+        websocket.send("[1, 2, 3]")
+        assert websocket.recv(timeout=TIMEOUT) == "6"
+        websocket.send("not JSON")
+        assert websocket.wait_closed(TIMEOUT)
+        assert websocket.close_code == 1011
+    assert any(record.exc_info for record in caplog.records)
+
+
+def test_handler_can_close_with_its_own_code() -> None:
+    handlers = load("handlers")
+    with serving(handlers.policy) as uri:
+        with ws_connect(uri + "v1", open_timeout=TIMEOUT) as websocket:
+            assert websocket.wait_closed(TIMEOUT)
+            assert websocket.close_code == 1008
+            assert websocket.close_reason == "this server speaks /v2 only"
+        with ws_connect(uri + "v2", open_timeout=TIMEOUT) as websocket:
+            assert websocket.recv(timeout=TIMEOUT) == "welcome to v2"
+
+
+def test_receiving() -> None:
+    receiving = load("receiving")
+    release = threading.Event()
+
+    def talk(websocket: WSServerConnection) -> None:
+        websocket.send("first")
+        websocket.send(b"second")
+        websocket.send('{"n": 3}')
+        release.wait(TIMEOUT)
+        websocket.send("late")
+        websocket.send(b'["binary", "json"]')
+        websocket.send("last")
+
+    with ws_server(talk) as server, syncws.connect(server.uri) as websocket:
+        assert wait_for(lambda: len(websocket._queue) == 3)
+        assert receiving.drain(websocket) == ["first", b"second", '{"n": 3}']
+        assert receiving.next_or_none(websocket, 0.05) is None
+        release.set()
+        assert receiving.next_or_none(websocket, TIMEOUT) == "late"
+        assert receiving.recv_json(websocket) == ["binary", "json"]
+        assert websocket.recv(timeout=TIMEOUT, decode=False) == b"last"
+
+
+def test_iteration_prints_until_a_normal_close(capsys: pytest.CaptureFixture[str]) -> None:
+    receiving = load("receiving")
+
+    def talk(websocket: WSServerConnection) -> None:
+        websocket.send("a")
+        websocket.send("b")
+
+    with ws_server(talk) as server, syncws.connect(server.uri) as websocket:
+        receiving.print_all(websocket)
+    assert capsys.readouterr().out.splitlines() == ["a", "b"]
+
+
+def test_sending(tmp_path: Path) -> None:
+    sending = load("sending")
+    received: list[tuple[Any, int]] = []
+    done = threading.Event()
+
+    def record(websocket: WSServerConnection) -> None:
+        for _ in range(4):
+            fragments = list(websocket.recv_streaming())
+            joined = b"".join(f.encode() if isinstance(f, str) else f for f in fragments)
+            received.append((joined, len(fragments)))
+        done.set()
+
+    data = os.urandom(200_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with ws_server(record) as server, syncws.connect(server.uri, compression=None) as websocket:
+        sending.send_examples(websocket, path)
+        assert done.wait(TIMEOUT)
+    assert [message for message, _ in received] == [
+        b"a text message",
+        b"\x00\x01\x02",
+        data,
+        b"one message, three frames",
+    ]
+    # The file went out in 64 KiB frames (plus the empty frame that ends the message); the
+    # list of three strings in three frames (plus that one).
+    assert received[2][1] == len(list(sending.read_chunks(path))) + 1
+    assert received[3][1] == 4
+
+
+def test_errors_tells_each_ending_apart() -> None:
+    errors = load("errors")
+
+    def reject(connection: syncws.ServerConnection, request: syncws.Request) -> syncws.Response:
+        return connection.respond(403, "Forbidden\n")
+
+    def close_normally(websocket: syncws.ServerConnection) -> None:
+        websocket.recv(timeout=TIMEOUT)
+        websocket.close(1001, "bye")
+
+    def crash(websocket: syncws.ServerConnection) -> None:
+        websocket.recv(timeout=TIMEOUT)
+        raise RuntimeError("crash")
+
+    def answer(websocket: syncws.ServerConnection) -> None:
+        websocket.send(websocket.recv(timeout=TIMEOUT).upper())
+
+    with serving(echo_syncws, process_request=reject) as uri:
+        assert errors.ask(uri, "?") == "rejected with HTTP 403: 'Forbidden\\n'"
+    with serving(answer) as uri:
+        assert errors.ask(uri, "hi") == "answer: 'HI'"
+    with serving(close_normally) as uri:
+        assert errors.ask(uri, "hi") == "closed by the server: 1001 'bye'"
+    logging.getLogger("syncws.server").disabled = True
+    try:
+        with serving(crash) as uri:
+            assert errors.ask(uri, "hi") == "connection lost: 1011 ''"
+    finally:
+        logging.getLogger("syncws.server").disabled = False
+    # A port where nobody listens.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert errors.ask(f"ws://127.0.0.1:{port}/", "hi").startswith("cannot connect: ")
+
+
+def test_errors_reports_an_unanswered_handshake() -> None:
+    errors = load("errors")
+    # A socket that listens but never answers: the TCP connection opens in the backlog.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+        assert errors.ask(uri, "hi") == "no answer to the opening handshake within 5 seconds"
+
+
+def echo_syncws(websocket: syncws.ServerConnection) -> None:
+    for message in websocket:
+        websocket.send(message)
+
+
+# Threads.
+
+
+def test_ticker_sends_from_a_second_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = load("threads")
+    monkeypatch.setattr(threads, "TICK", 0.05)
+    with serving(threads.ticker) as uri, ws_connect(uri, open_timeout=TIMEOUT) as websocket:
+        messages = [websocket.recv(timeout=TIMEOUT) for _ in range(2)]
+        assert messages == ["tick 1", "tick 2"]
+        websocket.send("hello")
+        # Ticks keep coming; the echo is among the next few messages.
+        following = [websocket.recv(timeout=TIMEOUT) for _ in range(3)]
+        assert "hello" in following
+        assert all(m == "hello" or str(m).startswith("tick ") for m in following)
+    # Leaving the blocks stopped the ticker thread: the leak check proves it.
+
+
+def test_consume_processes_every_message_in_order() -> None:
+    threads = load("threads")
+
+    def produce(websocket: WSServerConnection) -> None:
+        for number in range(300):
+            websocket.send(str(number))
+
+    processed: list[str | bytes] = []
+    with ws_server(produce) as server:
+        threads.consume(server.uri, processed.append)
+    assert processed == [str(number) for number in range(300)]
+
+
+def test_consume_stops_both_threads_when_processing_fails() -> None:
+    threads = load("threads")
+    stop = threading.Event()
+
+    def produce(websocket: WSServerConnection) -> None:
+        with contextlib.suppress(Exception):
+            for number in range(1000):
+                if stop.is_set():
+                    break
+                websocket.send(str(number))
+
+    def process(message: str | bytes) -> None:
+        if message == "10":
+            raise ValueError("cannot process 10")
+
+    with ws_server(produce) as server:
+        with pytest.raises(ValueError, match="cannot process 10"):
+            threads.consume(server.uri, process)
+        stop.set()
+
+
+def test_thread_names() -> None:
+    # The names that the threading guide gives. While nobody receives on the client, a reader
+    # thread reads its socket.
+    def named(prefix: str) -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+    with serving(echo_syncws) as uri, syncws.connect(uri) as client:
+        client.send("x")
+        assert client.recv(timeout=TIMEOUT) == "x"
+        assert wait_for(lambda: bool(named("syncws-reader-")))
+        assert all(len(name) == len("syncws-reader-") + 8 for name in named("syncws-reader-"))
+        assert named("syncws-worker_")
+        assert named("syncws-timer")
+
+
+def test_two_threads_receiving_is_a_concurrency_error() -> None:
+    with serving(echo_syncws) as uri, syncws.connect(uri) as websocket:
+        started = threading.Event()
+        errors: list[BaseException] = []
+
+        def receive() -> None:
+            started.set()
+            try:
+                websocket.recv(timeout=TIMEOUT)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        assert started.wait(TIMEOUT)
+        assert wait_for(lambda: websocket._queue._getting)
+        with pytest.raises(syncws.ConcurrencyError):
+            websocket.recv(timeout=TIMEOUT)
+        websocket.send("wake up")
+        thread.join(TIMEOUT)
+        assert not errors
+
+
+# Timeouts.
+
+
+def test_open_connection_and_latency() -> None:
+    timeouts = load("timeouts")
+    with serving(echo_syncws) as uri, timeouts.open_connection(uri) as websocket:
+        assert websocket.ping_interval == 20
+        assert websocket.write_timeout == 10
+        latency = timeouts.measure_latency(websocket)
+        assert latency >= 0
+        assert websocket.latency == latency
+        assert timeouts.send_within(websocket, "hi", 5)
+        assert websocket.recv(timeout=TIMEOUT) == "hi"
+
+
+def test_write_timeout_aborts_a_connection_whose_peer_stops_reading() -> None:
+    release = threading.Event()
+
+    def stop_reading(websocket: syncws.ServerConnection) -> None:
+        release.wait(TIMEOUT)
+
+    payload = os.urandom(256 * 1024)
+    with serving(stop_reading, max_queue=1) as uri:
+        websocket = syncws.connect(uri, write_timeout=0.5, compression=None)
+        try:
+
+            def fill() -> None:
+                for _ in range(1000):
+                    websocket.send(payload)
+
+            with pytest.raises(TimeoutError):
+                fill()
+            # The connection was aborted: no closing handshake, code 1006.
+            websocket.wait_closed(TIMEOUT)
+            assert websocket.close_code == 1006
+            with pytest.raises(syncws.ConnectionClosedError):
+                websocket.send("more")
+        finally:
+            release.set()
+            websocket.close()
+
+
+def test_shutdown_timeout_aborts_handlers_that_do_not_return() -> None:
+    def stubborn(websocket: syncws.ServerConnection) -> None:
+        # Ignores the Close of the shutdown until its connection is aborted.
+        with contextlib.suppress(syncws.ConnectionClosed):
+            while True:
+                websocket.recv(timeout=TIMEOUT)
+
+    server = syncws.serve(stubborn, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with syncws.connect(f"ws://127.0.0.1:{server.port}/", close_timeout=1) as websocket:
+            assert wait_for(lambda: len(server.connections) == 1)
+            server.shutdown(timeout=0.5)
+            assert not server.connections
+            assert websocket.close_code == 1001
+    finally:
+        server.shutdown(TIMEOUT)
+        thread.join(TIMEOUT)
+
+
+# Broadcast.
+
+
+def test_publisher_reaches_every_client() -> None:
+    broadcasting = load("broadcasting")
+    with syncws_server(broadcasting.subscriber) as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(ws_connect(uri, open_timeout=TIMEOUT)) for _ in range(5)]
+            assert wait_for(lambda: len(server.connections) == 5)
+            publisher = broadcasting.Publisher(server)
+            assert publisher.publish("news") == 5
+            assert [client.recv(timeout=TIMEOUT) for client in clients] == ["news"] * 5
+
+
+def test_publisher_closes_a_client_that_stopped_reading() -> None:
+    broadcasting = load("broadcasting")
+    payload = os.urandom(64 * 1024)
+    with syncws_server(broadcasting.subscriber, compression=None) as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        # The laggard reads nothing: its queue fills up (max_queue=1), then its socket
+        # buffers, then the server's backlog for it grows past write_limit.
+        with (
+            ws_connect(uri, open_timeout=TIMEOUT, max_queue=1, compression=None) as laggard,
+            ws_connect(uri, open_timeout=TIMEOUT, compression=None) as reader,
+        ):
+            received: list[int] = []
+
+            def read() -> None:
+                with contextlib.suppress(Exception):
+                    for message in reader:
+                        received.append(len(message))
+
+            thread = threading.Thread(target=read)
+            thread.start()
+            assert wait_for(lambda: len(server.connections) == 2)
+            publisher = broadcasting.Publisher(server, max_skips=3)
+            laggard_connection = next(
+                connection
+                for connection in server.connections
+                if connection.remote_address == laggard.local_address
+            )
+            sent = 0
+            for _ in range(2000):
+                publisher.publish(payload)
+                sent += 1
+                if laggard_connection.state is not syncws.State.OPEN:
+                    break
+            assert laggard_connection.state is not syncws.State.OPEN
+            # The fast reader got every message meanwhile.
+            assert wait_for(lambda: len(received) == sent)
+            reader.close()
+            thread.join(TIMEOUT)
+        assert laggard_connection.close_code is not None
+        # The laggard's Close was 1008 "too slow", queued behind what it had not read.
+        laggard_connection.wait_closed(TIMEOUT)
+        assert laggard_connection.protocol.close_sent is not None
+        assert laggard_connection.protocol.close_sent.code == 1008
+
+
+def test_registry_publishes_to_its_own_members() -> None:
+    broadcasting = load("broadcasting")
+    registry = broadcasting.Registry()
+    with syncws_server(registry.handler) as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        with ws_connect(uri, open_timeout=TIMEOUT) as first, ws_connect(
+            uri, open_timeout=TIMEOUT
+        ) as second:
+            assert wait_for(lambda: len(registry._connections) == 2)
+            assert registry.publish("to both") == []
+            assert first.recv(timeout=TIMEOUT) == "to both"
+            assert second.recv(timeout=TIMEOUT) == "to both"
+        assert wait_for(lambda: not registry._connections)
+
+
+# TLS.
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Path:
+    """Run the documented openssl commands in ``tmp_path``."""
+    openssl = require_executable("openssl")
+    script = (SNIPPETS / "make_cert.sh").read_text(encoding="utf-8")
+    script = script.replace("openssl ", f"{openssl} ")
+    result = subprocess.run(
+        ["sh", "-e", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_tls_with_a_self_signed_certificate(certificates: Path) -> None:
+    tls = load("tls")
+    context = tls.server_context(
+        str(certificates / "localhost.crt"), str(certificates / "localhost.key")
+    )
+    trusted = tls.client_context(str(certificates / "localhost.crt"))
+    with syncws_server(tls.echo, ssl=context) as server:
+        assert tls.hello(f"wss://localhost:{server.port}/", trusted) == "Hello over TLS!"
+        assert tls.hello(f"wss://127.0.0.1:{server.port}/", trusted) == "Hello over TLS!"
+        # The common errors of the TLS guide.
+        with pytest.raises(ssl.SSLCertVerificationError, match="self-signed"):
+            tls.hello(f"wss://localhost:{server.port}/", tls.client_context())
+        with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+            syncws.connect(
+                f"wss://127.0.0.1:{server.port}/", ssl=trusted, server_hostname="example.com"
+            )
+        with pytest.raises(syncws.InvalidMessage):
+            syncws.connect(f"ws://127.0.0.1:{server.port}/", open_timeout=TIMEOUT)
+        with pytest.raises(ValueError, match="incompatible"):
+            syncws.connect(f"ws://127.0.0.1:{server.port}/", ssl=trusted)
+    with serving(echo_syncws) as uri, pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"):
+        syncws.connect(uri.replace("ws://", "wss://"), ssl=trusted)
+
+
+def test_mutual_tls(certificates: Path) -> None:
+    tls = load("tls")
+    server_context = tls.mutual_server_context(
+        str(certificates / "localhost.crt"),
+        str(certificates / "localhost.key"),
+        str(certificates / "client.crt"),
+    )
+    client_context = tls.mutual_client_context(
+        str(certificates / "localhost.crt"),
+        str(certificates / "client.crt"),
+        str(certificates / "client.key"),
+    )
+    with syncws_server(tls.whoami, ssl=server_context) as server:
+        uri = f"wss://localhost:{server.port}/"
+        with syncws.connect(uri, ssl=client_context) as websocket:
+            assert websocket.recv(timeout=TIMEOUT) == "you are alice"
+        # Without a client certificate, the server ends the TLS handshake: with TLS 1.3 the
+        # client learns it when it reads.
+        anonymous = tls.client_context(str(certificates / "localhost.crt"))
+        with (
+            pytest.raises((ssl.SSLError, syncws.InvalidHandshake, syncws.ConnectionClosedError)),
+            syncws.connect(uri, ssl=anonymous, open_timeout=TIMEOUT) as websocket,
+        ):
+            websocket.recv(timeout=TIMEOUT)
+
+
+# Migrating.
+
+
+def test_run_forever_becomes_a_loop() -> None:
+    migrating = load("migrating")
+
+    def talk(websocket: WSServerConnection) -> None:
+        websocket.send("x")
+        websocket.send("y")
+
+    received: list[str | bytes] = []
+    with ws_server(talk) as server:
+        migrating.run_forever(server.uri, received.append)
+    assert received == ["x", "y"]
+
+
+def test_listener_calls_back_from_its_thread(capsys: pytest.CaptureFixture[str]) -> None:
+    migrating = load("migrating")
+    with ws_server(echo) as server:
+        listener = migrating.Listener(server.uri)
+        listener.send("ping?")
+        assert wait_for(lambda: listener.messages == ["ping?"])
+        listener.stop()
+        assert not listener.thread.is_alive()
+    assert capsys.readouterr().out.splitlines() == ["closed: 1000 ''"]
