@@ -36,6 +36,7 @@ from .frames import CloseCode
 from .headers import Headers
 from .http11 import Request, Response
 from .protocol import State
+from .proxy import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
 from .server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
 from .version import __version__
 
@@ -52,6 +53,9 @@ __all__ = [
     "InvalidHeader",
     "InvalidMessage",
     "InvalidOrigin",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -60,6 +64,7 @@ __all__ = [
     "PayloadTooBig",
     "PingWaiter",
     "ProtocolError",
+    "ProxyError",
     "Request",
     "Response",
     "SecurityError",

@@ -1,28 +1,43 @@
 """The blocking client: :func:`connect` and :func:`unix_connect`.
 
-``connect()`` runs in the caller's thread: name resolution, TCP, TLS and the HTTP handshake all
-happen under one ``open_timeout`` deadline. Then the connection starts its reader thread and is
-returned, ready to use.
+``connect()`` runs in the caller's thread: name resolution, TCP, the proxy's tunnel, TLS, the
+HTTP handshake and any redirects all happen under one ``open_timeout`` deadline. Then the
+connection starts its reader thread and is returned, ready to use.
+
+``connect(uri, reconnect=True)`` returns an iterator instead: it opens a connection, yields it,
+and when the connection ends or an attempt fails for a reason that may go away, waits and opens
+another one.
 """
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
+import random
 import socket
 import ssl as ssl_module
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from ssl import SSLContext
-from typing import Any, Literal
+from typing import Any, Literal, overload
+from urllib.parse import urljoin
 
 from .client_protocol import ClientProtocol
 from .connection import Connection
+from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
 from .extensions.base import ClientExtensionFactory
 from .headers import Headers, HeadersLike
 from .protocol import Event
+from .proxy import (
+    InvalidProxyStatus,
+    get_proxy,
+    open_tunnel,
+    parse_proxy,
+    tls_over_transport,
+)
 from .transport import Transport, remaining, tls_handshake
 from .uri import WebSocketURI, parse_uri
 from .version import __version__
@@ -31,6 +46,16 @@ __all__ = ["USER_AGENT", "ClientConnection", "connect", "unix_connect"]
 
 USER_AGENT = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__version__}"
 """The default ``User-Agent`` header."""
+
+AdditionalHeaders = HeadersLike | Callable[[], HeadersLike]
+"""Request headers to add, or a callable that returns them, called before each attempt."""
+
+LoggerLike = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+# RFC 9110 §15.4: the redirections that name another location. 300 and 304 do not.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Headers that carry credentials for one origin; they don't follow a redirect to another one.
+_CREDENTIALS = ("Authorization", "Cookie")
 
 
 class ClientConnection(Connection):
@@ -45,18 +70,23 @@ class ClientConnection(Connection):
         return self
 
 
+@overload
 def connect(
     uri: str,
     *,
+    reconnect: Literal[False] = False,
     sock: socket.socket | None = None,
     ssl: SSLContext | None = None,
     server_hostname: str | None = None,
     origin: str | None = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     subprotocols: Sequence[str] | None = None,
-    additional_headers: HeadersLike | None = None,
+    additional_headers: AdditionalHeaders | None = None,
     user_agent_header: str | None = USER_AGENT,
     compression: Literal["deflate"] | None = "deflate",
+    proxy: str | Literal[True] | None = True,
+    proxy_ssl: SSLContext | None = None,
+    max_redirects: int = 10,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
@@ -66,10 +96,80 @@ def connect(
     max_queue: int | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    logger: LoggerLike | None = None,
     create_connection: type[ClientConnection] | None = None,
     **kwargs: Any,
-) -> ClientConnection:
+) -> ClientConnection: ...
+
+
+@overload
+def connect(
+    uri: str,
+    *,
+    reconnect: Literal[True],
+    backoff_initial: float = 1.0,
+    backoff_factor: float = 2.0,
+    backoff_max: float = 60.0,
+    backoff_reset: float = 60.0,
+    ssl: SSLContext | None = None,
+    server_hostname: str | None = None,
+    origin: str | None = None,
+    extensions: Sequence[ClientExtensionFactory] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    additional_headers: AdditionalHeaders | None = None,
+    user_agent_header: str | None = USER_AGENT,
+    compression: Literal["deflate"] | None = "deflate",
+    proxy: str | Literal[True] | None = True,
+    proxy_ssl: SSLContext | None = None,
+    max_redirects: int = 10,
+    open_timeout: float | None = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    write_timeout: float | None = 10,
+    max_size: int | None = 2**20,
+    max_queue: int | None = 16,
+    read_limit: int = 2**16,
+    write_limit: int = 2**16,
+    logger: LoggerLike | None = None,
+    create_connection: type[ClientConnection] | None = None,
+    **kwargs: Any,
+) -> Generator[ClientConnection, None, None]: ...
+
+
+def connect(
+    uri: str,
+    *,
+    reconnect: bool = False,
+    backoff_initial: float = 1.0,
+    backoff_factor: float = 2.0,
+    backoff_max: float = 60.0,
+    backoff_reset: float = 60.0,
+    sock: socket.socket | None = None,
+    ssl: SSLContext | None = None,
+    server_hostname: str | None = None,
+    origin: str | None = None,
+    extensions: Sequence[ClientExtensionFactory] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    additional_headers: AdditionalHeaders | None = None,
+    user_agent_header: str | None = USER_AGENT,
+    compression: Literal["deflate"] | None = "deflate",
+    proxy: str | Literal[True] | None = True,
+    proxy_ssl: SSLContext | None = None,
+    max_redirects: int = 10,
+    open_timeout: float | None = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    write_timeout: float | None = 10,
+    max_size: int | None = 2**20,
+    max_queue: int | None = 16,
+    read_limit: int = 2**16,
+    write_limit: int = 2**16,
+    logger: LoggerLike | None = None,
+    create_connection: type[ClientConnection] | None = None,
+    **kwargs: Any,
+) -> ClientConnection | Generator[ClientConnection, None, None]:
     """Open a WebSocket connection to ``uri`` and return it once the handshake is done.
 
     Example::
@@ -78,20 +178,76 @@ def connect(
             websocket.send("Hello world!")
             print(websocket.recv())
 
+    With ``reconnect=True``, return an iterator that yields a new open connection each time
+    the previous one ended or an attempt failed for a reason that may go away::
+
+        for websocket in syncws.connect("ws://localhost:8765", reconnect=True):
+            try:
+                for message in websocket:
+                    ...
+            except syncws.ConnectionClosed:
+                continue
+
+    Between failed attempts it waits a random time between 0 and a ceiling that starts at
+    ``backoff_initial`` and grows by ``backoff_factor`` after each failure up to
+    ``backoff_max`` ("full jitter": clients that lost the same server spread their attempts
+    over the whole window instead of coming back together). When a connection ends, the next
+    attempt waits up to the ceiling too; a connection that stayed open ``backoff_reset``
+    seconds or more brings the ceiling back to ``backoff_initial``. A ``Retry-After`` header
+    on a 503 or a 429 sets the least delay. Each wait is logged at ``INFO``. Breaking out of
+    the loop closes the current connection.
+
+    These failures are retried: the connection was refused, reset or timed out, a temporary
+    failure of name resolution, an HTTP status 5xx or 429 from the server or the proxy, the
+    server closing the connection during the handshake. Every other error is raised, because
+    trying again gives the same answer: an invalid URI or argument, a name that does not
+    exist, any other 4xx (:exc:`~syncws.exceptions.InvalidStatus`, e.g. 401 or 403), a proxy
+    refusal other than 5xx or 429 (407, 403), a TLS certificate that does not verify or
+    another TLS failure such as a version mismatch, and an invalid handshake response (not
+    HTTP, not a WebSocket upgrade, a wrong ``Sec-WebSocket-Accept``, extensions or
+    subprotocols that were not offered): the server is not a WebSocket server, or not a
+    compatible one.
+
+    Proxies: with ``proxy=True`` (the default), the environment variables ``https_proxy``
+    (for ``wss://``), ``http_proxy`` (for ``ws://``), ``all_proxy`` and ``no_proxy`` decide,
+    as :func:`syncws.proxy.get_proxy` describes. The client asks an ``http://`` or
+    ``https://`` proxy for a tunnel with ``CONNECT``, with Basic credentials when the proxy's
+    URL has user info.
+
+    Redirects: a 301, 302, 303, 307 or 308 answer with a ``Location`` is followed, up to
+    ``max_redirects`` times, within the same ``open_timeout``. A redirect from ``wss://`` to
+    ``ws://`` is refused. After a redirect to another origin (scheme, host or port), the
+    ``Authorization`` and ``Cookie`` headers of ``additional_headers`` and the user info of
+    the first URI are not sent anymore.
+
     Args:
         uri: a ``ws://`` or ``wss://`` URI; user info in it is sent as Basic credentials.
-        sock: a connected socket to use instead of opening one.
+        reconnect: return an iterator of connections that reconnects, as above.
+        backoff_initial: with ``reconnect``, the first ceiling of the wait, in seconds.
+        backoff_factor: with ``reconnect``, how much the ceiling grows after each failure.
+        backoff_max: with ``reconnect``, the highest ceiling, in seconds.
+        backoff_reset: with ``reconnect``, how many seconds a connection must stay open for
+            the ceiling to go back to ``backoff_initial``.
+        sock: a connected socket to use instead of opening one; then no proxy is used, no
+            redirect is followed, and ``reconnect`` is not available.
         ssl: the TLS context for ``wss://``; by default one that verifies the server's
             certificate and hostname.
-        server_hostname: the hostname to verify and send in SNI, when it is not the URI's.
+        server_hostname: the hostname to verify and send in SNI, when it is not the URI's
+            (for the first URI: after a redirect to another host, that host's name is used).
         origin: the ``Origin`` header to send.
         extensions: extensions to offer, as factories.
         subprotocols: subprotocols to offer, in order of preference.
-        additional_headers: more headers for the handshake request.
+        additional_headers: more headers for the handshake request, or a callable that
+            returns them; it is called before each attempt, e.g. for a fresh token.
         user_agent_header: the ``User-Agent`` header; ``None`` sends none.
         compression: ``"deflate"`` offers permessage-deflate; ``None`` offers no compression.
-        open_timeout: seconds for the whole opening: name resolution, TCP, TLS and the HTTP
-            handshake; ``None`` for no limit.
+        proxy: a proxy URL (``http://[user:password@]host:port`` or ``https://...``) to go
+            through, ``True`` to follow the environment, ``None`` to connect directly.
+        proxy_ssl: the TLS context for an ``https://`` proxy; by default one that verifies
+            the proxy's certificate and hostname.
+        max_redirects: how many redirects to follow at most.
+        open_timeout: seconds for the whole opening: name resolution, TCP, the proxy, TLS,
+            the HTTP handshake and redirects; ``None`` for no limit.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
         close_timeout: seconds to wait for the closing handshake before aborting.
@@ -104,49 +260,90 @@ def connect(
         create_connection: the connection class, to use a subclass.
         **kwargs: passed to :func:`socket.create_connection`, e.g. ``source_address``.
 
+    Returns:
+        The open connection; with ``reconnect=True``, an iterator of open connections.
+
     Raises:
-        InvalidURI: ``uri`` is not a valid WebSocket URI.
+        InvalidURI: ``uri`` is not a valid WebSocket URI, nor a ``Location`` it redirects to.
         OSError: the TCP connection failed.
         ssl.SSLError: the TLS handshake failed.
         InvalidHandshake: the server did not accept the WebSocket handshake; an
             :exc:`~syncws.exceptions.InvalidStatus` has the HTTP response.
+        SecurityError: more than ``max_redirects`` redirects, or one from ``wss://`` to
+            ``ws://``.
+        ~syncws.proxy.ProxyError: the proxy did not open the tunnel; an
+            :exc:`~syncws.proxy.InvalidProxyStatus` has its response.
+        ~syncws.proxy.InvalidProxy: the proxy's URL is not valid.
         TimeoutError: the opening took longer than ``open_timeout``.
     """
     wsuri = parse_uri(uri)
     if not wsuri.secure and ssl is not None:
         raise ValueError("ssl argument is incompatible with a ws:// URI")
-    deadline = None if open_timeout is None else time.monotonic() + open_timeout
-    if sock is None:
-        sock = _open_tcp(wsuri.host, wsuri.port, deadline, kwargs)
-    elif kwargs:
+    if sock is not None and kwargs:
         raise TypeError(f"unexpected arguments with sock: {', '.join(kwargs)}")
-    try:
-        return _handshake(
-            sock,
-            wsuri,
-            deadline=deadline,
+    if max_redirects < 0:
+        raise ValueError("max_redirects must be 0 or more")
+    if isinstance(proxy, str):
+        parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
+    if compression == "deflate":
+        from .extensions.permessage_deflate import enable_client_permessage_deflate  # noqa: PLC0415
+
+        extensions = enable_client_permessage_deflate(extensions)
+    elif compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    if logger is None:
+        logger = logging.getLogger("syncws.client")
+    connection_options = {
+        "ping_interval": ping_interval,
+        "ping_timeout": ping_timeout,
+        "close_timeout": close_timeout,
+        "write_timeout": write_timeout,
+        "max_queue": max_queue,
+        "read_limit": read_limit,
+        "write_limit": write_limit,
+    }
+
+    def attempt() -> ClientConnection:
+        headers = additional_headers() if callable(additional_headers) else additional_headers
+        return _open(
+            uri,
+            sock=sock,
+            deadline=None if open_timeout is None else time.monotonic() + open_timeout,
             ssl=ssl,
             server_hostname=server_hostname,
+            proxy=proxy,
+            proxy_ssl=proxy_ssl,
+            max_redirects=max_redirects,
             origin=origin,
             extensions=extensions,
             subprotocols=subprotocols,
-            additional_headers=additional_headers,
+            additional_headers=None if headers is None else Headers(headers),
             user_agent_header=user_agent_header,
-            compression=compression,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            write_timeout=write_timeout,
             max_size=max_size,
-            max_queue=max_queue,
             read_limit=read_limit,
-            write_limit=write_limit,
             logger=logger,
-            create_connection=create_connection,
+            create_connection=create_connection or ClientConnection,
+            connection_options=connection_options,
+            kwargs=kwargs,
         )
-    except BaseException:
-        sock.close()
-        raise
+
+    if not reconnect:
+        return attempt()
+    if sock is not None:
+        raise TypeError("reconnect=True opens its own connections: it does not take sock")
+    if not 0 <= backoff_initial <= backoff_max or backoff_factor < 1 or backoff_reset < 0:
+        raise ValueError(
+            "backoff needs 0 <= backoff_initial <= backoff_max, backoff_factor >= 1 "
+            "and backoff_reset >= 0"
+        )
+    return _reconnect(
+        attempt,
+        backoff_initial=backoff_initial,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        backoff_reset=backoff_reset,
+        logger=logger,
+    )
 
 
 def unix_connect(path: str, uri: str | None = None, **kwargs: Any) -> ClientConnection:
@@ -156,7 +353,7 @@ def unix_connect(path: str, uri: str | None = None, **kwargs: Any) -> ClientConn
         path: the Unix socket's path.
         uri: the URI for the handshake (Host header, path); by default ``ws://localhost/``,
             or ``wss://localhost/`` with ``ssl``.
-        **kwargs: as for :func:`connect`.
+        **kwargs: as for :func:`connect`, except ``reconnect``.
     """
     if uri is None:
         uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
@@ -168,55 +365,298 @@ def unix_connect(path: str, uri: str | None = None, **kwargs: Any) -> ClientConn
     except BaseException:
         sock.close()
         raise
-    return connect(uri, sock=sock, **kwargs)
+    connection: ClientConnection = connect(uri, sock=sock, **kwargs)
+    return connection
 
 
-def _handshake(
-    sock: socket.socket,
+# Reconnection.
+
+
+def _reconnect(
+    attempt: Callable[[], ClientConnection],
+    *,
+    backoff_initial: float,
+    backoff_factor: float,
+    backoff_max: float,
+    backoff_reset: float,
+    logger: LoggerLike,
+) -> Generator[ClientConnection, None, None]:
+    """Yield connections from ``attempt()``, waiting between them; see :func:`connect`."""
+    ceiling = backoff_initial
+    while True:
+        try:
+            connection = attempt()
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            delay = random.uniform(0, ceiling)
+            retry_after = _retry_after(exc)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            logger.info("connection failed (%s); retrying in %.3f seconds", _reason(exc), delay)
+            ceiling = min(ceiling * backoff_factor, backoff_max)
+            time.sleep(delay)
+            continue
+        opened = time.monotonic()
+        try:
+            yield connection
+        finally:
+            # Reached when the loop body is done with the connection, and when the caller
+            # broke out of the loop and the generator is closed.
+            connection.close()
+        if time.monotonic() - opened >= backoff_reset:
+            ceiling = backoff_initial
+        delay = random.uniform(0, ceiling)
+        logger.info(
+            "connection closed (code %s); reconnecting in %.3f seconds",
+            connection.close_code,
+            delay,
+        )
+        ceiling = min(ceiling * backoff_factor, backoff_max)
+        time.sleep(delay)
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Whether another attempt to connect may succeed where this one failed with ``exc``."""
+    if isinstance(exc, (InvalidStatus, InvalidProxyStatus)):
+        status = exc.response.status_code
+        return status >= 500 or status == 429
+    if isinstance(exc, InvalidMessage):
+        # The server closed the connection before answering: it may be restarting.
+        return isinstance(exc.__cause__, EOFError)
+    if isinstance(exc, InvalidHandshake):
+        return False
+    if isinstance(exc, ssl_module.SSLError):
+        # An EOF in the middle of TLS is a connection cut short; every other TLS error (the
+        # certificate, the protocol version, TLS spoken to a plain server) comes back.
+        return isinstance(exc, (ssl_module.SSLEOFError, ssl_module.SSLZeroReturnError))
+    if isinstance(exc, socket.gaierror):
+        # EAI_AGAIN is "try again later"; a name that does not exist stays so.
+        return exc.errno == socket.EAI_AGAIN
+    # Refused, reset, unreachable, timed out.
+    return isinstance(exc, OSError)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds a 503 or 429 answer asks to wait (RFC 9110 §10.2.3), if it does."""
+    if not isinstance(exc, (InvalidStatus, InvalidProxyStatus)):
+        return None
+    response = exc.response
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get_all("Retry-After")
+    if len(value) != 1:
+        return None
+    text = value[0].strip()
+    # Retry-After = HTTP-date / delay-seconds
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        date = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if date.tzinfo is None:  # -0000: RFC 5322's "unknown zone"; HTTP dates are in GMT
+        return None
+    return max(0.0, date.timestamp() - time.time())
+
+
+def _reason(exc: Exception) -> str:
+    """A short description of a failed attempt, for the log."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# One attempt: redirects, proxy, TLS and the handshake.
+
+
+def _open(
+    uri: str,
+    *,
+    sock: socket.socket | None,
+    deadline: float | None,
+    ssl: SSLContext | None,
+    server_hostname: str | None,
+    proxy: str | Literal[True] | None,
+    proxy_ssl: SSLContext | None,
+    max_redirects: int,
+    origin: str | None,
+    extensions: Sequence[ClientExtensionFactory] | None,
+    subprotocols: Sequence[str] | None,
+    additional_headers: Headers | None,
+    user_agent_header: str | None,
+    max_size: int | None,
+    read_limit: int,
+    logger: LoggerLike,
+    create_connection: type[ClientConnection],
+    connection_options: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> ClientConnection:
+    """Open a connection to ``uri``, following redirects, before ``deadline``."""
+    wsuri = first = parse_uri(uri)
+    redirects = 0
+    while True:
+        if sock is None:
+            transport, raw = _open_transport(
+                wsuri,
+                deadline=deadline,
+                ssl=ssl,
+                # The name given for the first host means nothing to another one.
+                server_hostname=server_hostname if wsuri.host == first.host else None,
+                proxy=proxy,
+                proxy_ssl=proxy_ssl,
+                user_agent_header=user_agent_header,
+                kwargs=kwargs,
+            )
+        else:
+            try:
+                transport = _wrap(sock, wsuri, deadline, ssl, server_hostname)
+            except BaseException:
+                sock.close()
+                raise
+            raw = sock
+        try:
+            return _handshake(
+                transport,
+                raw,
+                wsuri,
+                deadline=deadline,
+                origin=origin,
+                extensions=extensions,
+                subprotocols=subprotocols,
+                additional_headers=additional_headers,
+                user_agent_header=user_agent_header,
+                max_size=max_size,
+                read_limit=read_limit,
+                logger=logger,
+                create_connection=create_connection,
+                connection_options=connection_options,
+            )
+        except InvalidStatus as exc:
+            transport.close()
+            locations = exc.response.headers.get_all("Location")
+            if sock is not None or exc.response.status_code not in _REDIRECTS or not locations:
+                raise
+            if len(locations) > 1:
+                raise InvalidMessage("more than one Location header in a redirect") from exc
+            if redirects >= max_redirects:
+                raise SecurityError(f"more than {max_redirects} redirects") from exc
+            redirects += 1
+            # RFC 9110 §10.2.2: a relative Location is resolved against the request's URI.
+            uri = urljoin(uri, locations[0])
+            target = parse_uri(uri)
+            if wsuri.secure and not target.secure:
+                raise SecurityError(f"redirect from wss:// to ws:// refused: {uri}") from exc
+            # Credentials are meant for one origin. urljoin() keeps the URI's user info only
+            # for a Location without an authority, which is the same origin.
+            if additional_headers is not None and _origin(target) != _origin(wsuri):
+                additional_headers = additional_headers.copy()
+                for name in _CREDENTIALS:
+                    if name in additional_headers:
+                        del additional_headers[name]
+            logger.info("redirected with HTTP %d to %s", exc.response.status_code, uri)
+            wsuri = target
+        except BaseException:
+            transport.close()
+            raise
+
+
+def _origin(wsuri: WebSocketURI) -> tuple[bool, str, int]:
+    return wsuri.secure, wsuri.host, wsuri.port
+
+
+def _open_transport(
     wsuri: WebSocketURI,
     *,
     deadline: float | None,
     ssl: SSLContext | None,
     server_hostname: str | None,
-    origin: str | None,
-    extensions: Sequence[ClientExtensionFactory] | None,
-    subprotocols: Sequence[str] | None,
-    additional_headers: HeadersLike | None,
+    proxy: str | Literal[True] | None,
+    proxy_ssl: SSLContext | None,
     user_agent_header: str | None,
-    compression: str | None,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    close_timeout: float | None,
-    write_timeout: float | None,
-    max_size: int | None,
-    max_queue: int | None,
-    read_limit: int,
-    write_limit: int,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None,
-    create_connection: type[ClientConnection] | None,
-) -> ClientConnection:
+    kwargs: dict[str, Any],
+) -> tuple[Transport, socket.socket]:
+    """Connect to the server of ``wsuri``, through a proxy if there is one, and run TLS."""
+    proxy_url = get_proxy(wsuri) if proxy is True else proxy
+    if proxy_url is None:
+        sock = _open_tcp(wsuri.host, wsuri.port, deadline, kwargs)
+        try:
+            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
+        except BaseException:
+            sock.close()
+            raise
+
+    settings = parse_proxy(proxy_url)
+    sock = _open_tcp(settings.host, settings.port, deadline, kwargs)
+    try:
+        if settings.secure:
+            context = proxy_ssl or ssl_module.create_default_context()
+            tunnel: Transport = tls_handshake(
+                sock, context, server_side=False, server_hostname=settings.host, deadline=deadline
+            )
+        else:
+            tunnel = _wrap(sock, None, deadline, None, None)
+        open_tunnel(
+            tunnel,
+            settings,
+            wsuri.host,
+            wsuri.port,
+            user_agent=user_agent_header,
+            deadline=deadline,
+        )
+        if not wsuri.secure:
+            return tunnel, sock
+        if not settings.secure:
+            # The tunnel is a plain socket: TLS to the server runs on it directly.
+            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
+        return tls_over_transport(
+            tunnel,
+            ssl or ssl_module.create_default_context(),
+            server_hostname=server_hostname or wsuri.host,
+            deadline=deadline,
+        ), sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _wrap(
+    sock: socket.socket,
+    wsuri: WebSocketURI | None,
+    deadline: float | None,
+    ssl: SSLContext | None,
+    server_hostname: str | None,
+) -> Transport:
+    """The transport over a connected socket: TLS for a ``wss://`` URI, else plain."""
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         # Small frames go out at once: syncws writes whole frames, never bytes at a time.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-    transport: Transport
-    if wsuri.secure:
-        if ssl is None:
-            ssl = ssl_module.create_default_context()
-        if server_hostname is None:
-            server_hostname = wsuri.host
-        transport = tls_handshake(
-            sock, ssl, server_side=False, server_hostname=server_hostname, deadline=deadline
-        )
-    else:
-        transport = Transport(sock)
+    if wsuri is None or not wsuri.secure:
+        return Transport(sock)
+    return tls_handshake(
+        sock,
+        ssl or ssl_module.create_default_context(),
+        server_side=False,
+        server_hostname=server_hostname or wsuri.host,
+        deadline=deadline,
+    )
 
-    if compression == "deflate":
-        from .extensions.permessage_deflate import enable_client_permessage_deflate  # noqa: PLC0415
 
-        extensions = enable_client_permessage_deflate(extensions)
-    elif compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
-
+def _handshake(
+    transport: Transport,
+    sock: socket.socket,
+    wsuri: WebSocketURI,
+    *,
+    deadline: float | None,
+    origin: str | None,
+    extensions: Sequence[ClientExtensionFactory] | None,
+    subprotocols: Sequence[str] | None,
+    additional_headers: Headers | None,
+    user_agent_header: str | None,
+    max_size: int | None,
+    read_limit: int,
+    logger: LoggerLike,
+    create_connection: type[ClientConnection],
+    connection_options: dict[str, Any],
+) -> ClientConnection:
     protocol = ClientProtocol(
         wsuri,
         origin=origin,
@@ -227,48 +667,43 @@ def _handshake(
     )
     request = protocol.connect()
     if additional_headers is not None:
-        request.headers.update(Headers(additional_headers))
+        request.headers.update(additional_headers)
     if user_agent_header is not None and "User-Agent" not in request.headers:
         request.headers["User-Agent"] = user_agent_header
     protocol.send_request(request)
-    events = _exchange(transport, protocol, deadline, read_limit)
+    events, eof = _exchange(transport, protocol, deadline, read_limit)
     if protocol.handshake_exc is not None:
-        transport.close()
+        if eof and isinstance(protocol.handshake_exc, InvalidMessage):
+            raise protocol.handshake_exc from EOFError("the server closed the connection")
         raise protocol.handshake_exc
 
-    connection = (create_connection or ClientConnection)(
-        sock,
-        protocol,
-        transport=transport,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        write_timeout=write_timeout,
-        max_queue=max_queue,
-        read_limit=read_limit,
-        write_limit=write_limit,
-    )
+    connection = create_connection(sock, protocol, transport=transport, **connection_options)
     connection.start(events)
     return connection
 
 
 def _exchange(
     transport: Transport, protocol: ClientProtocol, deadline: float | None, read_limit: int
-) -> list[Event]:
-    """Send the request, read until the response is complete; return the events after it."""
+) -> tuple[list[Event], bool]:
+    """Send the request, read until the response is complete.
+
+    Returns:
+        The events after the response, and whether the stream ended.
+    """
     transport.send(protocol.data_to_send(), remaining(deadline))
+    eof = False
     while protocol.response is None and protocol.handshake_exc is None:
         data = transport.recv(read_limit, remaining(deadline))
         if data:
             protocol.receive_data(data)
         else:
+            eof = True
             protocol.receive_eof()
     if protocol.handshake_exc is not None:
-        return []
+        return [], eof
     events = protocol.events_received()
     # The first event is the response; frames that came with it follow.
-    return events[1:]
-
+    return events[1:], eof
 
 
 def _open_tcp(

@@ -277,7 +277,7 @@ def test_ssl_with_ws_uri() -> None:
 
 def test_unsupported_compression() -> None:
     with ws_server(echo) as server, pytest.raises(ValueError, match="compression"):
-        connect(server.uri, compression="gzip")  # type: ignore[arg-type]
+        connect(server.uri, compression="gzip")  # type: ignore[call-overload]
 
 
 def test_connection_refused() -> None:
