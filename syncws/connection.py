@@ -606,32 +606,32 @@ class Connection:
                 no extension and does not mask; otherwise it is built here.
 
         Returns:
-            ``False`` when the message was skipped: another message is being sent, the
+            ``False`` when the message was skipped: a fragmented message is being sent, the
             connection is not open, or its unsent backlog is over ``write_limit``.
         """
-        if not self._send_lock.acquire(blocking=False):
-            return False
+        # No send lock: a whole message goes in between two others under the protocol lock,
+        # so a send() in another thread does not make broadcast skip this connection. Only
+        # the frames of a fragmented message must stay together.
+        with self._protocol_lock:
+            protocol = self.protocol
+            if (
+                protocol.state is not State.OPEN
+                or protocol.sending_fragments
+                or sum(map(len, self._out)) > self.write_limit
+            ):
+                return False
+            if frame is not None and not protocol.extensions and not self._masks:
+                protocol.send_data(frame)
+            elif opcode is Opcode.TEXT:
+                protocol.send_text(data)
+            else:
+                protocol.send_binary(data)
+            self._collect_output()
         try:
-            with self._protocol_lock:
-                if (
-                    self.protocol.state is not State.OPEN
-                    or sum(map(len, self._out)) > self.write_limit
-                ):
-                    return False
-                if frame is not None and not self.protocol.extensions and not self._masks:
-                    self.protocol.send_data(frame)
-                elif opcode is Opcode.TEXT:
-                    self.protocol.send_text(data)
-                else:
-                    self.protocol.send_binary(data)
-                self._collect_output()
-            try:
-                self._flush(wait=False, wait_socket=False)
-            except OSError:
-                self.abort()
-            return True
-        finally:
-            self._send_lock.release()
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
+        return True
 
     def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the connection is closed.

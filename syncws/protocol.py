@@ -347,6 +347,11 @@ class Protocol:
         self._mask_position = position + 4
         return self._mask_pool[position : position + 4]
 
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a fragmented message is being sent: only its continuations may come next."""
+        return self._send_expect_cont
+
     def send_data(self, data: bytes) -> None:
         """Queue raw bytes, for handshakes."""
         if self.eof_sent:

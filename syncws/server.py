@@ -756,11 +756,12 @@ def broadcast(
     """Send a message to many connections, never waiting for a slow one.
 
     The frame is built once for every connection that shares its encoding (server-side
-    connections without compression). A connection is skipped when it is not open, when
-    another thread is sending on it, or when its unsent backlog is over its ``write_limit``
-    (a client that reads too slowly): broadcast never blocks on it. Skipped connections are
-    logged and returned, so that the application can count them or close them (with 1008
-    or 1013, for instance).
+    connections without compression). The message goes in between the messages that other
+    threads send on the same connection. A connection is skipped when it is not open, when
+    it is in the middle of a fragmented message, or when its unsent backlog is over its
+    ``write_limit`` (a client that reads too slowly): broadcast never blocks on it. Skipped
+    connections are logged and returned, so that the application can count them or close
+    them (with 1008 or 1013, for instance).
 
     Args:
         connections: where to send.

@@ -1157,10 +1157,14 @@ def test_fail_while_closing(side: Side) -> None:
 @pytest.mark.parametrize("side", SIDES)
 def test_send_fragmented_message(side: Side) -> None:
     protocol = Protocol(side)
+    assert not protocol.sending_fragments
     protocol.send_text("κό".encode(), fin=False)
+    assert protocol.sending_fragments
     protocol.send_ping(b"p")  # control frames may interleave
     protocol.send_continuation("σμε".encode(), fin=False)
+    assert protocol.sending_fragments
     protocol.send_continuation(b"", fin=True)
+    assert not protocol.sending_fragments
     protocol.send_binary(b"\x00", fin=False)
     protocol.send_continuation(b"\x01", fin=True)
     assert sent(protocol) == [

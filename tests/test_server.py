@@ -1882,6 +1882,44 @@ def test_broadcast_encodings() -> None:
             broadcast(server_side, 42)  # type: ignore[arg-type]
 
 
+def test_broadcast_next_to_send_and_fragmented_send() -> None:
+    """broadcast() does not skip a connection because another thread sends a message on it;
+    it skips one in the middle of a fragmented message, whose frames must stay together."""
+    opened: queue.Queue[ServerConnection] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        opened.put(connection)
+        hold(connection)
+
+    with serving(handler) as server, client(server) as peer:
+        server_side = opened.get(timeout=TIMEOUT)
+        # As while a send() of one message runs in another thread.
+        with server_side._send_lock:
+            assert broadcast([server_side], "while sending") == []
+        assert peer.recv(TIMEOUT) == "while sending"
+
+        middle = threading.Event()
+        resume = threading.Event()
+
+        def fragments() -> Iterator[str]:
+            yield "one "
+            middle.set()
+            resume.wait(TIMEOUT)
+            yield "two"
+
+        sender = threading.Thread(target=server_side.send, args=(fragments(),))
+        sender.start()
+        try:
+            assert middle.wait(TIMEOUT)
+            assert broadcast([server_side], "skipped") == [server_side]
+        finally:
+            resume.set()
+            sender.join(TIMEOUT)
+        assert peer.recv(TIMEOUT) == "one two"
+        assert broadcast([server_side], "after") == []
+        assert peer.recv(TIMEOUT) == "after"
+
+
 def test_broadcast_skips_closed_connections() -> None:
     opened: queue.Queue[ServerConnection] = queue.Queue()
 
