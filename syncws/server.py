@@ -19,6 +19,7 @@ import errno
 import hashlib
 import hmac
 import logging
+import os
 import select
 import socket
 import ssl as ssl_module
@@ -156,17 +157,33 @@ class Server:
         self._create_connection = create_connection
         self.logger = logger
         self.connections: set[ServerConnection] = set()
-        self._lock = threading.Lock()
+        # Reentrant: shutdown() may run in a signal handler in the thread of serve_forever(),
+        # at a moment when the accept loop holds the lock.
+        self._lock = threading.RLock()
         # Notified when the last handler returns.
         self._idle = threading.Condition(self._lock)
         self._active = 0
+        # Sockets of the workers that haven't made their connection yet, and among them those
+        # still waiting for their request (close() wakes those up).
         self._sockets: set[socket.socket] = set()
+        self._awaiting: set[socket.socket] = set()
         self._closing = False
+        self._close_code: int = CloseCode.GOING_AWAY
+        self._close_reason = ""
+        # The timeout of a shutdown() called in the thread of serve_forever(), which finishes
+        # it, as (timeout,); None if there was none.
+        self._deferred_shutdown: tuple[float | None] | None = None
         self._serving = threading.Event()
         self._stopped = threading.Event()
         self._serve_thread: threading.Thread | None = None
         self._wake_recv, self._wake_send = socket.socketpair()
-        self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="syncws-worker")
+        self._pool = ThreadPoolExecutor(
+            max_connections, thread_name_prefix="syncws-worker", initializer=_name_worker
+        )
+        self._busy_log = _Throttle()
+        self._accept_error_log = _Throttle()
+        # The Unix socket file to remove on close, with its inode: see unix_serve().
+        self._unix_path: tuple[str, int] | None = None
         sock.setblocking(False)
 
     @property
@@ -189,16 +206,23 @@ class Server:
     # Accepting.
 
     def serve_forever(self) -> None:
-        """Accept connections until :meth:`shutdown` or :meth:`close`, in this thread."""
-        if self._serving.is_set():
-            raise RuntimeError("serve_forever() is already running")
-        self._serve_thread = threading.current_thread()
-        self._serving.set()
-        poller = select.poll()
-        poller.register(self.socket, select.POLLIN)
-        poller.register(self._wake_recv, select.POLLIN)
-        wake_fd = self._wake_recv.fileno()
+        """Accept connections until :meth:`shutdown` or :meth:`close`, in this thread.
+
+        Returns at once if the server was closed already. When :meth:`shutdown` is called
+        in this thread (from a signal handler), it returns once the shutdown is complete.
+        """
+        with self._lock:
+            if self._serving.is_set():
+                raise RuntimeError("serve_forever() is already running")
+            if self._closing:
+                return
+            self._serve_thread = threading.current_thread()
+            self._serving.set()
         try:
+            poller = select.poll()
+            poller.register(self.socket, select.POLLIN)
+            poller.register(self._wake_recv, select.POLLIN)
+            wake_fd = self._wake_recv.fileno()
             while not self._closing:
                 ready = [fd for fd, _ in poller.poll()]
                 if wake_fd in ready or self._closing:
@@ -207,6 +231,9 @@ class Server:
         finally:
             self._stopped.set()
             self._close_listener()
+        if self._deferred_shutdown is not None:
+            (timeout,) = self._deferred_shutdown
+            self._finish_shutdown(timeout)
 
     def _accept(self) -> None:
         try:
@@ -217,7 +244,11 @@ class Server:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 # Out of file descriptors or memory: wait a little rather than spin, and keep
                 # serving the connections that are open.
-                self.logger.error("accept failed: %s; pausing accept for 0.1 s", exc)
+                held = self._accept_error_log.ready()
+                if held is not None:
+                    self.logger.error(
+                        "accept failed: %s; pausing accept for 0.1 s%s", exc, _also(held)
+                    )
                 select.select([self._wake_recv], [], [], 0.1)
                 return
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
@@ -229,6 +260,7 @@ class Server:
             if not busy:
                 self._active += 1
                 self._sockets.add(sock)
+                self._awaiting.add(sock)
         if busy:
             self._reject_busy(sock)
             return
@@ -236,7 +268,11 @@ class Server:
 
     def _reject_busy(self, sock: socket.socket) -> None:
         """Answer 503 at once from the accept thread, and close."""
-        self.logger.warning("every worker is busy: connection rejected with HTTP 503")
+        held = self._busy_log.ready()
+        if held is not None:
+            self.logger.warning(
+                "every worker is busy: connection rejected with HTTP 503%s", _also(held)
+            )
         try:
             if self.ssl is None:
                 sock.send(_RESPONSE_503, socket.MSG_DONTWAIT)
@@ -257,6 +293,10 @@ class Server:
             with self._lock:
                 self._sockets.discard(sock)
                 self.connections.add(connection)
+                closing = self._closing
+            if closing:
+                # close() ran after the 101 went out, before the connection was registered.
+                connection._start_close(self._close_code, self._close_reason)
             self.logger.debug("connection open: %s", connection.remote_address)
             try:
                 self.handler(connection)
@@ -286,6 +326,7 @@ class Server:
             with self._lock:
                 self._active -= 1
                 self._sockets.discard(sock)
+                self._awaiting.discard(sock)
                 if connection is not None:
                     self.connections.discard(connection)
                 if not self._active:
@@ -308,6 +349,10 @@ class Server:
                 sock, protocol, transport=transport, **self._connection_options
             )
             request = self._read_request(transport, protocol, deadline)
+            # From now on, close() no longer wakes this worker: it answers 503 if it sees
+            # close() in time, or the connection gets a Close once it is registered.
+            with self._lock:
+                self._awaiting.discard(sock)
             response = self._respond(connection, protocol, request)
             protocol.send_response(response)
             transport.send(protocol.data_to_send(), remaining(deadline))
@@ -392,17 +437,21 @@ class Server:
         the handlers, or :meth:`shutdown` for both.
         """
         with self._lock:
-            self._closing = True
+            if not self._closing:
+                self._closing = True
+                self._close_code = code
+                self._close_reason = reason
             connections = list(self.connections)
             # Wake the workers that wait for a request: they answer 503 rather than wait
             # for open_timeout. Under the lock: a worker takes its socket out of _sockets
             # before closing it, so this never touches a reused file descriptor.
-            for sock in self._sockets:
+            for sock in self._awaiting:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RD)
+            serving = self._serving.is_set()
         with contextlib.suppress(OSError):
             self._wake_send.send(b"\0")
-        if not self._serving.is_set():
+        if not serving:
             self._close_listener()
         for connection in connections:
             connection._start_close(code, reason)
@@ -422,10 +471,19 @@ class Server:
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop the server: every handler returns, or is aborted after ``timeout`` seconds.
 
-        Safe to call from any thread, including a signal handler in the thread running
-        :meth:`serve_forever`.
+        Safe to call from any thread. Called in the thread of :meth:`serve_forever` (from a
+        signal handler), it returns at once, and :meth:`serve_forever` finishes the shutdown
+        before it returns: the accept loop can't go on until the signal handler returns.
         """
         self.close()
+        if threading.current_thread() is self._serve_thread and not self._stopped.is_set():
+            if self._deferred_shutdown is None:
+                self._deferred_shutdown = (timeout,)
+            return
+        self._finish_shutdown(timeout)
+
+    def _finish_shutdown(self, timeout: float | None) -> None:
+        """Wait for the handlers, then abort the connections left after ``timeout``."""
         if not self.wait_closed(timeout):
             with self._lock:
                 connections = list(self.connections)
@@ -439,6 +497,42 @@ class Server:
     def _close_listener(self) -> None:
         with contextlib.suppress(OSError):
             self.socket.close()
+        if self._unix_path is not None:
+            path, inode = self._unix_path
+            self._unix_path = None
+            # Remove the socket file, unless another server took the path meanwhile.
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+
+
+def _name_worker() -> None:
+    """Name a worker thread ``syncws-worker-<n>``, as every syncws thread is named."""
+    thread = threading.current_thread()
+    thread.name = thread.name.replace("syncws-worker_", "syncws-worker-", 1)
+
+
+class _Throttle:
+    """Let a log line that repeats through at most once per ``interval`` seconds."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._held = 0
+
+    def ready(self) -> int | None:
+        """How many lines were held back since the last one, or ``None`` to hold this one."""
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return None
+        held, self._held = self._held, 0
+        self._next = now + self.interval
+        return held
+
+
+def _also(held: int) -> str:
+    return f" ({held} more since the last report)" if held else ""
 
 
 def serve(
@@ -571,6 +665,9 @@ def serve(
 def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Server:
     """Listen on the Unix socket at ``path`` and return a :class:`Server`.
 
+    The socket file is removed when the server closes (unless another program replaced it
+    meanwhile); with ``sock=``, the file is the caller's.
+
     Args:
         handler: as for :func:`serve`.
         path: the socket's path.
@@ -582,16 +679,28 @@ def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Serv
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            inode = os.stat(path).st_ino
             sock.listen(kwargs.pop("backlog", 128))
         except BaseException:
             sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
         kwargs["sock"] = sock
         try:
-            return serve(handler, **kwargs)
+            server = serve(handler, **kwargs)
         except BaseException:
             sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
+        # The socket file is this server's: it goes when the server closes.
+        server._unix_path = (path, inode)
+        return server
     return serve(handler, **kwargs)
 
 

@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import random
+import re
 import resource
 import select
 import selectors
@@ -53,6 +54,7 @@ from syncws.connection import Connection
 from syncws.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
+    ConnectionClosedOK,
     InvalidStatus,
 )
 from syncws.frames import Frame
@@ -512,7 +514,38 @@ def test_unix_serve(tmp_path: Path) -> None:
             connection.send("over unix")
             assert connection.recv(TIMEOUT) == "over unix"
         assert addresses.get(timeout=TIMEOUT) == path
+        assert os.path.exists(path)
     assert server.socket.fileno() == -1
+    # The socket file went with the server: the path can be served again.
+    assert not os.path.exists(path)
+    with (
+        running(unix_serve(echo, path, close_timeout=2)),
+        unix_connect(path, compression=None, open_timeout=TIMEOUT) as connection,
+    ):
+        connection.send("again")
+        assert connection.recv(TIMEOUT) == "again"
+    assert not os.path.exists(path)
+
+
+def test_unix_serve_leaves_a_replaced_socket_file(tmp_path: Path) -> None:
+    """A file that took the path after the server bound it is not the server's to remove."""
+    path = tmp_path / "ws.sock"
+    server = unix_serve(echo, str(path))
+    path.unlink()
+    path.write_text("someone else's")
+    server.shutdown(TIMEOUT)
+    assert path.read_text() == "someone else's"
+
+
+def test_unix_serve_in_use(tmp_path: Path) -> None:
+    path = str(tmp_path / "ws.sock")
+    with running(unix_serve(echo, path, close_timeout=2)):
+        with pytest.raises(OSError, match="in use"):
+            unix_serve(echo, path)
+        # The failed attempt left the running server's file alone.
+        with unix_connect(path, compression=None, open_timeout=TIMEOUT) as connection:
+            connection.send("still here")
+            assert connection.recv(TIMEOUT) == "still here"
 
 
 def test_unix_serve_needs_a_path() -> None:
@@ -1273,6 +1306,86 @@ def test_idle_connections_get_503_or_time_out() -> None:
 
 
 # Shutting down (X4).
+
+
+def test_shutdown_right_after_the_handshake() -> None:
+    """A connection whose 101 went out just before shutdown() still gets a Close 1001."""
+    for _ in range(20):
+        with serving(echo) as server:
+            connection = client(server, ping_interval=None)
+            server.shutdown(TIMEOUT)
+            with pytest.raises(ConnectionClosedOK) as exc_info:
+                connection.recv(TIMEOUT)
+            assert exc_info.value.code == 1001
+            connection.close()
+
+
+def test_serve_forever_after_close() -> None:
+    """serve_forever() on a server closed before it started returns at once."""
+    server = serve(echo, "127.0.0.1", 0)
+    server.close()
+    server.serve_forever()
+    assert server.socket.fileno() == -1
+    assert server.wait_closed(TIMEOUT)
+
+
+def test_shutdown_in_the_accept_loop_thread_while_it_holds_the_lock() -> None:
+    """As from a signal handler that lands while the accept loop holds the server's lock:
+    shutdown() returns at once, and serve_forever() returns once the shutdown is done."""
+    server = serve(echo, "127.0.0.1", 0, close_timeout=2)
+    accept = server._accept
+    returned: list[float] = []
+
+    def accept_and_signal() -> None:
+        with server._lock:
+            start = time.monotonic()
+            server.shutdown(TIMEOUT)
+            returned.append(time.monotonic() - start)
+        accept()
+
+    server._accept = accept_and_signal  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with RawClient.connect(server.port) as raw:
+            raw.send(upgrade_request())
+            thread.join(TIMEOUT)
+            assert not thread.is_alive(), "serve_forever() did not return"
+            assert raw.read_response().status == 503
+    finally:
+        server.shutdown(TIMEOUT)
+        thread.join(TIMEOUT)
+    assert returned
+    assert returned[0] < 1
+    assert server._stopped.is_set()
+    assert not worker_threads()
+
+
+def test_worker_thread_names() -> None:
+    names: queue.Queue[str] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        names.put(threading.current_thread().name)
+
+    with serving(handler) as server, client(server):
+        assert re.fullmatch(r"syncws-worker-\d+", names.get(timeout=TIMEOUT))
+
+
+def test_busy_log_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    """Under a flood of connections that find every worker busy, one line a second."""
+    caplog.set_level(logging.WARNING, logger="syncws.server")
+    with serving(echo, max_connections=1) as server, client(server):
+        assert wait_for(lambda: len(server.connections) == 1)
+        for _ in range(30):
+            with RawClient.connect(server.port) as raw:
+                assert raw.read_response().status == 503
+        time.sleep(1.1)
+        with RawClient.connect(server.port) as raw:
+            assert raw.read_response().status == 503
+    lines = [r.getMessage() for r in caplog.records if "every worker is busy" in r.getMessage()]
+    # The first line, then at most one per second; the last one counts those held back.
+    assert 2 <= len(lines) < 10, lines
+    assert re.search(r"\((\d+) more since the last report\)$", lines[-1]), lines
 
 
 @pytest.mark.parametrize("family", ["tcp", "unix"])
