@@ -1,0 +1,488 @@
+"""WebSocket routes inside a WSGI application, on the WSGI server's own port.
+
+A WSGI server that runs each request in its own thread and exposes the request's socket can
+hand that socket over: :func:`accept` reads the opening handshake from the ``environ``,
+writes the ``101 Switching Protocols`` response on the socket and returns a
+:class:`~syncws.server.ServerConnection`, the same connection :func:`~syncws.server.serve`
+gives its handlers, with its reader thread, keepalive, timeouts, limits and compression. The
+request's thread is then the handler's thread. :class:`WebSocketApp` wraps a handler into a
+WSGI application that does all of this.
+
+Supported servers:
+
+- Werkzeug's development server (``flask run``, ``werkzeug.serving.run_simple`` or
+  ``make_server`` with ``threaded=True``): the socket is ``environ["werkzeug.socket"]``.
+- gunicorn with the ``gthread`` worker: the socket is ``environ["gunicorn.socket"]``.
+
+Anything else raises :exc:`UnsupportedServer`, which :class:`WebSocketApp` turns into a
+``500`` response: servers that give no access to the socket (``wsgiref``, mod_wsgi),
+gunicorn's ``sync`` worker (one request per process at a time, killed after ``--timeout``)
+and its ``gevent`` / ``eventlet`` workers (no real threads), a server that terminates TLS
+itself (the socket is a TLS socket whose state can't be handed over), and a single-threaded
+Werkzeug server (the WebSocket would block every other request).
+
+How the socket is handed over: the connection works on a duplicate of the server's socket
+(:meth:`socket.socket.dup`), so that the server's socket object stays valid until the server
+closes it. Bytes the server read past the request head (frames a client sent right behind its
+request) are taken out of the server's read buffer and fed to the connection first. When the
+connection ends, both directions of the socket are shut down: whatever the server then
+writes (its own response to the request) fails with ``EPIPE``, which both servers treat as a
+client that went away, silently; what it reads is the end of the stream, so it does not keep
+the connection alive for another request. The application must therefore return its WSGI
+response only once the connection is closed; :class:`WebSocketApp` and
+:class:`syncws.flask.Sock` do so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import io
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+from .exceptions import ConnectionClosed, InvalidMessage
+from .extensions.base import ServerExtensionFactory
+from .extensions.permessage_deflate import enable_server_permessage_deflate
+from .frames import CloseCode
+from .headers import Headers, HeadersLike
+from .http11 import Request, Response
+from .protocol import State
+from .server import SERVER, ServerConnection
+from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
+from .transport import Transport
+
+__all__ = [
+    "StartResponse",
+    "UnsupportedServer",
+    "UpgradeRejected",
+    "WebSocketApp",
+    "accept",
+    "handle",
+    "run_handler",
+]
+
+logger = logging.getLogger("syncws.wsgi")
+
+StartResponse = Callable[..., Any]
+"""The ``start_response`` callable of a WSGI server."""
+
+_WERKZEUG = "Werkzeug's development server"
+_GUNICORN = "gunicorn"
+
+
+class UnsupportedServer(RuntimeError):
+    """The WSGI server can't hand the request's socket over to a WebSocket connection.
+
+    The message names the server and says what to run instead.
+    """
+
+
+class UpgradeRejected(Exception):
+    """The request is not an acceptable WebSocket handshake.
+
+    Answer it with ``response`` through the WSGI server, as any HTTP response:
+    :meth:`wsgi_response` does it, and :attr:`status`, :attr:`headers` and :attr:`body` give
+    its parts for a framework's response class.
+
+    Attributes:
+        response: the HTTP response that says why: 400, 403 (origin not allowed), 405 (not
+            ``GET``), 426 (not a WebSocket upgrade, or another protocol version), 505.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        super().__init__(f"WebSocket handshake rejected with HTTP {response.status_code}")
+
+    @property
+    def status(self) -> str:
+        """The status line for WSGI's ``start_response``, e.g. ``"403 Forbidden"``."""
+        return f"{self.response.status_code} {self.response.reason_phrase}"
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The response headers, without ``Connection``: the WSGI server manages it."""
+        return [
+            (name, value)
+            for name, value in self.response.headers.raw_items()
+            if name.lower() != "connection"
+        ]
+
+    @property
+    def body(self) -> bytes:
+        """The response body: plain text that says what was wrong."""
+        return self.response.body
+
+    def wsgi_response(self, start_response: StartResponse) -> list[bytes]:
+        """Start the response and return its body, as a WSGI application returns it."""
+        start_response(self.status, self.headers)
+        return [self.body]
+
+
+class _HandedOverTransport(Transport):
+    """The transport over a duplicate of a WSGI server's socket.
+
+    Closing it shuts the server's socket down too, so that the server can neither write its
+    own response into the WebSocket stream nor wait on the socket for another request.
+    """
+
+    def __init__(self, sock: socket.socket, server_socket: socket.socket) -> None:
+        super().__init__(sock)
+        self._server_socket = server_socket
+
+    def close(self) -> None:
+        # Shutdown acts on the connection that both descriptors share, and is harmless when
+        # the closing handshake has already shut it down.
+        with contextlib.suppress(OSError):
+            self._server_socket.shutdown(socket.SHUT_RDWR)
+        super().close()
+
+
+def _server_name(environ: Mapping[str, Any]) -> str:
+    software = environ.get("SERVER_SOFTWARE")
+    return repr(software) if software else "this WSGI server"
+
+
+def _find_socket(environ: Mapping[str, Any]) -> tuple[str, socket.socket]:
+    """Return the server's name and the request's socket, or say why there is none."""
+    if "werkzeug.socket" in environ:
+        name, sock = _WERKZEUG, environ["werkzeug.socket"]
+        if not (environ.get("wsgi.multithread") or environ.get("wsgi.multiprocess")):
+            raise UnsupportedServer(
+                f"{name} runs one request at a time, and a WebSocket connection would block "
+                "every other request: start it with threaded=True (flask run does)"
+            )
+    elif "gunicorn.socket" in environ:
+        name, sock = _GUNICORN, environ["gunicorn.socket"]
+        if not environ.get("wsgi.multithread"):
+            raise UnsupportedServer(
+                "gunicorn's sync worker runs one request per process at a time and kills "
+                "requests that last longer than --timeout: run gunicorn with "
+                "--worker-class gthread (and --threads N for N connections at once)"
+            )
+    else:
+        raise UnsupportedServer(
+            f"{_server_name(environ)} does not give access to the request's socket, so it "
+            "can't hand it over to a WebSocket connection: run the application under "
+            "Werkzeug's development server (threaded) or gunicorn --worker-class gthread, "
+            "or serve WebSocket with syncws.serve() on its own port"
+        )
+    if isinstance(sock, ssl.SSLSocket):
+        raise UnsupportedServer(
+            f"{name} terminates TLS itself, and the TLS state can't be handed over: "
+            "terminate TLS in a reverse proxy (nginx) in front of the server"
+        )
+    # gunicorn's gevent and eventlet workers run requests in greenlets, on sockets of their
+    # own that are not the standard library's: syncws's threads would block them all.
+    if type(sock).__module__ != "socket" or not isinstance(sock, socket.socket):
+        raise UnsupportedServer(
+            f"{name} gives a socket of type {type(sock).__module__}.{type(sock).__qualname__}: "
+            "syncws needs real threads and standard sockets (gevent and eventlet workers "
+            "are not supported; use --worker-class gthread)"
+        )
+    return name, sock
+
+
+def _take_buffered(name: str, environ: Mapping[str, Any], sock: socket.socket) -> bytes:
+    """Take the bytes the server read past the request head out of its read buffer."""
+    stream = environ.get("wsgi.input")
+    if name == _WERKZEUG:
+        # Werkzeug reads the request head through a buffered reader on the socket, which
+        # may hold the first frames already. peek() only returns what is buffered when the
+        # socket is non-blocking: with nothing buffered, it would wait for more otherwise.
+        if isinstance(stream, io.BufferedReader):
+            timeout = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                data = stream.peek()
+                return stream.read(len(data)) if data else b""
+            finally:
+                sock.settimeout(timeout)
+        if isinstance(stream, io.RawIOBase):
+            return b""  # unbuffered: nothing was read ahead
+    elif name == _GUNICORN:
+        # gunicorn's parser keeps what it read past the head in the "unreader" of the body
+        # reader. Recent versions have take_buffered(); older ones keep a BytesIO in buf.
+        unreader = getattr(getattr(stream, "reader", None), "unreader", None)
+        take = getattr(unreader, "take_buffered", None)
+        if callable(take):
+            data = take()
+            if isinstance(data, bytes):
+                return data
+        buffer = getattr(unreader, "buf", None)
+        if isinstance(buffer, io.BytesIO):
+            data = buffer.getvalue()
+            unreader.buf = io.BytesIO()  # type: ignore[union-attr]
+            return data
+    raise UnsupportedServer(
+        f"{name} reads the request through {type(stream).__name__}, whose read buffer syncws "
+        "can't reach: frames sent right after the request could be lost (was wsgi.input "
+        "replaced by a middleware?)"
+    )
+
+
+def _request_from_environ(environ: Mapping[str, Any]) -> Request:
+    """Rebuild the handshake request from the CGI-style variables of the environ."""
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if not target.startswith("/"):
+        # PEP 3333 gives the path decoded and as latin-1 characters: encode it back.
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        target = quote(path.encode("latin-1"), safe="/;=,@:!$&'()*+~")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+    headers = Headers()
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and isinstance(value, str):
+            name = key[5:].replace("_", "-").title()
+            headers[name] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers[key.replace("_", "-").title()] = value
+    return Request(target, headers)
+
+
+def accept(
+    environ: Mapping[str, Any],
+    *,
+    origins: Sequence[Origin] | None = None,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: SubprotocolSelector | None = None,
+    compression: Literal["deflate"] | None = "deflate",
+    server_header: str | None = SERVER,
+    extra_headers: HeadersLike | None = None,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    write_timeout: float | None = 10,
+    max_size: int | None = 2**20,
+    max_queue: int | None = 16,
+    read_limit: int = 2**16,
+    write_limit: int = 2**16,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    create_connection: type[ServerConnection] | None = None,
+) -> ServerConnection:
+    """Upgrade the WSGI request to a WebSocket connection, in the request's thread.
+
+    Use the connection, close it (``with`` does), and only then return a response from the
+    application: any response, since the server can't send it anymore. Example::
+
+        def app(environ, start_response):
+            try:
+                websocket = syncws.wsgi.accept(environ)
+            except syncws.wsgi.UpgradeRejected as exc:
+                return exc.wsgi_response(start_response)
+            with websocket:
+                for message in websocket:
+                    websocket.send(message)
+            start_response("101 Switching Protocols", [])
+            return []
+
+    Args:
+        environ: the request's WSGI environ.
+        origins: allowed ``Origin`` values (exact strings or compiled patterns, ``None``
+            for no header); anything else gets 403.
+        extensions: extensions the server supports, as factories.
+        subprotocols: subprotocols the server supports; clients must pick one.
+        select_subprotocol: picks the subprotocol instead of the default rule.
+        compression: ``"deflate"`` enables permessage-deflate; ``None`` disables it.
+        server_header: the ``Server`` header of the 101 response; ``None`` sends none.
+        extra_headers: more headers for the 101 response (cookies, for instance).
+        ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
+        ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
+        close_timeout: seconds to wait for the closing handshake before aborting.
+        write_timeout: seconds a write may go without progress before aborting.
+        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_queue: how many received messages may wait before reading pauses.
+        read_limit: bytes read from the socket at a time.
+        write_limit: unsent bytes over which :func:`~syncws.server.broadcast` skips the
+            connection.
+        logger: the logger; by default ``logging.getLogger("syncws.server")``.
+        create_connection: the connection class, to use a subclass.
+
+    Returns:
+        The open connection.
+
+    Raises:
+        UpgradeRejected: the request is not an acceptable handshake; answer with its
+            response.
+        UnsupportedServer: the WSGI server can't hand over the socket; the message says why.
+        OSError: writing the 101 response failed: the client went away.
+    """
+    name, server_socket = _find_socket(environ)
+
+    if compression == "deflate":
+        extensions = enable_server_permessage_deflate(extensions)
+    elif compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    # The request head was parsed by the WSGI server: the protocol starts OPEN, after the
+    # handshake, and only checks the request and builds the response here.
+    protocol = ServerProtocol(
+        origins=origins,
+        extensions=extensions,
+        subprotocols=subprotocols,
+        select_subprotocol=select_subprotocol,
+        state=State.OPEN,
+        max_size=max_size,
+        logger=logger if logger is not None else logging.getLogger("syncws.server"),
+    )
+    request = _request_from_environ(environ)
+    method = environ.get("REQUEST_METHOD", "GET")
+    version = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    if method != "GET":
+        # RFC 6455 §4.1: the handshake is a GET request.
+        exc = InvalidMessage(f"unsupported HTTP method: {method}", status=405)
+        raise UpgradeRejected(protocol.reject_exception(exc))
+    if version != "HTTP/1.1":
+        # RFC 6455 §4.1: the handshake is an HTTP/1.1 request (HTTP/2 would need RFC 8441).
+        exc = InvalidMessage(f"unsupported HTTP version: {version}", status=505)
+        raise UpgradeRejected(protocol.reject_exception(exc))
+    response = protocol.accept(request)
+    if response.status_code != 101:
+        raise UpgradeRejected(response)
+    response.headers["Date"] = email.utils.formatdate(usegmt=True)
+    if server_header is not None:
+        response.headers["Server"] = server_header
+    if extra_headers is not None:
+        response.headers.update(Headers(extra_headers))
+
+    buffered = _take_buffered(name, environ, server_socket)
+    sock = server_socket.dup()
+    try:
+        transport = _HandedOverTransport(sock, server_socket)
+        protocol.request = request
+        protocol.response = response
+        connection = (create_connection or ServerConnection)(
+            sock,
+            protocol,
+            transport=transport,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        )
+        transport.send([response.serialize()], write_timeout)
+        if buffered:
+            protocol.receive_data(buffered)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            server_socket.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        raise
+    connection.start(protocol.events_received())
+    return connection
+
+
+def run_handler(
+    connection: ServerConnection,
+    handler: Callable[[ServerConnection], Any],
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+) -> None:
+    """Run a handler on a connection and close it, as :func:`~syncws.server.serve` does.
+
+    When the handler returns, the connection closes with 1000; when it raises, with 1011
+    and the error is logged. Returns once the connection is closed.
+
+    Args:
+        connection: the connection :func:`accept` returned.
+        handler: called with the connection.
+        log: where errors go; by default ``logging.getLogger("syncws.wsgi")``.
+    """
+    try:
+        handler(connection)
+    except ConnectionClosed as exc:
+        log.debug("connection closed while the handler ran: %s", exc)
+        connection.close(CloseCode.INTERNAL_ERROR)
+    except Exception:
+        log.error("connection handler failed", exc_info=True)
+        connection.close(CloseCode.INTERNAL_ERROR)
+    else:
+        connection.close()
+    # close() returns once the connection is closed; let the reader thread end too, so that
+    # the request's thread leaves nothing behind.
+    if connection._reader is not None:
+        connection._reader.join()
+
+
+_UNSUPPORTED_TEXT = b"This server can't open WebSocket connections; see its log.\n"
+
+
+class WebSocketApp:
+    """A WSGI application that runs ``handler`` on each WebSocket connection.
+
+    Mount it where the WebSocket route goes (e.g. with a dispatcher middleware), or call it
+    from a WSGI application for that route. Requests that are not acceptable handshakes get
+    their 4xx response; on an unsupported server, the error is logged and the request gets a
+    ``500``. The handler runs in the request's thread; when it returns the connection closes
+    with 1000, when it raises with 1011.
+
+    Example::
+
+        def echo(websocket):
+            for message in websocket:
+                websocket.send(message)
+
+        app = syncws.wsgi.WebSocketApp(echo, origins=["https://example.com"])
+
+    Args:
+        handler: called with each :class:`~syncws.server.ServerConnection`.
+        **options: keyword arguments of :func:`accept`.
+    """
+
+    def __init__(self, handler: Callable[[ServerConnection], Any], **options: Any) -> None:
+        self.handler = handler
+        self.options = options
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return handle(environ, start_response, self.handler, **self.options)
+
+
+def handle(
+    environ: Mapping[str, Any],
+    start_response: StartResponse,
+    handler: Callable[[ServerConnection], Any],
+    **options: Any,
+) -> Iterable[bytes]:
+    """Serve one WSGI request with ``handler``, as :class:`WebSocketApp` does.
+
+    Args:
+        environ: the request's WSGI environ.
+        start_response: the server's ``start_response``.
+        handler: called with the connection.
+        **options: keyword arguments of :func:`accept`.
+
+    Returns:
+        The WSGI response: the 4xx or 500 answer when there is no connection; otherwise an
+        empty ``101`` that the server can't send anymore, once the connection is closed.
+    """
+    log = options.get("logger") or logger
+    try:
+        connection = accept(environ, **options)
+    except UpgradeRejected as exc:
+        log.debug("WebSocket handshake rejected: %s", exc.body.decode(errors="replace").strip())
+        return exc.wsgi_response(start_response)
+    except UnsupportedServer as exc:
+        log.error("cannot open a WebSocket connection: %s", exc)
+        start_response(
+            "500 Internal Server Error",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_UNSUPPORTED_TEXT))),
+            ],
+        )
+        return [_UNSUPPORTED_TEXT]
+    except OSError as exc:
+        log.debug("opening handshake failed: %s", exc)
+        start_response("101 Switching Protocols", [])
+        return []
+    run_handler(connection, handler, log)
+    # The socket is shut down: the server can't write this response, only log it. 101 is
+    # what the client got.
+    start_response("101 Switching Protocols", [])
+    return []
