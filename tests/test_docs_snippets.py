@@ -369,7 +369,7 @@ def test_thread_names() -> None:
         assert client.recv(timeout=TIMEOUT) == "x"
         assert wait_for(lambda: bool(named("syncws-reader-")))
         assert all(len(name) == len("syncws-reader-") + 8 for name in named("syncws-reader-"))
-        assert named("syncws-worker_")
+        assert named("syncws-worker-")
         assert named("syncws-timer")
 
 
@@ -501,15 +501,13 @@ def test_publisher_closes_a_client_that_stopped_reading() -> None:
                 for connection in server.connections
                 if connection.remote_address == laggard.local_address
             )
-            sent = 0
-            for _ in range(2000):
+            for sent in range(1, 2001):
                 publisher.publish(payload)
-                sent += 1
+                # The fast reader keeps up: it got every message before the next one.
+                assert wait_for(lambda: len(received) == sent)  # noqa: B023
                 if laggard_connection.state is not syncws.State.OPEN:
                     break
             assert laggard_connection.state is not syncws.State.OPEN
-            # The fast reader got every message meanwhile.
-            assert wait_for(lambda: len(received) == sent)
             reader.close()
             thread.join(TIMEOUT)
         assert laggard_connection.close_code is not None
