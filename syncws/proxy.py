@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from .exceptions import InvalidHandshake
 from .headers import Headers, build_authorization_basic, build_host
 from .http11 import Response
-from .transport import TLSTransport, Transport, remaining
+from .transport import TLSTransport, Transport, remaining, run_tls_handshake
 from .uri import WebSocketURI
 
 __all__ = [
@@ -366,19 +366,6 @@ def tls_over_transport(
     outgoing = ssl.MemoryBIO()
     ssl_object = context.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
     transport = TunnelTLSTransport(inner, ssl_object, incoming, outgoing)
-    while True:
-        try:
-            ssl_object.do_handshake()
-            done = True
-        except ssl.SSLWantReadError:
-            done = False
-        records = outgoing.read()
-        if records:
-            inner.send([records], remaining(deadline, "TLS handshake"))
-        if done:
-            return transport
-        data = inner.recv(65536, remaining(deadline, "TLS handshake"))
-        if not data:
-            raise ConnectionResetError("connection closed during TLS handshake")
-        incoming.write(data)
+    run_tls_handshake(transport, inner.send, inner.recv, deadline)
+    return transport
 

@@ -19,8 +19,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["TLSTransport", "Transport", "remaining", "tls_handshake"]
+__all__ = ["TLSTransport", "Transport", "remaining", "run_tls_handshake", "tls_handshake"]
 
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
 _MAX_BUFFERS = 64
@@ -238,23 +239,54 @@ def tls_handshake(
         incoming, outgoing, server_side=server_side, server_hostname=server_hostname
     )
     transport = TLSTransport(sock, ssl_object, incoming, outgoing)
+    run_tls_handshake(
+        transport,
+        transport._send_raw,
+        # The socket itself, not the TLS layer.
+        lambda size, timeout: Transport.recv(transport, size, timeout),
+        deadline,
+    )
+    return transport
+
+
+def run_tls_handshake(
+    transport: TLSTransport,
+    send: Callable[[list[bytes], float | None], object],
+    recv: Callable[[int, float | None], bytes],
+    deadline: float | None,
+) -> None:
+    """Run the TLS handshake of ``transport`` before ``deadline``, over ``send`` and ``recv``.
+
+    Args:
+        transport: the TLS transport, with its TLS state and memory buffers.
+        send: writes encrypted bytes, waiting at most the given timeout.
+        recv: reads encrypted bytes, waiting at most the given timeout.
+        deadline: the :func:`time.monotonic` time to finish by.
+
+    Raises:
+        TimeoutError: the deadline passed.
+        ssl.SSLError: the handshake failed, e.g. the certificate did not verify.
+        OSError: the connection broke.
+    """
+    ssl_object = transport.ssl_object
     while True:
         try:
             ssl_object.do_handshake()
             done = True
         except ssl.SSLWantReadError:
             done = False
-        records = outgoing.read()
+        records = transport._outgoing.read()
         if records:
-            transport._send_raw([records], remaining(deadline, "TLS handshake"))
+            send([records], remaining(deadline, "TLS handshake"))
         if done:
-            return transport
-        if not _poll_fd(sock.fileno(), select.POLLIN, remaining(deadline, "TLS handshake")):
-            raise TimeoutError("timed out during TLS handshake")
-        raw = sock.recv(65536)
-        if not raw:
+            return
+        try:
+            data = recv(65536, remaining(deadline, "TLS handshake"))
+        except TimeoutError:
+            raise TimeoutError("timed out during TLS handshake") from None
+        if not data:
             raise ConnectionResetError("connection closed during TLS handshake")
-        incoming.write(raw)
+        transport._incoming.write(data)
 
 
 def remaining(deadline: float | None, what: str = "opening handshake") -> float | None:
