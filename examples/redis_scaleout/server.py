@@ -30,6 +30,17 @@ CHAT_CHANNEL = "chat"
 VALUE_KEY = "counter:value"
 USERS_KEY = "counter:users"
 
+# Change a number and publish its new value in one step. Redis runs a script as a whole, so the
+# values are published in the order they were made, whichever process made them: publishing
+# after a separate INCR could let an older value overtake a newer one.
+CHANGE_AND_PUBLISH = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], string.format(ARGV[3], value))
+return value
+"""
+VALUE_EVENT = '{"type": "value", "value": %d}'
+USERS_EVENT = '{"type": "users", "count": %d}'
+
 
 class App:
     """The handlers, with the :class:`PubSub` of this process."""
@@ -37,6 +48,7 @@ class App:
     def __init__(self, pubsub: PubSub) -> None:
         self.pubsub = pubsub
         self.redis = pubsub.redis
+        self._change_and_publish = self.redis.register_script(CHANGE_AND_PUBLISH)
 
     def check_path(self, connection: syncws.ServerConnection, request: Request) -> Response | None:
         if request.path not in ("/counter", "/chat"):
@@ -53,20 +65,17 @@ class App:
     def counter(self, websocket: syncws.ServerConnection) -> None:
         self.pubsub.subscribe(websocket, COUNTER_CHANNEL)
         try:
-            self.publish_users(self.redis.incr(USERS_KEY))
-            websocket.send(self.value_event(int(self.redis.get(VALUE_KEY) or 0)))
+            self.change(USERS_KEY, +1, USERS_EVENT)
+            websocket.send(VALUE_EVENT % int(self.redis.get(VALUE_KEY) or 0))
             for message in websocket:
                 action = json.loads(message).get("action")
                 if action == "plus":
-                    value = self.redis.incr(VALUE_KEY)
+                    self.change(VALUE_KEY, +1, VALUE_EVENT)
                 elif action == "minus":
-                    value = self.redis.decr(VALUE_KEY)
-                else:
-                    continue
-                self.pubsub.publish(COUNTER_CHANNEL, self.value_event(value))
+                    self.change(VALUE_KEY, -1, VALUE_EVENT)
         finally:
             self.pubsub.unsubscribe(websocket)
-            self.publish_users(self.redis.decr(USERS_KEY))
+            self.change(USERS_KEY, -1, USERS_EVENT)
 
     def chat(self, websocket: syncws.ServerConnection) -> None:
         self.pubsub.subscribe(websocket, CHAT_CHANNEL)
@@ -76,12 +85,9 @@ class App:
         finally:
             self.pubsub.unsubscribe(websocket)
 
-    def publish_users(self, count: int) -> None:
-        self.pubsub.publish(COUNTER_CHANNEL, json.dumps({"type": "users", "count": count}))
-
-    @staticmethod
-    def value_event(value: int) -> str:
-        return json.dumps({"type": "value", "value": value})
+    def change(self, key: str, by: int, event: str) -> None:
+        """Add ``by`` to ``key`` and publish the new value as ``event`` to every process."""
+        self._change_and_publish(keys=[key], args=[by, COUNTER_CHANNEL, event])
 
 
 def main() -> None:
