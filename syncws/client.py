@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from ssl import SSLContext
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, Union, overload
 from urllib.parse import urljoin
 
 from .client_protocol import ClientProtocol
@@ -50,8 +50,8 @@ USER_AGENT = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{
 AdditionalHeaders = HeadersLike | Callable[[], HeadersLike]
 """Request headers to add, or a callable that returns them, called before each attempt."""
 
-# A string: LoggerAdapter takes no type argument at run time before Python 3.11.
-LoggerLike: TypeAlias = "logging.Logger | logging.LoggerAdapter[logging.Logger]"
+# LoggerAdapter takes no type argument at run time before Python 3.11: a forward reference.
+LoggerLike: TypeAlias = Union[logging.Logger, "logging.LoggerAdapter[logging.Logger]"]
 
 # RFC 9110 §15.4: the redirections that name another location. 300 and 304 do not.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
