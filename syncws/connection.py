@@ -167,7 +167,7 @@ class Connection:
         self._pong_timers: dict[bytes, Timer] = {}
         self._transport_error: BaseException | None = None
         self._aborted = False
-        self._closed = threading.Event()
+        self._closed = _Flag()
         self._reader: threading.Thread | None = None
         # Who reads the socket: the reader thread, or a thread in recv() or close() while it
         # waits (no hand-off between threads then). The reader parks after handing a message
@@ -178,7 +178,8 @@ class Connection:
         # Whenever nobody holds the socket and reading is not over, the reader thread is
         # about to read, or a hand-back check is due: the socket is never left unread.
         self._read_lock = threading.Lock()
-        self._read_cond = threading.Condition(self._read_lock)
+        # For the reader thread to wait on; made with the first one (many connections need none).
+        self._read_cond: threading.Condition | None = None
         self._reader_alive = False
         self._reader_reading = False
         self._consumer_reading = False
@@ -653,12 +654,17 @@ class Connection:
         self._queue.close()
         with self._read_lock:
             self._read_done = True
-            self._read_cond.notify_all()
+            self._wake_reader_thread()
             finish = self._claim_finish()
         if finish:
             self._finish()
 
     # Reader thread.
+
+    def _wake_reader_thread(self) -> None:
+        """Wake the reader thread if it waits for its turn to read; read lock held."""
+        if self._read_cond is not None:
+            self._read_cond.notify_all()
 
     def _start_reader(self, events: list[Event]) -> bool:
         """Start a reader thread; read lock held.
@@ -666,6 +672,8 @@ class Connection:
         Returns:
             Whether the caller must tear the connection down: no thread could start.
         """
+        if self._read_cond is None:
+            self._read_cond = threading.Condition(self._read_lock)
         thread = threading.Thread(
             target=self._run,
             args=(events,),
@@ -702,6 +710,7 @@ class Connection:
         transport = self.transport
         read_lock = self._read_lock
         read_cond = self._read_cond
+        assert read_cond is not None
         idle = False
         try:
             try:
@@ -828,7 +837,7 @@ class Connection:
             else:
                 finish = False
                 if self._reader_alive and not self._reader_parked:
-                    self._read_cond.notify_all()  # it waits for the socket
+                    self._wake_reader_thread()  # it waits for the socket
                 else:
                     self._schedule_hand_back()
         if finish:
@@ -859,7 +868,7 @@ class Connection:
         """Reading is over; the thread that holds the socket tears down when it lets go."""
         with self._read_lock:
             self._read_done = True
-            self._read_cond.notify_all()
+            self._wake_reader_thread()
 
     def _wake_reader(self) -> None:
         """Make the reader thread read now, starting one if needed."""
@@ -869,7 +878,7 @@ class Connection:
                 return
             self._reader_parked = False
             if self._reader_alive:
-                self._read_cond.notify_all()
+                self._wake_reader_thread()
             elif not self._consumer_reading:
                 finish = self._start_reader([])
         if finish:
@@ -895,7 +904,7 @@ class Connection:
                 return
             self._reader_parked = False
             if self._reader_alive:
-                self._read_cond.notify_all()
+                self._wake_reader_thread()
             else:
                 finish = self._start_reader([])
         if finish:
@@ -1167,6 +1176,37 @@ class Connection:
         if self.protocol.state is not State.OPEN and threading.current_thread() is not self._reader:
             self._closed.wait(self.close_timeout)
         return self.protocol.close_exc
+
+
+class _Flag:
+    """Set once, waited for by any number of threads: a :class:`threading.Event` in a lock.
+
+    A connection keeps one for its whole life, so it is worth being small: a lock, held until
+    :meth:`set`, where an Event holds a condition variable and a lock.
+    """
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Set the flag; call it once."""
+        self._set = True
+        self._lock.release()
+
+    def is_set(self) -> bool:
+        # Not the lock's state: a thread in wait() holds the lock for a moment.
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the flag is set; ``False`` if it still isn't after ``timeout`` seconds."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        self._lock.release()
+        return True
 
 
 def _sockname(sock: socket.socket, *, remote: bool) -> Any:

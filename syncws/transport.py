@@ -23,6 +23,10 @@ from collections.abc import Callable
 
 __all__ = ["TLSTransport", "Transport", "remaining", "run_tls_handshake", "tls_handshake"]
 
+# What a read that must wait for data asks for: the first bytes of a message (the next
+# reads, with data waiting, take up to the full read size).
+_WAIT_BUFSIZE = 4096
+
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
 _MAX_BUFFERS = 64
 
@@ -57,13 +61,17 @@ class Transport:
         Raises:
             TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
         """
-        # Wait for data first: a recv() that blocks holds a buffer of bufsize bytes while it
-        # waits, and that buffer would be most of an idle connection's memory.
-        if not self._read_poller.poll(
-            None if timeout is None else max(0, int(timeout * 1000) + 1)
-        ):
+        sock = self.sock
+        try:
+            return sock.recv(bufsize, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        # Nothing yet: wait. A recv() holds its buffer while it waits, for as long as the
+        # connection is idle: keep it small. After a wake-up, one system call only: each one
+        # releases the GIL, and the thread must take it again after each.
+        if timeout is not None and not self._read_poller.poll(max(0, int(timeout * 1000) + 1)):
             raise TimeoutError("no data received in time")
-        return self.sock.recv(bufsize)
+        return sock.recv(min(bufsize, _WAIT_BUFSIZE))
 
     def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
         """Write ``chunks`` in order, several per system call.
