@@ -62,6 +62,19 @@ class ClientProtocol(Protocol):
         logger: see :class:`~syncws.protocol.Protocol`.
     """
 
+    # See Protocol.
+    __slots__ = (
+        "available_extensions",
+        "available_subprotocols",
+        "handshake_exc",
+        "key",
+        "origin",
+        "request",
+        "response",
+        "subprotocol",
+        "uri",
+    )
+
     def __init__(
         self,
         uri: WebSocketURI,

@@ -43,7 +43,9 @@ class MessageQueue:
         # Critical sections take the lock itself: `with lock` runs in C, while `with
         # condition` runs two Python methods. The condition is only for waiting.
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        # Made by the first thread that waits: a connection whose recv() reads the socket
+        # itself never needs one.
+        self._cond: threading.Condition | None = None
         self._frames: collections.deque[Frame] = collections.deque()
         # How many complete messages _frames holds: its frames with fin set.
         self._complete = 0
@@ -86,7 +88,7 @@ class MessageQueue:
                 self._complete += 1
             handed = self._waiting
             if handed:
-                self._cond.notify()
+                self._notify()
             max_queue = self.max_queue
             if block and max_queue is not None and self._complete >= max_queue:
                 self.paused = True
@@ -97,7 +99,7 @@ class MessageQueue:
                         and self._complete >= self.max_queue
                         and not self._closed
                     ):
-                        self._cond.wait()
+                        self._condition().wait()
                 finally:
                     self.paused = False
         return handed
@@ -139,7 +141,7 @@ class MessageQueue:
             self._complete -= 1
             if self.paused:
                 # Wake the reader: there is room now.
-                self._cond.notify()
+                self._notify()
         if decode is None:
             return data.decode() if opcode is Opcode.TEXT else data
         return data.decode() if decode else data
@@ -213,7 +215,7 @@ class MessageQueue:
                     frame = self._frames.popleft()
                     if frame.fin:
                         self._complete -= 1
-                        self._cond.notify()
+                        self._notify()
                 if first:
                     first = False
                     if decode is None:
@@ -238,13 +240,27 @@ class MessageQueue:
         """
         with self._lock:
             self.max_queue = None
-            self._cond.notify_all()
+            self._notify(every=True)
 
     def close(self) -> None:
         """End the queue: wake the consumer and the reader."""
         with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._notify(every=True)
+
+    def _condition(self) -> threading.Condition:
+        """The condition to wait on; lock held."""
+        if self._cond is None:
+            self._cond = threading.Condition(self._lock)
+        return self._cond
+
+    def _notify(self, *, every: bool = False) -> None:
+        """Wake a waiting thread, or all of them; lock held. No condition, no waiter."""
+        if self._cond is not None:
+            if every:
+                self._cond.notify_all()
+            else:
+                self._cond.notify()
 
     def _wait(self, timeout: float | None, ready: Callable[[], bool]) -> None:
         """Wait, with the lock held, until ``ready()`` or the queue closes.
@@ -254,13 +270,14 @@ class MessageQueue:
         """
         if ready() or self._closed:
             return
+        cond = self._condition()
         if timeout is None:
             while not ready() and not self._closed:
-                self._cond.wait()
+                cond.wait()
             return
         deadline = time.monotonic() + timeout
         while not ready() and not self._closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no message received in time")
-            self._cond.wait(remaining)
+            cond.wait(remaining)

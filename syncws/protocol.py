@@ -90,6 +90,36 @@ class Protocol:
         logger: where to log; frames are logged at DEBUG level.
     """
 
+    # Slots: every connection has one. __dict__ stays for subclasses' own attributes.
+    __slots__ = (
+        "__dict__",
+        "_mask_pool",
+        "_mask_position",
+        "_recv_fragments",
+        "_recv_opcode",
+        "_recv_size",
+        "_recv_transformed",
+        "_send_expect_cont",
+        "_utf8",
+        "_utf8_started",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "debug",
+        "eof_sent",
+        "events",
+        "extensions",
+        "logger",
+        "max_fragments",
+        "max_size",
+        "parser",
+        "parser_exc",
+        "reader",
+        "side",
+        "state",
+        "writes",
+    )
+
     def __init__(
         self,
         side: Side,

@@ -77,6 +77,18 @@ class ServerProtocol(Protocol):
         logger: see :class:`~syncws.protocol.Protocol`.
     """
 
+    # See Protocol.
+    __slots__ = (
+        "_select_subprotocol",
+        "available_extensions",
+        "available_subprotocols",
+        "handshake_exc",
+        "origins",
+        "request",
+        "response",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         *,

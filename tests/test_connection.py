@@ -488,6 +488,16 @@ def test_no_timer_left_after_close(echo_server: WSServer) -> None:
 # Closing.
 
 
+def test_applications_may_add_attributes() -> None:
+    """Connections keep their own state in slots; the application may still add its own."""
+    with ws_server(echo) as server, client(server.uri) as connection:
+        connection.user_id = 42  # type: ignore[attr-defined]
+        assert connection.user_id == 42  # type: ignore[attr-defined]
+        assert vars(connection) == {"user_id": 42}
+        connection.protocol.note = "also here"  # type: ignore[attr-defined]
+        assert connection.protocol.note == "also here"  # type: ignore[attr-defined]
+
+
 def test_context_manager_closes_with_1000() -> None:
     closes = Closes()
     with ws_server(closes) as server:
