@@ -8,6 +8,7 @@ import logging
 import queue
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -17,6 +18,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from conftest import require_executable
 from io_helpers import (
     TIMEOUT,
     Certificate,
@@ -47,6 +49,8 @@ from syncws.exceptions import (
     SecurityError,
 )
 from syncws.protocol import State
+from syncws.server import ServerConnection as SyncwsServerConnection
+from syncws.testing import run_server
 
 
 @pytest.fixture(autouse=True)
@@ -590,6 +594,34 @@ def test_wss_server_hostname(tls_server: str, certificate: Certificate) -> None:
     # The name is really used for verification.
     with pytest.raises(ssl.SSLCertVerificationError):
         client(tls_server, ssl=trusting(certificate), server_hostname="other.example")
+
+
+def test_wss_certificate_for_another_name(tmp_path: Path) -> None:
+    """T3: a trusted certificate, but for another name: hostname verification fails."""
+    openssl = require_executable("openssl")
+    key, certificate = tmp_path / "key.pem", tmp_path / "certificate.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(certificate), "-subj", "/CN=other.example",
+         "-addext", "subjectAltName=DNS:other.example"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certificate, key)
+    client_context = ssl.create_default_context(cafile=str(certificate))
+    with run_server(echo_handler, ssl=server_context) as running:
+        uri = f"wss://localhost:{running.port}/"
+        with pytest.raises(ssl.SSLCertVerificationError, match=r"[Hh]ostname"):
+            client(uri, ssl=client_context)
+        # The certificate itself is valid: for the name it was made for, it is accepted.
+        with client(uri, ssl=client_context, server_hostname="other.example") as connection:
+            connection.send("verified")
+            assert connection.recv(TIMEOUT) == "verified"
+
+
+def echo_handler(connection: SyncwsServerConnection) -> None:
+    for message in connection:
+        connection.send(message)
 
 
 def test_wss_open_timeout() -> None:
