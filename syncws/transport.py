@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 __all__ = ["TLSTransport", "Transport", "remaining", "run_tls_handshake", "tls_handshake"]
 
-# What a read that must wait for data asks for: the first bytes of a message (the next
-# reads, with data waiting, take up to the full read size).
+# What a read asks for, unless the last one filled its buffer: the first bytes of a message
+# (once data streams in, reads take up to the full read size).
 _WAIT_BUFSIZE = 4096
 
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
@@ -52,6 +52,7 @@ class Transport:
         # For the one thread that reads at a time.
         self._read_poller = select.poll()
         self._read_poller.register(self._fd, select.POLLIN)
+        self._streaming = False
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
         """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
@@ -61,17 +62,16 @@ class Transport:
         Raises:
             TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
         """
-        sock = self.sock
-        try:
-            return sock.recv(bufsize, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            pass
-        # Nothing yet: wait. A recv() holds its buffer while it waits, for as long as the
-        # connection is idle: keep it small. After a wake-up, one system call only: each one
-        # releases the GIL, and the thread must take it again after each.
         if timeout is not None and not self._read_poller.poll(max(0, int(timeout * 1000) + 1)):
             raise TimeoutError("no data received in time")
-        return sock.recv(min(bufsize, _WAIT_BUFSIZE))
+        # One system call: each one releases the GIL, and with many threads, taking it back
+        # is what a woken-up reader waits for. A recv() holds its buffer while it waits, as long
+        # as the connection is idle: ask for little unless the last read filled its buffer,
+        # which says that more is coming.
+        size = bufsize if self._streaming else min(bufsize, _WAIT_BUFSIZE)
+        data = self.sock.recv(size)
+        self._streaming = len(data) == size
+        return data
 
     def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
         """Write ``chunks`` in order, several per system call.
