@@ -118,7 +118,7 @@ class Connection:
         "_consumer_reading",
         "_eof_written",
         "_finishing",
-        "_hand_back_timer",
+        "_hand_back_due",
         "_keepalive_timer",
         "_masks",
         "_out",
@@ -238,7 +238,8 @@ class Connection:
         # nobody holds the socket anymore.
         self._finishing = False
         self._released_at = 0.0
-        self._hand_back_timer: Timer | None = None
+        # Whether the connection waits for a hand-back check (see _HandBacks).
+        self._hand_back_due = False
         # Clients mask every frame with a fresh key: their frames can't be shared.
         self._masks = protocol.side is Side.CLIENT
 
@@ -935,15 +936,15 @@ class Connection:
 
     def _schedule_hand_back(self) -> None:
         """Check soon that somebody reads the socket; read lock held."""
-        if self._hand_back_timer is None:
-            delay = self._released_at + _HAND_BACK_DELAY - time.monotonic()
-            self._hand_back_timer = call_later(max(0.0, delay), self._hand_back)
+        if not self._hand_back_due:
+            self._hand_back_due = True
+            _hand_backs.add(self)
 
     def _hand_back(self) -> None:
         """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
         finish = False
         with self._read_lock:
-            self._hand_back_timer = None
+            self._hand_back_due = False
             if self._consumer_reading or self._read_done:
                 return  # the next release schedules another check
             if self._reader_alive and not self._reader_parked:
@@ -970,9 +971,6 @@ class Connection:
             self._pings.clear()
         self._queue.close()
         timers = [self._keepalive_timer, self._close_timer, self._retry_timer]
-        with self._read_lock:
-            timers.append(self._hand_back_timer)
-            self._hand_back_timer = None
         timers.extend(self._pong_timers.values())
         for timer in timers:
             if timer is not None:
@@ -1225,6 +1223,42 @@ class Connection:
         if self.protocol.state is not State.OPEN and threading.current_thread() is not self._reader:
             self._closed.wait(self.close_timeout)
         return self.protocol.close_exc
+
+
+class _HandBacks:
+    """The connections whose socket may go unread: one timer checks them all.
+
+    A recv() that returns lets go of the socket, and the reader thread must take over if no
+    recv() comes back within _HAND_BACK_DELAY. A timer per release would wake the timer thread
+    for every message of every connection; this checks every connection that let go in one
+    callback, every _HAND_BACK_DELAY while there are some.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: list[Connection] = []
+        self._timer: Timer | None = None
+
+    def add(self, connection: Connection) -> None:
+        """Check ``connection`` at the next round."""
+        with self._lock:
+            self._due.append(connection)
+            if self._timer is None:
+                self._timer = call_later(_HAND_BACK_DELAY, self._check)
+
+    def _check(self) -> None:
+        """A round, in the timer thread. A connection checked too early adds itself again."""
+        with self._lock:
+            self._timer = None
+            due, self._due = self._due, []
+        for connection in due:
+            try:
+                connection._hand_back()
+            except Exception:  # pragma: no cover (a bug: the others are still checked)
+                connection.logger.error("hand-back check failed", exc_info=True)
+
+
+_hand_backs = _HandBacks()
 
 
 class _Flag:

@@ -17,6 +17,7 @@ import contextlib
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -49,10 +50,9 @@ class Transport:
         sock.settimeout(None)
         self.sock = sock
         self._fd = sock.fileno()
-        # For the one thread that reads at a time.
-        self._read_poller = select.poll()
-        self._read_poller.register(self._fd, select.POLLIN)
         self._streaming = False
+        # The socket's SO_RCVTIMEO, in seconds; None: reads wait as long as it takes.
+        self._recv_timeout: float | None = None
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
         """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
@@ -62,16 +62,33 @@ class Transport:
         Raises:
             TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
         """
-        if timeout is not None and not self._read_poller.poll(max(0, int(timeout * 1000) + 1)):
-            raise TimeoutError("no data received in time")
-        # One system call: each one releases the GIL, and with many threads, taking it back
-        # is what a woken-up reader waits for. A recv() holds its buffer while it waits, as long
-        # as the connection is idle: ask for little unless the last read filled its buffer,
-        # which says that more is coming.
+        # A recv() holds its buffer while it waits, as long as the connection is idle: ask for
+        # little unless the last read filled its buffer, which says that more is coming.
         size = bufsize if self._streaming else min(bufsize, _WAIT_BUFSIZE)
-        data = self.sock.recv(size)
+        sock = self.sock
+        # One system call, even with a timeout (the kernel's SO_RCVTIMEO rather than poll()
+        # first): each call releases the GIL, and with many threads, taking it back is what a
+        # woken-up reader waits for.
+        try:
+            if timeout is not None and timeout < 1e-6:
+                data = sock.recv(size, socket.MSG_DONTWAIT)
+            else:
+                if timeout != self._recv_timeout:
+                    self._set_recv_timeout(timeout)
+                data = sock.recv(size)
+        except BlockingIOError:
+            raise TimeoutError("no data received in time") from None
         self._streaming = len(data) == size
         return data
+
+    def _set_recv_timeout(self, timeout: float | None) -> None:
+        seconds, fraction = divmod(0.0 if timeout is None else timeout, 1.0)
+        self.sock.setsockopt(
+            socket.SOL_SOCKET,
+            socket.SO_RCVTIMEO,
+            struct.pack("@ll", int(seconds), int(fraction * 1_000_000)),
+        )
+        self._recv_timeout = timeout
 
     def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
         """Write ``chunks`` in order, several per system call.
