@@ -702,12 +702,7 @@ class Connection:
         self._aborted = True
         self.transport.abort()
         self._queue.close()
-        with self._read_lock:
-            self._read_done = True
-            self._wake_reader_thread()
-            finish = self._claim_finish()
-        if finish:
-            self._finish()
+        self._mark_read_done()
 
     # Reader thread.
 
@@ -911,28 +906,41 @@ class Connection:
         if data:
             self._receive(data, block=False)
         else:
-            # The end: the reader thread tears the connection down.
+            # The end: this thread tears the connection down when it lets go of the socket.
             self._mark_read_done()
 
     def _mark_read_done(self) -> None:
-        """Reading is over; the thread that holds the socket tears down when it lets go."""
+        """Reading is over: tear down now if nobody holds the socket; otherwise the thread
+        that holds it does when it lets go."""
         with self._read_lock:
             self._read_done = True
             self._wake_reader_thread()
+            finish = self._claim_finish()
+        if finish:
+            self._finish()
 
     def _wake_reader(self) -> None:
         """Make the reader thread read now, starting one if needed."""
-        finish = False
         with self._read_lock:
             if self._read_done:
                 return
-            self._reader_parked = False
-            if self._reader_alive:
-                self._wake_reader_thread()
-            elif not self._consumer_reading:
-                finish = self._start_reader([])
+            finish = self._resume_reader()
         if finish:
             self._finish()
+
+    def _resume_reader(self) -> bool:
+        """Unpark the reader thread, or start one unless recv() holds the socket; read lock held.
+
+        Returns:
+            Whether the caller must tear the connection down: no thread could start.
+        """
+        self._reader_parked = False
+        if self._reader_alive:
+            self._wake_reader_thread()
+            return False
+        if self._consumer_reading:
+            return False
+        return self._start_reader([])
 
     def _schedule_hand_back(self) -> None:
         """Check soon that somebody reads the socket; read lock held."""
@@ -942,7 +950,6 @@ class Connection:
 
     def _hand_back(self) -> None:
         """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
-        finish = False
         with self._read_lock:
             self._hand_back_due = False
             if self._consumer_reading or self._read_done:
@@ -952,11 +959,7 @@ class Connection:
             if time.monotonic() - self._released_at < _HAND_BACK_DELAY:
                 self._schedule_hand_back()
                 return
-            self._reader_parked = False
-            if self._reader_alive:
-                self._wake_reader_thread()
-            else:
-                finish = self._start_reader([])
+            finish = self._resume_reader()
         if finish:
             self._finish()
 
