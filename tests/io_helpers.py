@@ -29,6 +29,7 @@ from websockets.sync.server import Server, ServerConnection, serve, unix_serve
 
 from syncws.client import ClientConnection, connect
 from syncws.headers import accept_key
+from syncws.server import ServerConnection as SyncwsServerConnection
 
 __all__ = [
     "TIMEOUT",
@@ -479,6 +480,12 @@ def echo(websocket: ServerConnection) -> None:
     with contextlib.suppress(Exception):
         for message in websocket:
             websocket.send(message)
+
+
+def syncws_echo(connection: SyncwsServerConnection) -> None:
+    """The same for a syncws server; an error reaches the server, which closes with 1011."""
+    for message in connection:
+        connection.send(message)
 
 
 # The client under test.

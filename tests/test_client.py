@@ -31,6 +31,7 @@ from io_helpers import (
     echo,
     make_certificate,
     server_frame,
+    syncws_echo,
     wait_for,
     ws_server,
     ws_unix_server,
@@ -49,7 +50,6 @@ from syncws.exceptions import (
     SecurityError,
 )
 from syncws.protocol import State
-from syncws.server import ServerConnection as SyncwsServerConnection
 from syncws.testing import run_server
 
 
@@ -609,7 +609,7 @@ def test_wss_certificate_for_another_name(tmp_path: Path) -> None:
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(certificate, key)
     client_context = ssl.create_default_context(cafile=str(certificate))
-    with run_server(echo_handler, ssl=server_context) as running:
+    with run_server(syncws_echo, ssl=server_context) as running:
         uri = f"wss://localhost:{running.port}/"
         with pytest.raises(ssl.SSLCertVerificationError, match=r"[Hh]ostname"):
             client(uri, ssl=client_context)
@@ -617,11 +617,6 @@ def test_wss_certificate_for_another_name(tmp_path: Path) -> None:
         with client(uri, ssl=client_context, server_hostname="other.example") as connection:
             connection.send("verified")
             assert connection.recv(TIMEOUT) == "verified"
-
-
-def echo_handler(connection: SyncwsServerConnection) -> None:
-    for message in connection:
-        connection.send(message)
 
 
 def test_wss_open_timeout() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from conftest import require_executable
 from io_helpers import TIMEOUT, check_leaks, echo, wait_for, ws_server
+from io_helpers import syncws_echo as echo_syncws
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import ClientConnection as WSClientConnection
@@ -312,11 +313,6 @@ def test_errors_reports_an_unanswered_handshake() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
         assert errors.ask(uri, "hi") == "no answer to the opening handshake within 5 seconds"
-
-
-def echo_syncws(websocket: syncws.ServerConnection) -> None:
-    for message in websocket:
-        websocket.send(message)
 
 
 # Threads.

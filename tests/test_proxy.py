@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import require_executable
 from io_helpers import TIMEOUT, RawServer, check_leaks, wait_for
+from io_helpers import syncws_echo as echo
 
 import syncws
 from syncws.proxy import (
@@ -27,7 +28,6 @@ from syncws.proxy import (
     parse_proxy,
     proxy_bypass,
 )
-from syncws.server import ServerConnection
 from syncws.uri import parse_uri
 
 CERT = Path(__file__).resolve().parent / "localhost.pem"
@@ -54,11 +54,6 @@ def free_port() -> int:
 
 def trusting() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(CA))
-
-
-def echo(connection: ServerConnection) -> None:
-    for message in connection:
-        connection.send(message)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks
+from io_helpers import syncws_echo as echo
 
 import syncws
 from syncws.exceptions import InvalidStatus, InvalidURI, SecurityError
@@ -41,11 +42,6 @@ class Seen:
 
     def count(self) -> int:
         return self.requests.qsize()
-
-
-def echo(connection: ServerConnection) -> None:
-    for message in connection:
-        connection.send(message)
 
 
 @contextlib.contextmanager

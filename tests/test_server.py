@@ -44,6 +44,7 @@ from io_helpers import (
     make_certificate,
     wait_for,
 )
+from io_helpers import syncws_echo as echo
 from websockets.exceptions import ConnectionClosedOK as WSConnectionClosedOK
 from websockets.sync.client import ClientConnection as WSClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -143,11 +144,6 @@ def ws_client(target: Server | str, **kwargs: Any) -> Iterator[WSClientConnectio
     with ws_connect(uri(target) if isinstance(target, Server) else target, **kwargs) as connection:
         assert isinstance(connection, WSClientConnection)
         yield connection
-
-
-def echo(connection: ServerConnection) -> None:
-    for message in connection:
-        connection.send(message)
 
 
 def wait_idle(server: Server) -> None:
