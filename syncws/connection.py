@@ -122,7 +122,6 @@ class Connection:
         "_keepalive_timer",
         "_masks",
         "_out",
-        "_out_size",
         "_pings",
         "_pong_timers",
         "_protocol_lock",
@@ -204,7 +203,6 @@ class Connection:
         self._send_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._out: list[bytes] = []
-        self._out_size = 0
         self._eof_written = False
         self._queue = MessageQueue(max_queue)
         self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
