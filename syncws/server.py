@@ -21,6 +21,7 @@ import hmac
 import logging
 import os
 import select
+import signal
 import socket
 import ssl as ssl_module
 import sys
@@ -177,6 +178,8 @@ class Server:
         self._stopped = threading.Event()
         self._serve_thread: threading.Thread | None = None
         self._wake_recv, self._wake_send = socket.socketpair()
+        self._wake_recv.setblocking(False)
+        self._wake_send.setblocking(False)
         self._pool = ThreadPoolExecutor(
             max_connections, thread_name_prefix="syncws-worker", initializer=_name_worker
         )
@@ -218,6 +221,7 @@ class Server:
                 return
             self._serve_thread = threading.current_thread()
             self._serving.set()
+        signals = self._watch_signals()
         try:
             poller = select.poll()
             poller.register(self.socket, select.POLLIN)
@@ -225,15 +229,42 @@ class Server:
             wake_fd = self._wake_recv.fileno()
             while not self._closing:
                 ready = [fd for fd, _ in poller.poll()]
-                if wake_fd in ready or self._closing:
-                    break
-                self._accept()
+                if wake_fd in ready:
+                    # A byte from close(), or a signal number written by Python's low-level
+                    # handler. The Python handler runs before the loop tests _closing again.
+                    self._drain_wake()
+                elif not self._closing:
+                    self._accept()
         finally:
+            if signals:
+                signal.set_wakeup_fd(-1)
             self._stopped.set()
             self._close_listener()
         if self._deferred_shutdown is not None:
             (timeout,) = self._deferred_shutdown
             self._finish_shutdown(timeout)
+
+    def _watch_signals(self) -> bool:
+        """In the main thread, have signals wake the accept loop; return whether they do.
+
+        Python runs a signal handler in the main thread between two bytecodes, so a signal
+        that lands while poll() blocks, or just before it, would wait there for the next
+        connection: its handler, say one that calls :meth:`shutdown`, would not run. With
+        the wake-up socket as Python's wakeup fd, the signal wakes poll() itself. A wakeup
+        fd set by someone else (an event loop) is left alone.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        previous = signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
+        if previous != -1:
+            signal.set_wakeup_fd(previous)
+            return False
+        return True
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_recv.recv(4096):
+                pass
 
     def _accept(self) -> None:
         try:

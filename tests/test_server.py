@@ -1576,6 +1576,45 @@ def test_shutdown_from_a_signal_handler() -> None:
     assert not worker_threads()
 
 
+def test_signal_taken_by_another_thread_still_stops_the_accept_loop() -> None:
+    """A signal may land in any thread; its handler runs in the main thread, and must run
+    while serve_forever() blocks there, not at the next connection."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+    server = serve(echo, "127.0.0.1", 0)
+    handled = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        handled.set()
+        server.shutdown()
+
+    def signal_this_thread() -> None:
+        # The kernel runs the low-level handler in this thread; the main thread's poll()
+        # is not interrupted, and only the wakeup fd can tell it.
+        if server._serving.wait(TIMEOUT):
+            time.sleep(0.2)  # let serve_forever() block in poll()
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    watchdog = threading.Timer(TIMEOUT, server.close)
+    sender = threading.Thread(target=signal_this_thread)
+    try:
+        watchdog.start()
+        sender.start()
+        server.serve_forever()
+        # Without the wakeup fd, only the watchdog's close() ended the loop.
+        assert handled.is_set()
+        assert watchdog.is_alive()
+    finally:
+        watchdog.cancel()
+        watchdog.join(TIMEOUT)
+        sender.join(TIMEOUT)
+        signal.signal(signal.SIGUSR1, previous)
+        server.shutdown()
+    assert signal.set_wakeup_fd(-1) == -1  # serve_forever() gave the wakeup fd back
+    assert not worker_threads()
+
+
 # The closing handshake and keepalive against a raw client (L5, L6).
 
 
