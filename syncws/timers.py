@@ -2,8 +2,10 @@
 
 Keepalive pings, ping timeouts and close timeouts are short callbacks scheduled here, so a
 connection needs no thread of its own for them. The thread (``syncws-timer``) starts when the
-first timer is scheduled and ends one second after the last one, so an idle process keeps no
-thread.
+first timer is scheduled and ends one to two seconds after the last one ran or was cancelled,
+so an idle process keeps no thread. Cancelling a timer never wakes the thread: with a timer
+scheduled, it looks at the heap at least once a second, so closing a connection costs no thread
+switch. A new timer wakes it only when it is due before the thread would wake anyway.
 
 Callbacks run in the timer thread: they must be quick and must never block (the connection
 writes from here only without waiting). An exception in a callback is logged and does not stop
@@ -51,28 +53,39 @@ class _TimerThread:
         # Timers neither run nor cancelled. When none is left the thread ends at once, even
         # if cancelled timers still sit in the heap.
         self._pending = 0
+        # When the waiting thread wakes up by itself; None while it runs a callback.
+        self._wake_at: float | None = None
 
     def cancel(self, timer: Timer) -> None:
         with self._cond:
             if timer.cancelled:
                 return
             timer.cancelled = True
+            # Let go of the connection now rather than when the timer would have been due.
+            timer.callback = _nothing
             self._pending -= 1
             if not self._pending:
                 self._heap.clear()
-                self._cond.notify()
+            elif len(self._heap) > 2 * self._pending + 64:
+                # Mostly cancelled timers: keep the heap in proportion to the live ones.
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+            # No wake-up: the thread looks again within _LINGER seconds, and ends then if
+            # nothing is left. Waking it for every cancelled timer would cost a thread switch
+            # per closed connection.
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
         timer = Timer(time.monotonic() + delay, callback)
         with self._cond:
-            # Wake the thread only when the new timer is due before the one it waits for.
-            if not self._heap or timer.deadline < self._heap[0][0]:
-                self._cond.notify()
             heapq.heappush(self._heap, (timer.deadline, next(self._counter), timer))
             self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="syncws-timer", daemon=True)
                 self._thread.start()
+            elif self._wake_at is not None and timer.deadline < self._wake_at:
+                # The thread sleeps past the new deadline: wake it, once.
+                self._wake_at = timer.deadline
+                self._cond.notify()
         return timer
 
     def _run(self) -> None:
@@ -83,30 +96,40 @@ class _TimerThread:
                     # Drop cancelled timers so that the heap does not hold them until due.
                     while self._heap and self._heap[0][2].cancelled:
                         heapq.heappop(self._heap)
-                    if not self._heap:
+                    now = time.monotonic()
+                    if self._heap:
+                        idle_until = None
+                        deadline = self._heap[0][0]
+                        if deadline <= now:
+                            timer = heapq.heappop(self._heap)[2]
+                            # It runs now: cancelling it later changes nothing.
+                            timer.cancelled = True
+                            self._pending -= 1
+                            break
+                        # Look again within _LINGER even if the first timer is due later:
+                        # cancel() doesn't wake the thread, and it ends soon after the last.
+                        wake_at = min(deadline, now + _LINGER)
+                    else:
                         # Linger a little before ending: connections come and go, and
                         # starting a thread costs more than waiting for the next one.
                         if idle_until is None:
-                            idle_until = time.monotonic() + _LINGER
-                        remaining = idle_until - time.monotonic()
-                        if remaining <= 0:
+                            idle_until = now + _LINGER
+                        elif now >= idle_until:
                             self._thread = None
+                            self._wake_at = None
                             return
-                        self._cond.wait(remaining)
-                        continue
-                    idle_until = None
-                    delay = self._heap[0][0] - time.monotonic()
-                    if delay <= 0:
-                        timer = heapq.heappop(self._heap)[2]
-                        # It runs now: cancelling it later changes nothing.
-                        timer.cancelled = True
-                        self._pending -= 1
-                        break
-                    self._cond.wait(delay)
+                        wake_at = idle_until
+                    self._wake_at = wake_at
+                    self._cond.wait(wake_at - now)
+                    self._wake_at = None
             try:
                 timer.callback()
             except Exception:
                 logger.exception("error in timer callback")
+
+
+def _nothing() -> None:
+    pass
 
 
 _timers = _TimerThread()

@@ -8,12 +8,14 @@ connections of other tests cannot delay it; they cancel timers through it, since
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,6 +148,39 @@ def test_thread_exits_when_only_cancelled_timers_remain(timer_thread: _TimerThre
     thread.join(TIMEOUT / 2)
     assert not thread.is_alive()
     assert stopped(timer_thread)
+
+
+def test_cancelled_timer_lets_go_of_its_callback(timer_thread: _TimerThread) -> None:
+    """A closed connection is not kept alive until its keepalive timer would have been due."""
+
+    class Owner:
+        def callback(self) -> None:
+            pass
+
+    owner = Owner()
+    keep = timer_thread.call_later(TIMEOUT * 10, lambda: None)
+    timer = timer_thread.call_later(TIMEOUT * 10, owner.callback)
+    ref = weakref.ref(owner)
+    del owner
+    assert ref() is not None
+    timer_thread.cancel(timer)
+    gc.collect()
+    assert ref() is None
+    timer_thread.cancel(keep)
+
+
+def test_cancelled_timers_do_not_pile_up(timer_thread: _TimerThread) -> None:
+    """Connections that come and go next to a long-lived one leave a heap of bounded size."""
+    keep = timer_thread.call_later(TIMEOUT * 10, lambda: None)
+    for _ in range(1000):
+        timer_thread.cancel(timer_thread.call_later(TIMEOUT * 5, lambda: None))
+    with timer_thread._cond:
+        assert len(timer_thread._heap) <= 2 * timer_thread._pending + 64 + 1
+    ran = threading.Event()
+    timer_thread.call_later(0.01, ran.set)
+    assert ran.wait(TIMEOUT)
+    timer_thread.cancel(keep)
+    assert wait_for(lambda: stopped(timer_thread))
 
 
 def test_thread_restarts_after_exit(timer_thread: _TimerThread) -> None:
