@@ -12,7 +12,6 @@ another one.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
 import random
 import socket
@@ -734,9 +733,9 @@ def _open_tcp(
 AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
-def _getaddrinfo(host: str, port: int) -> list[AddressInfo]:
+def _getaddrinfo(host: str, port: int, flags: int = 0) -> list[AddressInfo]:
     infos: list[AddressInfo] = []
-    infos.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    infos.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags))
     return infos
 
 
@@ -747,11 +746,10 @@ def _resolve(host: str, port: int, deadline: float | None) -> list[AddressInfo]:
     left behind if it takes too long. An IP address needs no lookup and no thread.
     """
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
+        # An IP address: getaddrinfo() only converts it, at once.
+        return _getaddrinfo(host, port, socket.AI_NUMERICHOST)
+    except socket.gaierror:
         pass
-    else:
-        return _getaddrinfo(host, port)
 
     results: list[list[AddressInfo]] = []
     errors: list[OSError] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -89,6 +90,12 @@ def parse_uri(uri: str) -> WebSocketURI:
     """
     if not isinstance(uri, str):
         raise TypeError(f"uri must be a str, got {uri!r}")
+    return _parse_uri(uri)
+
+
+# A client connects to the same few URIs again and again; a WebSocketURI is immutable.
+@functools.lru_cache(maxsize=256)
+def _parse_uri(uri: str) -> WebSocketURI:
     if _control_re.search(uri) is not None:
         raise InvalidURI(uri, "control character")
     scheme, colon, rest = uri.partition(":")
