@@ -119,6 +119,7 @@ class Connection:
         "_eof_written",
         "_finishing",
         "_hand_back_due",
+        "_id",
         "_keepalive_timer",
         "_masks",
         "_out",
@@ -140,7 +141,6 @@ class Connection:
         "_transport_error",
         "_write_lock",
         "close_timeout",
-        "id",
         "latency",
         "local_address",
         "logger",
@@ -171,8 +171,7 @@ class Connection:
         read_limit: int = 2**16,
         write_limit: int = 2**16,
     ) -> None:
-        self.id = uuid.uuid4()
-        """A unique identifier, for logs."""
+        self._id: uuid.UUID | None = None
         self.protocol = protocol
         self.transport = transport if transport is not None else Transport(sock)
         self.socket = sock
@@ -294,6 +293,13 @@ class Connection:
             self.close(CloseCode.INTERNAL_ERROR)
 
     # Attributes.
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique identifier, for logs; made when first asked for."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
 
     @property
     def state(self) -> State:

@@ -449,7 +449,7 @@ class Server:
     def _add_headers(self, connection: ServerConnection, response: Response) -> Response:
         headers = response.headers
         if "Date" not in headers:
-            headers["Date"] = email.utils.formatdate(usegmt=True)
+            headers["Date"] = http_date()
         if self.server_header is not None and "Server" not in headers:
             headers["Server"] = self.server_header
         if self.extra_headers is not None:
@@ -535,6 +535,20 @@ class Server:
             with contextlib.suppress(OSError):
                 if os.stat(path).st_ino == inode:
                     os.unlink(path)
+
+
+# The Date header of the current second, as (second, value).
+_date: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header for now (RFC 9110 §6.6.1), made once a second."""
+    global _date  # noqa: PLW0603
+    second = int(time.time())
+    cached = _date
+    if cached[0] != second:
+        cached = _date = (second, email.utils.formatdate(second, usegmt=True))
+    return cached[1]
 
 
 def _name_worker() -> None:

@@ -36,7 +36,6 @@ response only once the connection is closed; :class:`WebSocketApp` and
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import io
 import logging
 import socket
@@ -52,7 +51,7 @@ from .frames import CloseCode
 from .headers import Headers, HeadersLike
 from .http11 import Request, Response
 from .protocol import State
-from .server import SERVER, ServerConnection
+from .server import SERVER, ServerConnection, http_date
 from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
 from .transport import Transport
 
@@ -343,7 +342,7 @@ def accept(
     response = protocol.accept(request)
     if response.status_code != 101:
         raise UpgradeRejected(response)
-    response.headers["Date"] = email.utils.formatdate(usegmt=True)
+    response.headers["Date"] = http_date()
     if server_header is not None:
         response.headers["Server"] = server_header
     if extra_headers is not None:

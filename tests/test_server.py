@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import functools
 import gc
 import hmac
@@ -614,6 +615,20 @@ def test_server_header_none() -> None:
         assert connection.response is not None
         assert "Server" not in connection.response.headers
         assert "Date" in connection.response.headers
+
+
+def test_date_header_is_the_current_time() -> None:
+    """The Date header is made once a second: check it follows the clock."""
+    with serving(echo) as server:
+        for _ in range(2):
+            before = int(time.time())
+            with client(server) as connection:
+                assert connection.response is not None
+                date = email.utils.parsedate_to_datetime(connection.response.headers["Date"])
+            after = time.time()
+            assert before <= date.timestamp() <= after
+            assert connection.response.headers["Date"].endswith(" GMT")
+            time.sleep(1.1)
 
 
 def test_server_header_custom() -> None:
