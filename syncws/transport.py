@@ -28,6 +28,10 @@ __all__ = ["TLSTransport", "Transport", "remaining", "run_tls_handshake", "tls_h
 # (once data streams in, reads take up to the full read size).
 _WAIT_BUFSIZE = 4096
 
+# How much sooner or later than asked a read may time out, in seconds: a read keeps the
+# socket's timeout (SO_RCVTIMEO) when it is within this of the wanted one, or up to half of it.
+_TIMEOUT_SLACK = 0.001
+
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
 _MAX_BUFFERS = 64
 
@@ -69,15 +73,33 @@ class Transport:
         # One system call, even with a timeout (the kernel's SO_RCVTIMEO rather than poll()
         # first): each call releases the GIL, and with many threads, taking it back is what a
         # woken-up reader waits for.
-        try:
-            if timeout is not None and timeout < 1e-6:
+        if timeout is not None and timeout < _TIMEOUT_SLACK:
+            try:
                 data = sock.recv(size, socket.MSG_DONTWAIT)
-            else:
-                if timeout != self._recv_timeout:
+            except BlockingIOError:
+                raise TimeoutError("no data received in time") from None
+        else:
+            while True:
+                # Callers ask for slightly different timeouts each time (what is left before
+                # a deadline): keep the socket's timeout when it is close enough, rather than
+                # change it with a system call per read. It may run out early, never late.
+                current = self._recv_timeout
+                if timeout is None:
+                    if current is not None:
+                        self._set_recv_timeout(None)
+                elif current is None or not timeout / 2 <= current <= timeout + _TIMEOUT_SLACK:
                     self._set_recv_timeout(timeout)
-                data = sock.recv(size)
-        except BlockingIOError:
-            raise TimeoutError("no data received in time") from None
+                    current = timeout
+                try:
+                    data = sock.recv(size)
+                    break
+                except BlockingIOError:
+                    assert timeout is not None
+                    assert current is not None
+                    # The wait lasted at least the socket's timeout: wait for what is left.
+                    timeout -= current
+                    if timeout < _TIMEOUT_SLACK:
+                        raise TimeoutError("no data received in time") from None
         self._streaming = len(data) == size
         return data
 

@@ -113,6 +113,61 @@ def test_recv_timeout() -> None:
         assert 0.05 <= time.monotonic() - start < 3
 
 
+def test_recv_timeouts_near_the_last_one_keep_the_socket_timeout() -> None:
+    """A read with a deadline asks for a little less each time: no system call for that."""
+    with unix_pair() as (a, b):
+        transport = Transport(a)
+        calls: list[float | None] = []
+        set_recv_timeout = transport._set_recv_timeout
+
+        def counting(timeout: float | None) -> None:
+            calls.append(timeout)
+            set_recv_timeout(timeout)
+
+        transport._set_recv_timeout = counting  # type: ignore[method-assign]
+        # Up to 1 ms more or less, or longer but less than twice as long (that one waits in
+        # two parts when nothing comes).
+        for timeout in (10.0, 9.9995, 10.0005, 15.0):
+            b.sendall(b"x")
+            assert transport.recv(10, timeout) == b"x"
+        assert calls == [10.0]
+        b.sendall(b"x")
+        assert transport.recv(10, 4.0) == b"x"  # shorter: set again
+        b.sendall(b"x")
+        assert transport.recv(10, None) == b"x"
+        assert calls == [10.0, 4.0, None]
+
+
+def test_recv_timeout_shorter_than_the_socket_timeout() -> None:
+    with unix_pair() as (a, _):
+        transport = Transport(a)
+        with pytest.raises(TimeoutError):
+            transport.recv(10, 0.4)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            transport.recv(10, 0.3)  # not the socket's 0.4 s
+        assert 0.2 <= time.monotonic() - start < 0.38
+
+
+def test_recv_timeout_longer_than_the_socket_timeout() -> None:
+    """The socket's timeout runs out first: the read goes on for the rest of the time."""
+    with unix_pair() as (a, b):
+        transport = Transport(a)
+        with pytest.raises(TimeoutError):
+            transport.recv(10, 0.4)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            transport.recv(10, 0.6)  # keeps 0.4 s, then waits 0.2 s more
+        assert 0.55 <= time.monotonic() - start < 3
+        # Data that comes after the socket's timeout, within the one asked for, is read.
+        timer = threading.Timer(0.5, b.sendall, (b"late",))
+        timer.start()
+        try:
+            assert transport.recv(10, 0.7) == b"late"
+        finally:
+            timer.join(TIMEOUT)
+
+
 def test_recv_end_of_stream() -> None:
     with unix_pair() as (a, b):
         transport = Transport(a)
