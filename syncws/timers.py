@@ -50,8 +50,8 @@ class _TimerThread:
         self._heap: list[tuple[float, int, Timer]] = []
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
-        # Timers neither run nor cancelled. When none is left the thread ends at once, even
-        # if cancelled timers still sit in the heap.
+        # Timers neither run nor cancelled. When none is left the heap is emptied, and the
+        # thread ends after lingering, even if cancelled timers were still due later.
         self._pending = 0
         # When the waiting thread wakes up by itself; None while it runs a callback.
         self._wake_at: float | None = None
