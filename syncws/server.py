@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import select
 import signal
 import socket
@@ -28,7 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal
@@ -180,9 +180,7 @@ class Server:
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
-        self._pool = ThreadPoolExecutor(
-            max_connections, thread_name_prefix="syncws-worker", initializer=_name_worker
-        )
+        self._workers = _Workers(self._handle)
         self._busy_log = _Throttle()
         self._accept_error_log = _Throttle()
         # The Unix socket file to remove on close, with its inode: see unix_serve().
@@ -295,7 +293,7 @@ class Server:
         if busy:
             self._reject_busy(sock)
             return
-        self._pool.submit(self._handle, sock)
+        self._workers.submit(sock)
 
     def _reject_busy(self, sock: socket.socket) -> None:
         """Answer 503 at once from the accept thread, and close."""
@@ -494,7 +492,7 @@ class Server:
                 return False
         if self._serving.is_set() and threading.current_thread() is not self._serve_thread:
             self._stopped.wait(timeout)
-        self._pool.shutdown(wait=True)
+        self._workers.shutdown()
         self._wake_recv.close()
         self._wake_send.close()
         return True
@@ -551,10 +549,63 @@ def http_date() -> str:
     return cached[1]
 
 
-def _name_worker() -> None:
-    """Name a worker thread ``syncws-worker-<n>``, as every syncws thread is named."""
-    thread = threading.current_thread()
-    thread.name = thread.name.replace("syncws-worker_", "syncws-worker-", 1)
+class _Workers:
+    """The threads that run connections, one at a time each: ``syncws-worker-<n>``.
+
+    A thread starts when a connection comes and none is idle (the server never submits more
+    than ``max_connections`` at once); then it waits for its next connection. Each idle thread
+    has its own inbox, and the one that became idle last takes the next connection, so every
+    connection wakes exactly one thread. (A ThreadPoolExecutor's threads share one queue: a
+    thread woken for a connection may find it taken by one that just finished, a wasted thread
+    switch per connection.) The threads are daemons, as the reader threads are: an idle worker
+    never keeps the process from exiting.
+    """
+
+    def __init__(self, run: Callable[[socket.socket], None]) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[socket.socket | None]] = []
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, sock: socket.socket) -> None:
+        """Run ``sock`` on an idle thread, or on a new one."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the server's workers are shut down")
+            if self._idle:
+                inbox = self._idle.pop()
+            else:
+                inbox = queue.SimpleQueue()
+                thread = threading.Thread(
+                    target=self._work,
+                    args=(inbox,),
+                    name=f"syncws-worker-{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+        inbox.put(sock)
+
+    def _work(self, inbox: queue.SimpleQueue[socket.socket | None]) -> None:
+        while (sock := inbox.get()) is not None:
+            self._run(sock)
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append(inbox)
+
+    def shutdown(self) -> None:
+        """End every thread; call it once no connection runs anymore."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            threads = list(self._threads)
+        for inbox in idle:
+            inbox.put(None)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
 
 
 class _Throttle:

@@ -1382,6 +1382,39 @@ def test_worker_thread_names() -> None:
         assert re.fullmatch(r"syncws-worker-\d+", names.get(timeout=TIMEOUT))
 
 
+def test_idle_worker_takes_the_next_connection() -> None:
+    """A worker that finished waits for the next connection: no new thread per connection,
+    and the one that became idle last is used first."""
+    names: queue.Queue[str] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        names.put(threading.current_thread().name)
+        connection.recv(TIMEOUT)
+
+    with serving(handler, max_connections=4) as server:
+        # Two at once: two threads.
+        with client(server) as first, client(server) as second:
+            pair = {names.get(timeout=TIMEOUT), names.get(timeout=TIMEOUT)}
+            assert pair == {"syncws-worker-0", "syncws-worker-1"}
+            first.send("done")
+            first.wait_closed(TIMEOUT)
+            assert wait_for(lambda: len(server._workers._idle) == 1)
+            # One after the other, while the second runs: always the first thread.
+            for _ in range(3):
+                with client(server) as connection:
+                    assert names.get(timeout=TIMEOUT) == "syncws-worker-0"
+                    connection.send("done")
+                    connection.wait_closed(TIMEOUT)
+                assert wait_for(lambda: len(server._workers._idle) == 1)
+            second.send("done")
+        wait_idle(server)
+        workers = [t for t in threading.enumerate() if t.name.startswith("syncws-worker")]
+        assert sorted(t.name for t in workers) == ["syncws-worker-0", "syncws-worker-1"]
+        # Daemons: an idle worker never keeps the process from exiting.
+        assert all(thread.daemon for thread in workers)
+    assert not worker_threads()
+
+
 def test_busy_log_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     """Under a flood of connections that find every worker busy, one line a second."""
     caplog.set_level(logging.WARNING, logger="syncws.server")
