@@ -1584,6 +1584,32 @@ def test_shutdown_timeout_with_a_handler_that_ignores_the_close() -> None:
         assert not worker_threads()
 
 
+def serve_with_signal(
+    server: Server, on_signal: Callable[[int, object], None], peer: Callable[[], None]
+) -> bool:
+    """Run ``server.serve_forever()`` in this thread, with ``on_signal`` handling SIGUSR1 and
+    ``peer`` running in another thread; shut the server down after.
+
+    Returns:
+        Whether serve_forever() returned by itself: a watchdog closes the server after
+        TIMEOUT, so that a test fails rather than hangs.
+    """
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    watchdog = threading.Timer(TIMEOUT, server.close)
+    thread = threading.Thread(target=peer)
+    try:
+        watchdog.start()
+        thread.start()
+        server.serve_forever()
+        return watchdog.is_alive()
+    finally:
+        watchdog.cancel()
+        watchdog.join(TIMEOUT)
+        thread.join(TIMEOUT)
+        signal.signal(signal.SIGUSR1, previous)
+        server.shutdown()
+
+
 def test_shutdown_from_a_signal_handler() -> None:
     """shutdown() in a signal handler of the thread running serve_forever() returns."""
     if threading.current_thread() is not threading.main_thread():
@@ -1603,22 +1629,9 @@ def test_shutdown_from_a_signal_handler() -> None:
             connection.wait_closed(TIMEOUT)
             codes.put(connection.close_code)
 
-    previous = signal.signal(signal.SIGUSR1, stop)
-    # If serve_forever() didn't return, the test would fail rather than hang.
-    watchdog = threading.Timer(TIMEOUT, server.close)
-    peer = threading.Thread(target=client_then_signal)
-    try:
-        watchdog.start()
-        peer.start()
-        start = time.monotonic()
-        server.serve_forever()
-        assert time.monotonic() - start < TIMEOUT
-    finally:
-        watchdog.cancel()
-        watchdog.join(TIMEOUT)
-        peer.join(TIMEOUT)
-        signal.signal(signal.SIGUSR1, previous)
-        server.shutdown()
+    start = time.monotonic()
+    assert serve_with_signal(server, stop, client_then_signal)
+    assert time.monotonic() - start < TIMEOUT
     assert codes.get(timeout=TIMEOUT) == 1001
     assert server.socket.fileno() == -1
     assert not worker_threads()
@@ -1643,22 +1656,9 @@ def test_signal_taken_by_another_thread_still_stops_the_accept_loop() -> None:
             time.sleep(0.2)  # let serve_forever() block in poll()
             signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
 
-    previous = signal.signal(signal.SIGUSR1, stop)
-    watchdog = threading.Timer(TIMEOUT, server.close)
-    sender = threading.Thread(target=signal_this_thread)
-    try:
-        watchdog.start()
-        sender.start()
-        server.serve_forever()
-        # Without the wakeup fd, only the watchdog's close() ended the loop.
-        assert handled.is_set()
-        assert watchdog.is_alive()
-    finally:
-        watchdog.cancel()
-        watchdog.join(TIMEOUT)
-        sender.join(TIMEOUT)
-        signal.signal(signal.SIGUSR1, previous)
-        server.shutdown()
+    # Without the wakeup fd, only the watchdog's close() ended the loop.
+    assert serve_with_signal(server, stop, signal_this_thread)
+    assert handled.is_set()
     assert signal.set_wakeup_fd(-1) == -1  # serve_forever() gave the wakeup fd back
     assert not worker_threads()
 
