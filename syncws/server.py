@@ -245,9 +245,9 @@ class Server:
     def _watch_signals(self) -> bool:
         """In the main thread, have signals wake the accept loop; return whether they do.
 
-        Python runs a signal handler in the main thread between two bytecodes, so a signal
-        that lands while poll() blocks, or just before it, would wait there for the next
-        connection: its handler, say one that calls :meth:`shutdown`, would not run. With
+        Python runs a signal handler when the main thread next runs Python code, so a
+        signal that lands just before poll() blocks, or in another thread, would leave its
+        handler (say one that calls :meth:`shutdown`) waiting for the next connection. With
         the wake-up socket as Python's wakeup fd, the signal wakes poll() itself. A wakeup
         fd set by someone else (an event loop) is left alone.
         """
@@ -604,8 +604,7 @@ class _Workers:
         for inbox in idle:
             inbox.put(None)
         for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join()
+            thread.join()
 
 
 class _Throttle:
