@@ -43,9 +43,16 @@ __all__ = ["Connection", "PingWaiter"]
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
-# How long the socket may go unread after a recv() stopped reading it, before the reader thread
-# reads it again. Control frames wait at most this long while nobody receives.
+# How long the socket of a new connection may go unread before a reader thread reads it: a
+# handler or client that never receives gets one soon, to answer pings and Close frames.
 _HAND_BACK_DELAY = 0.01
+
+# How long the socket may go unread after a recv() stopped reading it, before the reader thread
+# reads it again. A thread that receives in a loop is often away longer than the delay above,
+# for its own work or waiting for the GIL among many threads; handing reading back and forth
+# then costs two thread switches per message. Control frames from the peer wait up to twice
+# this long while nobody receives; pings sent here have their pong read at once.
+_RECV_HAND_BACK_DELAY = 0.25
 
 # How long a reader thread with nothing to do (recv() reads the socket itself) waits before it
 # ends. A connection whose handler waits in recv() then costs no thread but the handler's.
@@ -118,6 +125,7 @@ class Connection:
         "_consumer_reading",
         "_eof_written",
         "_finishing",
+        "_hand_back_at",
         "_hand_back_due",
         "_id",
         "_keepalive_timer",
@@ -134,7 +142,6 @@ class Connection:
         "_reader_alive",
         "_reader_parked",
         "_reader_reading",
-        "_released_at",
         "_retry_delay",
         "_retry_timer",
         "_send_lock",
@@ -234,8 +241,9 @@ class Connection:
         # Set by the one thread that tears the connection down, once reading is over and
         # nobody holds the socket anymore.
         self._finishing = False
-        self._released_at = 0.0
-        # Whether the connection waits for a hand-back check (see _HandBacks).
+        # When a hand-back check may give reading to the reader thread, and whether one is
+        # due (see _HandBacks).
+        self._hand_back_at = 0.0
         self._hand_back_due = False
         # Clients mask every frame with a fresh key: their frames can't be shared.
         self._masks = protocol.side is Side.CLIENT
@@ -271,8 +279,7 @@ class Connection:
                 finish = self._start_reader(events)
             else:
                 # No thread yet: a recv() soon reads the socket itself.
-                self._released_at = time.monotonic()
-                self._schedule_hand_back()
+                self._schedule_hand_back(_HAND_BACK_DELAY)
         if finish:
             self._finish()
         if self.ping_interval is not None:
@@ -580,6 +587,8 @@ class Connection:
             self._check_open()
             _, waiter = self._send_ping(data)
         self._flush_or_abort(None)
+        # Read the pong as it comes, even if nobody receives: it gives the latency.
+        self._wake_reader()
         return waiter
 
     def _send_ping(self, data: bytes | None) -> tuple[bytes, PingWaiter]:
@@ -802,8 +811,7 @@ class Connection:
                             # soon. Let it read the socket itself then, rather than hand each
                             # message over.
                             self._reader_parked = True
-                            self._released_at = time.monotonic()
-                            self._schedule_hand_back()
+                            self._schedule_hand_back(_RECV_HAND_BACK_DELAY)
                 if not data:
                     break
         except (OSError, TimeoutError) as exc:
@@ -880,7 +888,6 @@ class Connection:
     def _release_read(self) -> None:
         with self._read_lock:
             self._consumer_reading = False
-            self._released_at = time.monotonic()
             if self._read_done:
                 finish = self._claim_finish()
             else:
@@ -888,7 +895,7 @@ class Connection:
                 if self._reader_alive and not self._reader_parked:
                     self._wake_reader_thread()  # it waits for the socket
                 else:
-                    self._schedule_hand_back()
+                    self._schedule_hand_back(_RECV_HAND_BACK_DELAY)
         if finish:
             self._finish()
 
@@ -946,11 +953,12 @@ class Connection:
             return False
         return self._start_reader([])
 
-    def _schedule_hand_back(self) -> None:
-        """Check soon that somebody reads the socket; read lock held."""
+    def _schedule_hand_back(self, delay: float) -> None:
+        """Check in ``delay`` seconds that somebody reads the socket; read lock held."""
+        self._hand_back_at = time.monotonic() + delay
         if not self._hand_back_due:
             self._hand_back_due = True
-            _hand_backs.add(self)
+            (_hand_backs if delay > _HAND_BACK_DELAY else _early_hand_backs).add(self)
 
     def _hand_back(self) -> None:
         """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
@@ -960,8 +968,9 @@ class Connection:
                 return  # the next release schedules another check
             if self._reader_alive and not self._reader_parked:
                 return  # it reads
-            if time.monotonic() - self._released_at < _HAND_BACK_DELAY:
-                self._schedule_hand_back()
+            wait = self._hand_back_at - time.monotonic()
+            if wait > 0:
+                self._schedule_hand_back(wait)
                 return
             finish = self._resume_reader()
         if finish:
@@ -1145,6 +1154,7 @@ class Connection:
             except OSError:
                 self.abort()
                 return
+            self._wake_reader()
             if self.ping_timeout is not None:
                 pauses = self._queue.pauses
                 self._pong_timers[data] = call_later(
@@ -1236,12 +1246,13 @@ class _HandBacks:
     """The connections whose socket may go unread: one timer checks them all.
 
     A recv() that returns lets go of the socket, and the reader thread must take over if no
-    recv() comes back within _HAND_BACK_DELAY. A timer per release would wake the timer thread
-    for every message of every connection; this checks every connection that let go in one
-    callback, every _HAND_BACK_DELAY while there are some.
+    recv() comes back in time. A timer per release would wake the timer thread for every
+    message of every connection; this checks every connection that let go in one callback,
+    every ``interval`` seconds while there are some.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._lock = threading.Lock()
         self._due: list[Connection] = []
         self._timer: Timer | None = None
@@ -1251,7 +1262,7 @@ class _HandBacks:
         with self._lock:
             self._due.append(connection)
             if self._timer is None:
-                self._timer = call_later(_HAND_BACK_DELAY, self._check)
+                self._timer = call_later(self.interval, self._check)
 
     def _check(self) -> None:
         """A round, in the timer thread. A connection checked too early adds itself again."""
@@ -1265,7 +1276,9 @@ class _HandBacks:
                 connection.logger.error("hand-back check failed", exc_info=True)
 
 
-_hand_backs = _HandBacks()
+# New connections are checked soon, connections that recv() let go of less often.
+_early_hand_backs = _HandBacks(_HAND_BACK_DELAY)
+_hand_backs = _HandBacks(_RECV_HAND_BACK_DELAY)
 
 
 class _Flag:

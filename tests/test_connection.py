@@ -1103,6 +1103,7 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
 ) -> None:
     # Long enough that a loaded machine never hands reading back during the test.
     monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
     with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
         reads: list[str] = []
         original = connection._read_directly
@@ -1124,7 +1125,7 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
 def test_reader_takes_over_when_recv_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once recv() stopped, the reader thread answers pings again, so keepalive works."""
     # Short, but long enough that the round trips below never give reading back.
-    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 0.5)
+    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 0.5)
     pongs: queue.Queue[float] = queue.Queue()
 
     def handler(websocket: ServerConnection) -> None:
@@ -1148,6 +1149,49 @@ def test_reader_takes_over_when_recv_stops(monkeypatch: pytest.MonkeyPatch) -> N
         assert connection._reader is not None
         assert connection._reader.is_alive()
         assert connection.recv(timeout=TIMEOUT) == "ping me"
+
+
+def test_recv_keeps_reading_across_pauses_longer_than_the_first_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that receives in a loop keeps the socket through pauses of its own: reading is
+    handed back after _RECV_HAND_BACK_DELAY, not the short delay of a new connection."""
+    # Long enough that a loaded machine never hands reading back during the test.
+    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
+    with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
+        for i in range(5):
+            connection.send(f"message {i}")
+            assert connection.recv(timeout=TIMEOUT) == f"message {i}"
+            # Five times the delay after which a new connection gets a reader thread.
+            time.sleep(5 * syncws.connection._HAND_BACK_DELAY)
+        assert connection._reader is None
+
+
+@pytest.mark.parametrize("keepalive", [False, True], ids=["ping", "keepalive"])
+def test_pong_is_read_at_once_while_nobody_receives(
+    monkeypatch: pytest.MonkeyPatch, keepalive: bool
+) -> None:
+    """A ping sent while recv() is not reading starts reading: the pong is not left unread
+    until a hand-back check, which would inflate the latency or fail keepalive."""
+    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
+    options: dict[str, Any] = {"ping_interval": None}
+    if keepalive:
+        options = {"ping_interval": 0.05, "ping_timeout": 2.0}
+    with ws_server(echo) as server, client(server.uri, **options) as connection:
+        connection.send("hello")
+        assert connection.recv(timeout=TIMEOUT) == "hello"
+        if keepalive:
+            # Pongs unread for 2 s would fail the connection with 1011.
+            deadline = time.monotonic() + TIMEOUT
+            while connection.latency == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert connection.latency > 0
+            time.sleep(2.5)
+            assert connection.state is State.OPEN
+        else:
+            assert connection.ping().wait(TIMEOUT) < 5.0
+        assert connection._reader is not None
 
 
 def test_recv_timeout_while_reading_directly_loses_nothing() -> None:
