@@ -1079,12 +1079,11 @@ class Connection:
                         chunks = self._out
                         if chunks:
                             self._out = []
-                            eof = False
-                        else:
-                            eof = self._eof_pending()
+                        # Nothing comes after the end of the stream: the protocol sent it.
+                        eof = self._eof_pending()
                     if chunks:
                         size = sum(map(len, chunks)) if timeout == 0 else 0
-                        left = self.transport.send(chunks, timeout)
+                        left = self.transport.send(chunks, timeout, last=eof)
                         if left:
                             # Only without waiting. Retry soon while the peer reads; back off
                             # while it doesn't.

@@ -317,8 +317,10 @@ class _Tunnel(Transport):
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
         return self.inner.recv(bufsize, timeout)
 
-    def _send_raw(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
-        return self.inner.send(chunks, timeout)
+    def _send_raw(
+        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
+    ) -> list[bytes]:
+        return self.inner.send(chunks, timeout, last=last)
 
     def shutdown_write(self) -> None:
         self.inner.shutdown_write()

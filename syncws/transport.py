@@ -35,6 +35,9 @@ _TIMEOUT_SLACK = 0.001
 # Most systems accept at least this many buffers in one sendmsg() call (POSIX IOV_MAX >= 16).
 _MAX_BUFFERS = 64
 
+# Linux only: hold the bytes of a send() for the next one, or for the FIN of shutdown().
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
 
 def _poll_fd(fd: int, events: int, timeout: float | None) -> bool:
     """Wait until ``fd`` is ready for ``events``; ``False`` on timeout."""
@@ -112,13 +115,17 @@ class Transport:
         )
         self._recv_timeout = timeout
 
-    def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+    def send(
+        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
+    ) -> list[bytes]:
         """Write ``chunks`` in order, several per system call.
 
         Args:
             chunks: what to write; the list is consumed.
             timeout: how long to wait each time the socket accepts nothing; ``None`` waits as
                 long as it takes, ``0`` does not wait.
+            last: :meth:`shutdown_write` comes next: the kernel may hold the bytes to send
+                them with the end of the stream, in one packet rather than two.
 
         Returns:
             What was not written: empty unless ``timeout`` is ``0``.
@@ -127,16 +134,19 @@ class Transport:
             TimeoutError: the socket accepted nothing for ``timeout`` seconds.
             OSError: the connection is broken.
         """
-        return self._send_raw(chunks, timeout)
+        return self._send_raw(chunks, timeout, last=last)
 
-    def _send_raw(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+    def _send_raw(
+        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
+    ) -> list[bytes]:
         sock = self.sock
+        flags = socket.MSG_DONTWAIT | _MSG_MORE if last else socket.MSG_DONTWAIT
         while chunks:
             try:
                 if len(chunks) == 1:
-                    sent = sock.send(chunks[0], socket.MSG_DONTWAIT)
+                    sent = sock.send(chunks[0], flags)
                 else:
-                    sent = sock.sendmsg(chunks[:_MAX_BUFFERS], (), socket.MSG_DONTWAIT)
+                    sent = sock.sendmsg(chunks[:_MAX_BUFFERS], (), flags)
             except BlockingIOError:
                 sent = 0
             if sent:
@@ -225,8 +235,12 @@ class TLSTransport(Transport):
                 else:
                     self._incoming.write_eof()
 
-    def send(self, chunks: list[bytes], timeout: float | None) -> list[bytes]:
+    def send(
+        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
+    ) -> list[bytes]:
         """Encrypt ``chunks`` and write them, as :meth:`Transport.send` does.
+
+        ``last`` is ignored: the end of the stream starts with a TLS record of its own.
 
         Returns:
             ``[b""]`` when encrypted bytes are left to write (only when ``timeout`` is

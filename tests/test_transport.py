@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -295,6 +296,28 @@ def test_shutdown_write() -> None:
         server.sendall(b"reply")
         assert recv_exactly(transport, 5) == b"reply"
 
+
+
+def segments_sent(sock: socket.socket) -> int:
+    """The TCP segments ``sock`` sent: ``tcpi_segs_out`` of Linux's ``struct tcp_info``."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[136:140], sys.byteorder)
+
+
+@pytest.mark.skipif(not hasattr(socket, "MSG_MORE"), reason="MSG_MORE is Linux's")
+@pytest.mark.parametrize(("last", "segments"), [(True, 1), (False, 2)])
+def test_last_bytes_go_out_with_the_end_of_the_stream(last: bool, segments: int) -> None:
+    """Bytes sent just before shutdown_write() share the FIN's packet: the peer gets one
+    packet, not two, to wake up for (the server's Close, at the end of every connection)."""
+    with tcp_pair() as (client, server):
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = Transport(client)
+        before = segments_sent(client)
+        transport.send([b"\x88\x02", b"\x03\xe8"], TIMEOUT, last=last)
+        transport.shutdown_write()
+        assert read_exactly(server, 4) == b"\x88\x02\x03\xe8"
+        assert server.recv(10) == b""
+        assert segments_sent(client) - before == segments
 
 # TLS transport.
 
