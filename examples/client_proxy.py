@@ -1,8 +1,9 @@
-"""Connect through an HTTP or HTTPS proxy, and say which route the connection took.
+"""Connect through an HTTP, HTTPS or SOCKS5 proxy, and say which route the connection took.
 
 Usage::
 
     python examples/client_proxy.py wss://echo.example/ http://user:password@proxy:3128
+    python examples/client_proxy.py wss://echo.example/ socks5h://127.0.0.1:1080
     https_proxy=http://proxy:3128 python examples/client_proxy.py wss://echo.example/
 
 With a proxy URL, the client goes through it. Without one, it follows the environment:
@@ -30,6 +31,11 @@ def main(uri: str, proxy: str | None) -> None:
         # 407: the proxy wants credentials (http://user:password@proxy:port); 403: it does
         # not allow this destination.
         print(f"the proxy refused: HTTP {exc.response.status_code}", file=sys.stderr)
+        sys.exit(1)
+    except syncws.SocksProxyError as exc:
+        # Wrong or missing credentials, a destination the proxy does not allow, or one that
+        # it could not reach.
+        print(f"the proxy refused: {exc}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -36,7 +36,13 @@ from .frames import CloseCode
 from .headers import Headers
 from .http11 import Request, Response
 from .protocol import State
-from .proxy import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
+from .proxy import (
+    InvalidProxy,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    ProxyError,
+    SocksProxyError,
+)
 from .server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
 from .version import __version__
 
@@ -65,6 +71,7 @@ __all__ = [
     "PingWaiter",
     "ProtocolError",
     "ProxyError",
+    "SocksProxyError",
     "Request",
     "Response",
     "SecurityError",

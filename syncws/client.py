@@ -32,7 +32,9 @@ from .headers import Headers, HeadersLike
 from .protocol import Event
 from .proxy import (
     InvalidProxyStatus,
+    SocksProxyError,
     get_proxy,
+    open_socks5_tunnel,
     open_tunnel,
     parse_proxy,
     tls_over_transport,
@@ -198,8 +200,9 @@ def connect(
     the loop closes the current connection.
 
     These failures are retried: the connection was refused, reset or timed out, a temporary
-    failure of name resolution, an HTTP status 5xx or 429 from the server or the proxy, the
-    server closing the connection during the handshake. Every other error is raised, because
+    failure of name resolution, an HTTP status 5xx or 429 from the server or the proxy, a
+    SOCKS5 proxy that could not reach the server, the server closing the connection during
+    the handshake. Every other error is raised, because
     trying again gives the same answer: an invalid URI or argument, a name that does not
     exist, any other 4xx (:exc:`~syncws.exceptions.InvalidStatus`, e.g. 401 or 403), a proxy
     refusal other than 5xx or 429 (407, 403), a TLS certificate that does not verify or
@@ -212,7 +215,9 @@ def connect(
     (for ``wss://``), ``http_proxy`` (for ``ws://``), ``all_proxy`` and ``no_proxy`` decide,
     as :func:`syncws.proxy.get_proxy` describes. The client asks an ``http://`` or
     ``https://`` proxy for a tunnel with ``CONNECT``, with Basic credentials when the proxy's
-    URL has user info.
+    URL has user info, and a ``socks5h://`` or ``socks5://`` proxy with SOCKS5 (RFC 1928),
+    with a user name and password (RFC 1929) when the URL has them. A ``socks5h://`` proxy
+    resolves the server's name; for ``socks5://`` the client does.
 
     Redirects: a 301, 302, 303, 307 or 308 answer with a ``Location`` is followed, up to
     ``max_redirects`` times, within the same ``open_timeout``. A redirect from ``wss://`` to
@@ -241,8 +246,9 @@ def connect(
             returns them; it is called before each attempt, e.g. for a fresh token.
         user_agent_header: the ``User-Agent`` header; ``None`` sends none.
         compression: ``"deflate"`` offers permessage-deflate; ``None`` offers no compression.
-        proxy: a proxy URL (``http://[user:password@]host:port`` or ``https://...``) to go
-            through, ``True`` to follow the environment, ``None`` to connect directly.
+        proxy: a proxy URL (``http://[user:password@]host:port``, ``https://...``,
+            ``socks5h://...`` or ``socks5://...``) to go through, ``True`` to follow the
+            environment, ``None`` to connect directly.
         proxy_ssl: the TLS context for an ``https://`` proxy; by default one that verifies
             the proxy's certificate and hostname.
         max_redirects: how many redirects to follow at most.
@@ -272,7 +278,8 @@ def connect(
         SecurityError: more than ``max_redirects`` redirects, or one from ``wss://`` to
             ``ws://``.
         ~syncws.proxy.ProxyError: the proxy did not open the tunnel; an
-            :exc:`~syncws.proxy.InvalidProxyStatus` has its response.
+            :exc:`~syncws.proxy.InvalidProxyStatus` has its response, a
+            :exc:`~syncws.proxy.SocksProxyError` the SOCKS5 reply code.
         ~syncws.proxy.InvalidProxy: the proxy's URL is not valid.
         TimeoutError: the opening took longer than ``open_timeout``.
     """
@@ -418,6 +425,9 @@ def _reconnect(
 
 def _is_transient(exc: Exception) -> bool:
     """Whether another attempt to connect may succeed where this one failed with ``exc``."""
+    if isinstance(exc, SocksProxyError):
+        # RFC 1928 §6: failure, network or host unreachable, refused, TTL expired.
+        return exc.code in (1, 3, 4, 5, 6)
     if isinstance(exc, (InvalidStatus, InvalidProxyStatus)):
         status = exc.response.status_code
         return status >= 500 or status == 429
@@ -585,8 +595,18 @@ def _open_transport(
             raise
 
     settings = parse_proxy(proxy_url)
+    target = wsuri.host
+    if settings.scheme == "socks5":
+        # The proxy gets an address: the name is resolved here, as for a direct connection.
+        target = _resolve(target, wsuri.port, deadline)[0][4][0]
     sock = _open_tcp(settings.host, settings.port, deadline, kwargs)
     try:
+        if settings.socks:
+            plain = _wrap(sock, None, deadline, None, None)
+            open_socks5_tunnel(plain, settings, target, wsuri.port, deadline=deadline)
+            if not wsuri.secure:
+                return plain, sock
+            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
         if settings.secure:
             context = proxy_ssl or ssl_module.create_default_context()
             tunnel: Transport = tls_handshake(

@@ -1,15 +1,20 @@
-"""HTTP and HTTPS proxies for the client: which proxy to use, and the tunnel through it.
+"""Proxies for the client: which proxy to use, and the tunnel through it.
 
-A client reaches a WebSocket server through a proxy by asking the proxy to open a TCP tunnel
+A client reaches a WebSocket server through an HTTP proxy by asking it to open a TCP tunnel
 with ``CONNECT host:port`` (RFC 9110 §9.3.6); everything after the proxy's ``2xx`` answer is
 the WebSocket connection itself (TLS first for ``wss://``). With an ``https://`` proxy the
 client speaks TLS to the proxy too, so a ``wss://`` connection runs TLS inside TLS.
 
+A SOCKS5 proxy (RFC 1928) opens the same kind of tunnel after a binary exchange, with a user
+name and password (RFC 1929) when the proxy's URL has them. With ``socks5h://`` the proxy
+resolves the server's name; with ``socks5://`` the client does and sends the address.
+
 ::
 
     ProxyError(InvalidHandshake)   the proxy did not open the tunnel
-    ├── InvalidProxyMessage        ... its answer was not valid HTTP
-    └── InvalidProxyStatus         ... it refused: 407, 403, 502, ... (has .response)
+    ├── InvalidProxyMessage        ... its answer was not valid HTTP or SOCKS5
+    ├── InvalidProxyStatus         ... an HTTP proxy refused: 407, 403, 502, ... (has .response)
+    └── SocksProxyError            ... a SOCKS5 proxy refused (has .code)
     InvalidProxy(InvalidHandshake) the proxy's URL is not usable
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -34,8 +40,10 @@ __all__ = [
     "InvalidProxyStatus",
     "Proxy",
     "ProxyError",
+    "SocksProxyError",
     "TunnelTLSTransport",
     "get_proxy",
+    "open_socks5_tunnel",
     "open_tunnel",
     "parse_proxy",
     "proxy_bypass",
@@ -44,7 +52,8 @@ __all__ = [
 
 
 class InvalidProxy(InvalidHandshake):
-    """A proxy URL is not a valid ``http://`` or ``https://`` URL."""
+    """A proxy URL is not a valid ``http://``, ``https://``, ``socks5://`` or ``socks5h://``
+    URL."""
 
     def __init__(self, proxy: str, msg: str) -> None:
         self.proxy = proxy
@@ -57,7 +66,8 @@ class ProxyError(InvalidHandshake):
 
 
 class InvalidProxyMessage(ProxyError):
-    """The proxy's answer to ``CONNECT`` is not a valid HTTP response."""
+    """The proxy's answer is not valid: not an HTTP response to ``CONNECT`` from an HTTP
+    proxy, not a SOCKS5 reply from a SOCKS proxy."""
 
 
 class InvalidProxyStatus(ProxyError):
@@ -77,6 +87,33 @@ class InvalidProxyStatus(ProxyError):
         return self.response.status_code
 
 
+# RFC 1928 §6: what a SOCKS5 proxy's reply codes mean.
+_SOCKS5_REPLIES = {
+    1: "general SOCKS server failure",
+    2: "connection not allowed by ruleset",
+    3: "network unreachable",
+    4: "host unreachable",
+    5: "connection refused",
+    6: "TTL expired",
+    7: "command not supported",
+    8: "address type not supported",
+}
+
+
+class SocksProxyError(ProxyError):
+    """A SOCKS5 proxy refused to open the tunnel.
+
+    Attributes:
+        code: the proxy's reply code (RFC 1928 §6), e.g. 5 when the server refused the
+            connection or 2 when the proxy's rules forbid it; ``None`` when the proxy
+            refused the credentials, or asked for a kind of authentication syncws lacks.
+    """
+
+    def __init__(self, msg: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(msg)
+
+
 @dataclass(frozen=True)
 class Proxy:
     """A parsed proxy URL.
@@ -84,9 +121,10 @@ class Proxy:
     Attributes:
         secure: ``True`` for an ``https://`` proxy, reached over TLS.
         host: the proxy's host, an IPv6 address without brackets.
-        port: the proxy's port; 80 or 443 when the URL has none.
-        username: the user name for Basic credentials, percent-decoded, or ``None``.
+        port: the proxy's port; 80, 443 or 1080 when the URL has none.
+        username: the user name for the proxy, percent-decoded, or ``None``.
         password: the password, percent-decoded, or ``None``; left out of ``repr()``.
+        scheme: ``http``, ``https``, ``socks5`` or ``socks5h``.
     """
 
     secure: bool
@@ -94,6 +132,12 @@ class Proxy:
     port: int
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    scheme: str = "http"
+
+    @property
+    def socks(self) -> bool:
+        """Whether this is a SOCKS5 proxy."""
+        return self.scheme in ("socks5", "socks5h")
 
 
 def _redact(proxy: str) -> str:
@@ -106,13 +150,14 @@ def _redact(proxy: str) -> str:
 
 
 def parse_proxy(proxy: str) -> Proxy:
-    """Parse a proxy URL: ``http://[user:password@]host[:port]`` or ``https://...``.
+    """Parse a proxy URL: ``http://[user:password@]host[:port]``, ``https://...``,
+    ``socks5://...`` or ``socks5h://...``.
 
     A URL without a scheme, as environment variables often hold (``proxy.example:3128``), is
     an ``http://`` one.
 
     Raises:
-        InvalidProxy: the URL cannot be parsed, or names another kind of proxy (SOCKS).
+        InvalidProxy: the URL cannot be parsed, or names another kind of proxy (SOCKS4).
     """
     url = proxy if "://" in proxy else f"http://{proxy}"
     try:
@@ -121,23 +166,40 @@ def parse_proxy(proxy: str) -> Proxy:
     except ValueError as exc:
         raise InvalidProxy(proxy, str(exc)) from None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise InvalidProxy(proxy, f"unsupported scheme {scheme}: only http and https")
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidProxy(
+            proxy, f"unsupported scheme {scheme}: only http, https, socks5 and socks5h"
+        )
     if not parts.hostname:
         raise InvalidProxy(proxy, "missing host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidProxy(proxy, "a proxy URL has no path, query or fragment")
-    secure = scheme == "https"
     username = None if parts.username is None else unquote(parts.username)
     password = None if parts.password is None else unquote(parts.password)
-    return Proxy(secure, parts.hostname, port or (443 if secure else 80), username, password)
+    if scheme.startswith("socks") and username is not None:
+        # RFC 1929 §2: each is 1 to 255 bytes.
+        for name, value in (("user name", username), ("password", password or "")):
+            if not 1 <= len(value.encode()) <= 255:
+                raise InvalidProxy(proxy, f"a SOCKS5 {name} is 1 to 255 bytes")
+    return Proxy(
+        scheme == "https",
+        parts.hostname,
+        port or _DEFAULT_PORTS[scheme],
+        username,
+        password,
+        scheme,
+    )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
 
 
 def get_proxy(uri: WebSocketURI, environ: Mapping[str, str] | None = None) -> str | None:
     """The proxy URL that the environment gives for ``uri``, or ``None`` for a direct route.
 
-    ``wss://`` URIs use ``https_proxy``, ``ws://`` URIs ``http_proxy``, both fall back to
-    ``all_proxy``; ``no_proxy`` lists the hosts to reach directly (see :func:`proxy_bypass`).
+    ``wss://`` URIs use ``wss_proxy``, then ``https_proxy``; ``ws://`` URIs ``ws_proxy``, then
+    ``http_proxy``; both fall back to ``all_proxy``. ``no_proxy`` lists the hosts to reach
+    directly (see :func:`proxy_bypass`).
     Each variable is read in lower case first, then in upper case, as curl does. In a CGI
     program (``REQUEST_METHOD`` set), ``HTTP_PROXY`` may come from a request header
     ("httpoxy"), so only ``http_proxy`` counts.
@@ -157,7 +219,10 @@ def get_proxy(uri: WebSocketURI, environ: Mapping[str, str] | None = None) -> st
 
     if proxy_bypass(uri.host, uri.port, variable("no_proxy")):
         return None
-    specific = variable("https_proxy" if uri.secure else "http_proxy")
+    if uri.secure:
+        specific = variable("wss_proxy") or variable("https_proxy")
+    else:
+        specific = variable("ws_proxy") or variable("http_proxy")
     return specific or variable("all_proxy") or None
 
 
@@ -283,6 +348,95 @@ def open_tunnel(
         raise InvalidProxyStatus(response)
     if rest:
         raise InvalidProxyMessage("proxy sent data after its answer to CONNECT")
+
+
+def open_socks5_tunnel(
+    transport: Transport,
+    proxy: Proxy,
+    host: str,
+    port: int,
+    *,
+    deadline: float | None,
+) -> None:
+    """Ask the SOCKS5 proxy at the other end of ``transport`` to connect to ``host:port``.
+
+    ``host`` goes to the proxy as it is: an IP address as an address, a name for the proxy to
+    resolve (for ``socks5://``, the caller resolves it first). Returns once the proxy
+    connected: from then on, ``transport`` carries bytes to and from the server.
+
+    Raises:
+        SocksProxyError: the proxy refused the credentials or the connection.
+        InvalidProxyMessage: the proxy's answer is not SOCKS5.
+        TimeoutError: the deadline passed.
+        OSError: the connection to the proxy broke.
+    """
+
+    def send(data: bytes) -> None:
+        transport.send([data], remaining(deadline, "proxy handshake"))
+
+    def read(size: int) -> bytes:
+        # Exactly ``size`` bytes: what follows the proxy's reply belongs to the connection.
+        data = b""
+        while len(data) < size:
+            chunk = transport.recv(size - len(data), remaining(deadline, "proxy handshake"))
+            if not chunk:
+                raise InvalidProxyMessage("proxy closed the connection during the SOCKS5 handshake")
+            data += chunk
+        return data
+
+    # RFC 1928 §3: the authentication methods offered: none (0), user name and password (2).
+    credentials = proxy.username is not None
+    send(b"\x05\x02\x00\x02" if credentials else b"\x05\x01\x00")
+    version, method = read(2)
+    if version != 5:
+        raise InvalidProxyMessage(f"not a SOCKS5 proxy: it answered with version {version}")
+    if method == 2 and proxy.username is not None:
+        # RFC 1929 §2: version 1, then the user name and the password, each after its length.
+        username = proxy.username.encode()
+        password = (proxy.password or "").encode()
+        send(bytes([1, len(username)]) + username + bytes([len(password)]) + password)
+        version, status = read(2)
+        if version != 1:
+            raise InvalidProxyMessage(f"invalid SOCKS5 authentication reply: version {version}")
+        if status != 0:
+            raise SocksProxyError("SOCKS5 proxy rejected the user name or password")
+    elif method == 0xFF:
+        raise SocksProxyError(
+            "SOCKS5 proxy requires credentials"
+            if not credentials
+            else "SOCKS5 proxy accepts none of the authentication methods offered"
+        )
+    elif method != 0:
+        raise InvalidProxyMessage(f"SOCKS5 proxy chose a method that was not offered: {method}")
+
+    # RFC 1928 §4-5: CONNECT (1) to an IPv4 address (1), a domain name (3) or IPv6 (4).
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        name = host.encode("idna")
+        if not 1 <= len(name) <= 255:
+            raise InvalidProxyMessage(f"host name too long for SOCKS5: {host[:80]}") from None
+        target = bytes([3, len(name)]) + name
+    else:
+        target = bytes([1 if address.version == 4 else 4]) + address.packed
+    send(b"\x05\x01\x00" + target + struct.pack("!H", port))
+    version, reply, _, kind = read(4)
+    if version != 5:
+        raise InvalidProxyMessage(f"invalid SOCKS5 reply: version {version}")
+    if reply != 0:
+        reason = _SOCKS5_REPLIES.get(reply, "unknown error")
+        raise SocksProxyError(
+            f"SOCKS5 proxy did not connect to {host}:{port}: {reason} ({reply})", reply
+        )
+    # The address the proxy connected from, then its port: read past them.
+    if kind == 1:
+        read(4 + 2)
+    elif kind == 4:
+        read(16 + 2)
+    elif kind == 3:
+        read(read(1)[0] + 2)
+    else:
+        raise InvalidProxyMessage(f"invalid SOCKS5 reply: address type {kind}")
 
 
 def _parse_head(head: bytes) -> Response:

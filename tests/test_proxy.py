@@ -1,12 +1,15 @@
-"""Tests of connections through proxies: a real tinyproxy, and a TLS front for HTTPS proxies."""
+"""Tests of connections through proxies: a real tinyproxy, a TLS front for HTTPS proxies, and a
+real microsocks for SOCKS5."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,14 +18,17 @@ from typing import Any
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT, RawServer, check_leaks, wait_for
+from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks, wait_for
 from io_helpers import syncws_echo as echo
 
 import syncws
+from syncws.client import _is_transient
 from syncws.proxy import (
     InvalidProxy,
+    InvalidProxyMessage,
     InvalidProxyStatus,
     Proxy,
+    SocksProxyError,
     TunnelTLSTransport,
     get_proxy,
     parse_proxy,
@@ -33,7 +39,15 @@ from syncws.uri import parse_uri
 CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"
 
-ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
+ENVIRONMENT = (
+    "ws_proxy",
+    "wss_proxy",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "REQUEST_METHOD",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -433,6 +447,11 @@ def test_proxy_bypass(host: str, port: int, no_proxy: str, bypass: bool) -> None
         ("ws://example.com/", {"http_proxy": "http://p:1", "no_proxy": "example.com"}, None),
         ("ws://example.com/", {"http_proxy": "http://p:1", "NO_PROXY": "*"}, None),
         ("ws://example.com/", {"http_proxy": " "}, None),
+        # WebSocket-only variables come first.
+        ("ws://example.com/", {"ws_proxy": "socks5h://p:1", "http_proxy": "http://q:1"}, "socks5h://p:1"),
+        ("wss://example.com/", {"WSS_PROXY": "http://p:1", "https_proxy": "http://q:1"}, "http://p:1"),
+        ("wss://example.com/", {"ws_proxy": "http://p:1"}, None),
+        ("ws://example.com/", {"wss_proxy": "http://p:1"}, None),
         # A CGI program: HTTP_PROXY may come from the client's Proxy header.
         ("ws://example.com/", {"HTTP_PROXY": "http://evil:1", "REQUEST_METHOD": "GET"}, None),
         ("ws://example.com/", {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"}, "http://p:1"),
@@ -447,11 +466,13 @@ def test_get_proxy(uri: str, environ: dict[str, str], proxy: str | None) -> None
     [
         ("http://proxy.example:3128", Proxy(False, "proxy.example", 3128)),
         ("http://proxy.example", Proxy(False, "proxy.example", 80)),
-        ("https://proxy.example", Proxy(True, "proxy.example", 443)),
+        ("https://proxy.example", Proxy(True, "proxy.example", 443, scheme="https")),
         ("HTTP://Proxy.Example:8080/", Proxy(False, "proxy.example", 8080)),
         ("proxy.example:3128", Proxy(False, "proxy.example", 3128)),
         ("http://[::1]:3128", Proxy(False, "::1", 3128)),
         ("http://u%40x:p%3Aw@proxy:1", Proxy(False, "proxy", 1, "u@x", "p:w")),
+        ("socks5://proxy.example", Proxy(False, "proxy.example", 1080, scheme="socks5")),
+        ("SOCKS5H://u:p@proxy:9050", Proxy(False, "proxy", 9050, "u", "p", "socks5h")),
     ],
 )
 def test_parse_proxy(url: str, proxy: Proxy) -> None:
@@ -460,7 +481,16 @@ def test_parse_proxy(url: str, proxy: Proxy) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["socks5://proxy:1080", "ftp://proxy", "http://", "http://proxy:99999", "http://proxy/path"],
+    [
+        "socks4://proxy:1080",
+        "socks4a://proxy:1080",
+        "ftp://proxy",
+        "http://",
+        "http://proxy:99999",
+        "http://proxy/path",
+        f"socks5://{'u' * 256}:p@proxy",
+        "socks5://u:@proxy",
+    ],
 )
 def test_parse_invalid_proxy(url: str) -> None:
     with pytest.raises(InvalidProxy):
@@ -469,5 +499,300 @@ def test_parse_invalid_proxy(url: str) -> None:
 
 def test_invalid_proxy_hides_password() -> None:
     with pytest.raises(InvalidProxy) as exc_info:
-        syncws.connect("ws://example.com/", proxy="socks5://user:secret@proxy:1080")
+        syncws.connect("ws://example.com/", proxy="socks4://user:secret@proxy:1080")
     assert "secret" not in str(exc_info.value)
+
+
+# A real SOCKS5 proxy.
+
+
+class Microsocks:
+    """A microsocks process, listening on 127.0.0.1, with credentials if given."""
+
+    def __init__(self, directory: Path, credentials: tuple[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log = directory / "microsocks.log"
+        arguments = ["-i", "127.0.0.1", "-p", str(self.port)]
+        if credentials is not None:
+            arguments += ["-u", credentials[0], "-P", credentials[1]]
+        executable = require_executable("microsocks")
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [executable, *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            if not wait_for(self._listening, TIMEOUT, 0.02):
+                pytest.fail(f"microsocks did not start:\n{self.log.read_text()}")
+        except BaseException:
+            self.close()
+            raise
+
+    def url(self, scheme: str = "socks5h", userinfo: str = "") -> str:
+        return f"{scheme}://{userinfo}127.0.0.1:{self.port}"
+
+    def _listening(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
+        except ConnectionRefusedError:
+            return False
+        return True
+
+    def carried(self, target: str) -> bool:
+        """Whether the proxy logged a connection to ``target`` (``host:port``)."""
+        return wait_for(lambda: f"connected to {target}\n" in self.log.read_text(), 2)
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+
+
+@pytest.fixture
+def microsocks(tmp_path: Path) -> Iterator[Microsocks]:
+    proxy = Microsocks(tmp_path)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def microsocks_auth(tmp_path: Path) -> Iterator[Microsocks]:
+    proxy = Microsocks(tmp_path, ("alice", "s3cret"))
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_ws_through_socks5h_proxy(microsocks: Microsocks) -> None:
+    with echo_server() as port:
+        connection = open_client(f"ws://localhost:{port}/", proxy=microsocks.url("socks5h"))
+        assert connection.remote_address == ("127.0.0.1", microsocks.port)
+        exchange(connection)
+    # socks5h: the proxy got the name, and resolved it.
+    assert microsocks.carried(f"localhost:{port}")
+
+
+def test_ws_through_socks5_proxy_resolves_the_name_itself(microsocks: Microsocks) -> None:
+    with echo_server() as port:
+        exchange(open_client(f"ws://localhost:{port}/", proxy=microsocks.url("socks5")))
+    # socks5: the client resolved the name and sent the address.
+    assert microsocks.carried(f"127.0.0.1:{port}")
+
+
+def test_wss_through_socks5_proxy(microsocks: Microsocks) -> None:
+    with echo_server(tls=True) as port:
+        connection = open_client(
+            f"wss://localhost:{port}/", proxy=microsocks.url(), ssl=trusting()
+        )
+        assert connection.remote_address == ("127.0.0.1", microsocks.port)
+        exchange(connection)
+    assert microsocks.carried(f"localhost:{port}")
+
+
+def test_socks5_credentials(microsocks_auth: Microsocks) -> None:
+    with echo_server() as port:
+        uri = f"ws://127.0.0.1:{port}/"
+        exchange(open_client(uri, proxy=microsocks_auth.url(userinfo="alice:s3cr%65t@")))
+        with pytest.raises(SocksProxyError, match="rejected the user name") as exc_info:
+            open_client(uri, proxy=microsocks_auth.url(userinfo="alice:wrong@"))
+        assert exc_info.value.code is None
+        assert not _is_transient(exc_info.value)
+        with pytest.raises(SocksProxyError, match="requires credentials"):
+            open_client(uri, proxy=microsocks_auth.url())
+
+
+def test_socks5_proxy_cannot_reach_the_server(microsocks: Microsocks) -> None:
+    with pytest.raises(SocksProxyError, match="connection refused") as exc_info:
+        open_client(f"ws://127.0.0.1:{free_port()}/", proxy=microsocks.url())
+    assert exc_info.value.code == 5
+    # The server may be restarting: reconnect=True tries again.
+    assert _is_transient(exc_info.value)
+
+
+def test_socks5_proxy_from_environment(
+    microsocks: Microsocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("all_proxy", microsocks.url())
+    with echo_server() as port:
+        exchange(open_client(f"ws://localhost:{port}/"))
+    assert microsocks.carried(f"localhost:{port}")
+
+
+# SOCKS5 replies that no working proxy sends, from a scripted one.
+
+
+def read_exactly(peer: RawPeer, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = peer.sock.recv(size - len(data))
+        assert chunk, "the client closed the connection"
+        data += chunk
+    return data
+
+
+def socks_then_websocket(reply: bytes, requests: list[bytes]) -> Callable[[RawPeer], None]:
+    """A SOCKS5 proxy that answers CONNECT with ``reply``, then a WebSocket server that
+    closes properly; the CONNECT requests go to ``requests``."""
+
+    def script(peer: RawPeer) -> None:
+        assert read_exactly(peer, 3) == b"\x05\x01\x00"
+        peer.send(b"\x05\x00")
+        request = read_exactly(peer, 4)
+        if request[3] == 3:  # a name, after its length
+            request += read_exactly(peer, 1)
+            size = request[4]
+        else:
+            size = {1: 4, 4: 16}[request[3]]
+        request += read_exactly(peer, size + 2)
+        requests.append(request)
+        peer.send(reply)
+        peer.accept()
+        close, _ = peer.read_close()
+        peer.send(b"\x88\x02" + close.payload[:2])
+        peer.sock.shutdown(socket.SHUT_WR)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("localhost", b"\x03\x09localhost"),
+        ("127.0.0.1", b"\x01\x7f\x00\x00\x01"),
+        ("[::1]", b"\x04" + bytes(15) + b"\x01"),
+    ],
+    ids=["name", "ipv4", "ipv6"],
+)
+@pytest.mark.parametrize(
+    "bound",
+    [b"\x01\x0a\x00\x00\x01\x30\x39", b"\x03\x05proxy\x30\x39", b"\x04" + bytes(16) + b"\x30\x39"],
+    ids=["bound-ipv4", "bound-name", "bound-ipv6"],
+)
+def test_socks5_request_and_reply(host: str, address: bytes, bound: bytes) -> None:
+    """The CONNECT request carries a name, an IPv4 or an IPv6 address, and the proxy's bound
+    address in the reply, in any of the three forms, is read to its last byte: the HTTP
+    response that follows parses."""
+    requests: list[bytes] = []
+    with RawServer(socks_then_websocket(b"\x05\x00\x00" + bound, requests)) as proxy:
+        connection = open_client(
+            f"ws://{host}:443/", proxy=f"socks5h://127.0.0.1:{proxy.port}"
+        )
+        with connection:
+            assert connection.subprotocol is None
+        assert connection.close_code == 1000
+        proxy.join()
+    assert requests == [b"\x05\x01\x00" + address + b"\x01\xbb"]
+
+
+def refusing(answers: bytes, *, after_greeting: bool = False) -> Callable[[RawPeer], None]:
+    """A scripted proxy that reads the greeting (and the request) and sends ``answers``."""
+
+    def script(peer: RawPeer) -> None:
+        read_exactly(peer, 3)
+        if after_greeting:
+            peer.send(b"\x05\x00")
+            read_exactly(peer, 4 + 4 + 2)  # CONNECT to an IPv4 address
+        peer.send(answers)
+        peer.sock.shutdown(socket.SHUT_WR)
+        peer.idle()
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "match"),
+    [
+        (refusing(b"\x04\x00"), InvalidProxyMessage, "not a SOCKS5 proxy"),
+        (refusing(b"\x05\x01"), InvalidProxyMessage, "not offered: 1"),
+        (refusing(b"\x05"), InvalidProxyMessage, "closed the connection"),
+        (refusing(b""), InvalidProxyMessage, "closed the connection"),
+        (refusing(b"\x05\xff"), SocksProxyError, "requires credentials"),
+        (refusing(b"\x04\x00\x00\x01", after_greeting=True), InvalidProxyMessage, "version 4"),
+        (refusing(b"\x05\x00\x00\x09", after_greeting=True), InvalidProxyMessage, "type 9"),
+        (refusing(b"\x05\x02\x00\x01", after_greeting=True), SocksProxyError, "ruleset"),
+        (refusing(b"\x05\x63\x00\x01", after_greeting=True), SocksProxyError, "unknown"),
+    ],
+    ids=[
+        "version",
+        "method",
+        "short",
+        "closed",
+        "no-method",
+        "reply-version",
+        "address-type",
+        "not-allowed",
+        "unknown-code",
+    ],
+)
+def test_socks5_invalid_or_refusing_proxy(
+    script: Callable[[RawPeer], None], error: type[Exception], match: str
+) -> None:
+    with RawServer(script) as proxy, pytest.raises(error, match=match) as exc_info:
+        open_client("ws://127.0.0.1:9/", proxy=f"socks5://127.0.0.1:{proxy.port}")
+    if isinstance(exc_info.value, SocksProxyError) and exc_info.value.code is not None:
+        # Forbidden by the proxy, or an unknown failure: the same next time.
+        assert not _is_transient(exc_info.value)
+
+
+def test_open_timeout_covers_the_socks5_proxy() -> None:
+    with RawServer(lambda peer: peer.idle()) as silent, pytest.raises(TimeoutError):
+        open_client(
+            "ws://127.0.0.1:9/", proxy=f"socks5h://127.0.0.1:{silent.port}", open_timeout=0.5
+        )
+
+
+# The example program, through both kinds of real proxies.
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "client_proxy.py"
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(EXAMPLE.parent.parent), env.get("PYTHONPATH")])
+    )
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+
+
+def test_example_through_socks5_proxy(microsocks: Microsocks) -> None:
+    with echo_server() as port:
+        result = run_example(f"ws://localhost:{port}/", microsocks.url())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"connecting to ws://localhost:{port}/ through {microsocks.url()}",
+        "Hello through the proxy!",
+    ]
+    assert microsocks.carried(f"localhost:{port}")
+
+
+def test_example_through_http_proxy_from_environment(
+    tinyproxy: Tinyproxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", tinyproxy.url)
+    with echo_server() as port:
+        result = run_example(f"ws://127.0.0.1:{port}/")
+    assert result.returncode == 0, result.stderr
+    assert "Hello through the proxy!" in result.stdout.splitlines()
+    assert tinyproxy.carried(f"127.0.0.1:{port}")
+
+
+def test_example_reports_a_socks5_refusal(microsocks_auth: Microsocks) -> None:
+    result = run_example("ws://127.0.0.1:9/", microsocks_auth.url())
+    assert result.returncode == 1
+    assert result.stderr == "the proxy refused: SOCKS5 proxy requires credentials\n"
