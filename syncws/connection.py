@@ -420,6 +420,10 @@ class Connection:
     def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
         """Receive the next message fragment by fragment, as the fragments arrive.
 
+        Leaving the loop before the last fragment (``break``, an exception) drops the rest of
+        the message, whether it arrived already or not: the next :meth:`recv` returns the
+        next message, whole.
+
         Args:
             decode: as in :meth:`recv`.
 

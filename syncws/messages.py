@@ -52,6 +52,8 @@ class MessageQueue:
         self._getting = False
         # Whether the consumer waits for a message: then put() hands one over.
         self._waiting = False
+        # Whether put() drops frames up to the end of a message whose streaming was abandoned.
+        self._skipping = False
         self._closed = False
         self.paused = False
         """Whether :meth:`put` is blocked because the queue is full."""
@@ -83,6 +85,9 @@ class MessageQueue:
         with self._lock:
             if self._closed:
                 raise EOFError("message queue is closed")
+            if self._skipping:
+                self._skipping = not frame.fin
+                return False
             self._frames.append(frame)
             if frame.fin:
                 self._complete += 1
@@ -189,6 +194,9 @@ class MessageQueue:
     def get_iter(self, decode: bool | None = None) -> Iterator[Data]:
         """Take the frames of the next message as they arrive.
 
+        An iteration abandoned before the last frame (closed, or dropped) drops the rest of
+        the message, queued or still to come: the next message is a whole one.
+
         Args:
             decode: as in :meth:`get`; text split inside a UTF-8 sequence is reassembled.
 
@@ -200,6 +208,7 @@ class MessageQueue:
             if self._getting:
                 raise ConcurrencyError("another thread is already receiving")
             self._getting = True
+        started = done = False
         try:
             decoder: codecs.IncrementalDecoder | None = None
             first = True
@@ -213,6 +222,8 @@ class MessageQueue:
                     if not self._frames:
                         raise EOFError("no more messages")
                     frame = self._frames.popleft()
+                    started = True
+                    done = frame.fin
                     if frame.fin:
                         self._complete -= 1
                         self._notify()
@@ -231,6 +242,18 @@ class MessageQueue:
         finally:
             with self._lock:
                 self._getting = False
+                if started and not done:
+                    self._drop_rest()
+
+    def _drop_rest(self) -> None:
+        """Drop the frames of the message being streamed, queued and to come; lock held."""
+        frames = self._frames
+        while frames:
+            if frames.popleft().fin:
+                self._complete -= 1
+                self._notify()  # room for the reader, if it waits
+                return
+        self._skipping = True
 
     def resume(self) -> None:
         """Lift ``max_queue``: :meth:`put` stops blocking, for good.

@@ -294,6 +294,49 @@ def fragmenting_server(websocket: ServerConnection) -> None:
             )
 
 
+def test_recv_streaming_abandoned_drops_the_rest_of_the_message() -> None:
+    """Leaving recv_streaming() after the first fragment drops the others, those queued and
+    those still to come: recv() then returns the next message, not the end of this one."""
+    more = threading.Event()
+
+    def handler(websocket: ServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for message in websocket:
+                if message == "queued":
+                    websocket.send(["one", "two", "three"])
+                    websocket.send("after queued")
+                elif message == "to come":
+                    # The first fragment, then the others once the client stopped streaming.
+                    websocket.send(fragments())
+                    websocket.send("after to come")
+
+    def fragments() -> Iterator[str]:
+        yield "one"
+        assert more.wait(TIMEOUT)
+        yield "two"
+        yield "three"
+
+    with ws_server(handler) as server, client(server.uri, ping_interval=None) as connection:
+        connection.send("queued")
+        # Both messages are in the queue before streaming starts.
+        assert wait_for(lambda: len(connection._queue) == 2, TIMEOUT)
+        for fragment in connection.recv_streaming():
+            assert fragment == "one"
+            break
+        assert connection.recv(TIMEOUT) == "after queued"
+
+        connection.send("to come")
+        stream = connection.recv_streaming()
+        assert next(stream) == "one"
+        stream.close()
+        more.set()
+        assert connection.recv(TIMEOUT) == "after to come"
+        # Streaming a whole message still works after both.
+        connection.send("queued")
+        assert "".join(texts(list(connection.recv_streaming()))) == "onetwothree"
+        assert connection.recv(TIMEOUT) == "after queued"
+
+
 def texts(fragments: list[Data]) -> list[str]:
     """Check that every fragment is text and return them."""
     result = [fragment for fragment in fragments if isinstance(fragment, str)]

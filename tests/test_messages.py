@@ -242,6 +242,50 @@ def test_get_iter_then_get(queue: MessageQueue) -> None:
     assert queue.get(0) == "two"
 
 
+def test_abandoned_get_iter_drops_queued_fragments() -> None:
+    queue = MessageQueue(max_queue=3)
+    queue.put(text("a", fin=False))
+    queue.put(cont(b"b", fin=False))
+    queue.put(cont(b"c"))
+    queue.put(text("next"))
+    # The third complete message fills the queue: the reader blocks until one leaves.
+    putter = Background(lambda: queue.put(text("last")))
+    assert wait_for(lambda: queue.paused)
+    stream = queue.get_iter()
+    assert next(stream) == "a"
+    stream.close()
+    # The rest of the message left with it, making room.
+    putter.join()
+    assert len(queue) == 2
+    assert queue.get(0) == "next"
+    assert queue.get(0) == "last"
+
+
+def test_abandoned_get_iter_drops_fragments_to_come(queue: MessageQueue) -> None:
+    queue.put(binary(b"a", fin=False))
+    stream = queue.get_iter()
+    assert next(stream) == b"a"
+    stream.close()
+    # Nothing is queued of what comes up to the end of the message.
+    assert queue.put(cont(b"b", fin=False)) is False
+    assert queue.put(cont(b"c")) is False
+    assert len(queue) == 0
+    queue.put(binary(b"next"))
+    assert queue.get(0) == b"next"
+
+
+def test_finished_get_iter_drops_nothing(queue: MessageQueue) -> None:
+    queue.put(text("a", fin=False))
+    queue.put(cont(b"b"))
+    queue.put(text("next"))
+    stream = queue.get_iter()
+    assert next(stream) == "a"
+    assert next(stream) == "b"
+    # The last fragment was given: closing now leaves the next message alone.
+    stream.close()
+    assert queue.get(0) == "next"
+
+
 def test_second_getter_raises_concurrency_error(queue: MessageQueue) -> None:
     getter = Background(lambda: queue.get(TIMEOUT))
     assert wait_for(lambda: queue._getting)
