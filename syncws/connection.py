@@ -685,7 +685,7 @@ class Connection:
             if (
                 protocol.state is not State.OPEN
                 or protocol.sending_fragments
-                or sum(map(len, self._out)) > self.write_limit
+                or sum(map(len, self._out)) + self.transport.backlog() > self.write_limit
             ):
                 return False
             if frame is not None and not protocol.extensions and not self._masks:
@@ -851,7 +851,7 @@ class Connection:
             self.protocol.receive_data(data)
             events = self.protocol.events_received()
             self._collect_output()
-            backlog = sum(map(len, self._out))
+            backlog = sum(map(len, self._out)) + self.transport.backlog()
         if self._out or self._eof_pending():
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.

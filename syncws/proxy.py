@@ -503,6 +503,9 @@ class TunnelTLSTransport(TLSTransport, _Tunnel):
         self.inner = inner
         super().__init__(inner.sock, ssl_object, incoming, outgoing)
 
+    def backlog(self) -> int:
+        return super().backlog() + self.inner.backlog()
+
 
 def tls_over_transport(
     inner: Transport,

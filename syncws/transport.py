@@ -160,6 +160,10 @@ class Transport:
                 raise TimeoutError(f"no progress writing to the socket for {timeout} seconds")
         return chunks
 
+    def backlog(self) -> int:
+        """Bytes that :meth:`send` took but the socket did not: none, for a plain socket."""
+        return 0
+
     def shutdown_write(self) -> None:
         """Close the write side: the peer reads the end of the stream."""
         self.sock.shutdown(socket.SHUT_WR)
@@ -234,6 +238,11 @@ class TLSTransport(Transport):
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
+
+    def backlog(self) -> int:
+        """Encrypted bytes waiting for the socket: :meth:`send` takes the plaintext at once."""
+        with self._tls_lock:
+            return sum(map(len, self._pending))
 
     def send(
         self, chunks: list[bytes], timeout: float | None, *, last: bool = False

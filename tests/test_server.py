@@ -2050,6 +2050,44 @@ def test_broadcast_with_a_stuck_client(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not encoded
 
 
+def test_broadcast_skips_a_stuck_tls_client(
+    tls_context: ssl.SSLContext, certificate: Certificate
+) -> None:
+    """Over TLS, the backlog that counts is the encrypted bytes the socket did not take: the
+    plaintext is encrypted, and gone from the connection's own queue, at once."""
+    with serving(hold, ssl=tls_context, ping_interval=None) as server:
+        # A client that stops reading after one message, with small buffers on both sides
+        # (the kernel would otherwise hold megabytes on loopback).
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(TIMEOUT)
+        sock.connect(("127.0.0.1", server.port))
+        with syncws.connect(
+            uri(server, "wss"),
+            sock=sock,
+            ssl=ssl.create_default_context(cafile=str(certificate.cert)),
+            server_hostname="localhost",
+            compression=None,
+            max_queue=1,
+            ping_interval=None,
+            close_timeout=1,
+        ) as stuck:
+            assert wait_for(lambda: len(server.connections) == 1, TIMEOUT)
+            (connection,) = server.connections
+            connection.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            message = bytes(16384)
+            sent = 0
+            while not broadcast([connection], message):
+                sent += 1
+                assert sent < 1000, "broadcast never skipped the stuck client"
+            # Skipped once the encrypted backlog went over write_limit, not much later.
+            backlog = connection.transport.backlog()
+            assert connection.write_limit < backlog < connection.write_limit + 2 * len(message)
+            # The plaintext queue is empty: every byte waits encrypted, in the transport.
+            assert sum(map(len, connection._out)) == 0
+            stuck.abort()
+
+
 def test_broadcast_encodings() -> None:
     """Plain and compressed server connections, and a client connection, which masks."""
     received: queue.Queue[str | bytes] = queue.Queue()
