@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from conftest import require_executable
@@ -109,13 +109,60 @@ def exchange(connection: syncws.ClientConnection) -> None:
 # A real HTTP proxy.
 
 
-class Tinyproxy:
-    """A tinyproxy process in the foreground, listening on 127.0.0.1."""
+class ProxyProgram:
+    """A proxy program in the foreground, listening on 127.0.0.1, its output in a log file."""
+
+    name: str
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.log = directory / f"{self.name}.log"
+
+    def _start(self, arguments: list[str]) -> None:
+        executable = require_executable(self.name)
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [executable, *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            if not wait_for(self._listening, TIMEOUT, 0.02):
+                pytest.fail(f"{self.name} did not start:\n{self.log.read_text()}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _listening(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
+        except ConnectionRefusedError:
+            return False
+        return True
+
+    def logged(self, line: str) -> bool:
+        """Whether the proxy logged ``line``, waiting a little for it."""
+        return wait_for(lambda: line in self.log.read_text(), 2)
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+
+
+class Tinyproxy(ProxyProgram):
+    """A tinyproxy process: an HTTP proxy."""
+
+    name = "tinyproxy"
 
     def __init__(self, directory: Path, settings: list[str]) -> None:
-        self.port = free_port()
+        super().__init__(directory)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = directory / "tinyproxy.log"
         config = directory / "tinyproxy.conf"
         config.write_text(
             "\n".join(
@@ -131,58 +178,44 @@ class Tinyproxy:
                 ]
             )
         )
-        executable = require_executable("tinyproxy")
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [executable, "-d", "-c", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if not wait_for(self._listening, TIMEOUT, 0.02):
-                pytest.fail(f"tinyproxy did not start:\n{self.log.read_text()}")
-        except BaseException:
-            self.close()
-            raise
-
-    def _listening(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
-        except ConnectionRefusedError:
-            return False
-        return True
+        self._start(["-d", "-c", str(config)])
 
     def carried(self, target: str) -> bool:
         """Whether the proxy logged a CONNECT to ``target`` (``host:port``)."""
-        return wait_for(lambda: f"CONNECT {target} HTTP/1.1" in self.log.read_text(), 2)
+        return self.logged(f"CONNECT {target} HTTP/1.1")
 
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
+
+ProgramT = TypeVar("ProgramT", bound=ProxyProgram)
+
+
+class Programs:
+    """The proxy programs a test starts, each in a folder of its own, closed at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[ProxyProgram] = []
+
+    def start(self, kind: type[ProgramT], *args: Any) -> ProgramT:
+        directory = self.directory / f"{kind.name}-{len(self.started)}"
+        directory.mkdir()
+        program = kind(directory, *args)
+        self.started.append(program)
+        return program
 
 
 @pytest.fixture
-def start_tinyproxy(tmp_path: Path) -> Iterator[Callable[..., Tinyproxy]]:
-    proxies: list[Tinyproxy] = []
-
-    def start(*settings: str) -> Tinyproxy:
-        directory = tmp_path / str(len(proxies))
-        directory.mkdir()
-        proxy = Tinyproxy(directory, list(settings))
-        proxies.append(proxy)
-        return proxy
-
+def programs(tmp_path: Path) -> Iterator[Programs]:
+    programs = Programs(tmp_path)
     try:
-        yield start
+        yield programs
     finally:
-        for proxy in proxies:
-            proxy.close()
+        for program in programs.started:
+            program.close()
+
+
+@pytest.fixture
+def start_tinyproxy(programs: Programs) -> Callable[..., Tinyproxy]:
+    return lambda *settings: programs.start(Tinyproxy, list(settings))
 
 
 @pytest.fixture
@@ -506,70 +539,34 @@ def test_invalid_proxy_hides_password() -> None:
 # A real SOCKS5 proxy.
 
 
-class Microsocks:
-    """A microsocks process, listening on 127.0.0.1, with credentials if given."""
+class Microsocks(ProxyProgram):
+    """A microsocks process: a SOCKS5 proxy, with credentials if given."""
+
+    name = "microsocks"
 
     def __init__(self, directory: Path, credentials: tuple[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.log = directory / "microsocks.log"
+        super().__init__(directory)
         arguments = ["-i", "127.0.0.1", "-p", str(self.port)]
         if credentials is not None:
             arguments += ["-u", credentials[0], "-P", credentials[1]]
-        executable = require_executable("microsocks")
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [executable, *arguments],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if not wait_for(self._listening, TIMEOUT, 0.02):
-                pytest.fail(f"microsocks did not start:\n{self.log.read_text()}")
-        except BaseException:
-            self.close()
-            raise
+        self._start(arguments)
 
     def url(self, scheme: str = "socks5h", userinfo: str = "") -> str:
         return f"{scheme}://{userinfo}127.0.0.1:{self.port}"
 
-    def _listening(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
-        except ConnectionRefusedError:
-            return False
-        return True
-
     def carried(self, target: str) -> bool:
         """Whether the proxy logged a connection to ``target`` (``host:port``)."""
-        return wait_for(lambda: f"connected to {target}\n" in self.log.read_text(), 2)
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
+        return self.logged(f"connected to {target}\n")
 
 
 @pytest.fixture
-def microsocks(tmp_path: Path) -> Iterator[Microsocks]:
-    proxy = Microsocks(tmp_path)
-    try:
-        yield proxy
-    finally:
-        proxy.close()
+def microsocks(programs: Programs) -> Microsocks:
+    return programs.start(Microsocks)
 
 
 @pytest.fixture
-def microsocks_auth(tmp_path: Path) -> Iterator[Microsocks]:
-    proxy = Microsocks(tmp_path, ("alice", "s3cret"))
-    try:
-        yield proxy
-    finally:
-        proxy.close()
+def microsocks_auth(programs: Programs) -> Microsocks:
+    return programs.start(Microsocks, ("alice", "s3cret"))
 
 
 def test_ws_through_socks5h_proxy(microsocks: Microsocks) -> None:
