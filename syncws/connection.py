@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -417,7 +417,7 @@ class Connection:
         finally:
             queue.end_get()
 
-    def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
+    def recv_streaming(self, decode: bool | None = None) -> Generator[Data, None, None]:
         """Receive the next message fragment by fragment, as the fragments arrive.
 
         Leaving the loop before the last fragment (``break``, an exception) drops the rest of

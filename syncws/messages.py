@@ -17,7 +17,7 @@ import codecs
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from .exceptions import ConcurrencyError
 from .frames import Frame, Opcode
@@ -191,7 +191,7 @@ class MessageQueue:
         finally:
             self.end_get()
 
-    def get_iter(self, decode: bool | None = None) -> Iterator[Data]:
+    def get_iter(self, decode: bool | None = None) -> Generator[Data, None, None]:
         """Take the frames of the next message as they arrive.
 
         An iteration abandoned before the last frame (closed, or dropped) drops the rest of
