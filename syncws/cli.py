@@ -293,6 +293,7 @@ def _session(websocket: ClientConnection, uri: str) -> int:
     details = f" (subprotocol {subprotocol})" if subprotocol else ""
     console.status(f"Connected to {uri}{details}.")
     wake_read, wake_write = os.pipe()
+    signals = _SignalPipe()
     reader = threading.Thread(
         target=_print_messages,
         args=(websocket, console, wake_write),
@@ -303,7 +304,7 @@ def _session(websocket: ClientConnection, uri: str) -> int:
     aborted = False
     try:
         try:
-            for line in _read_lines(sys.stdin, wake_read, console):
+            for line in _read_lines(sys.stdin, wake_read, console, signals.fd):
                 try:
                     websocket.send(line)
                 except ConnectionClosed:
@@ -324,6 +325,7 @@ def _session(websocket: ClientConnection, uri: str) -> int:
         # The reader has ended: nothing writes to the pipe any more.
         os.close(wake_read)
         os.close(wake_write)
+        signals.close()
     if aborted:
         console.end("Connection aborted.")
         return EXIT_INTERRUPTED
@@ -334,12 +336,43 @@ def _session(websocket: ClientConnection, uri: str) -> int:
     return EXIT_OK if code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY) else EXIT_FAILURE
 
 
-def _read_lines(stream: TextIO, wake_fd: int, console: _Console) -> Iterator[str]:
+class _SignalPipe:
+    """A pipe that Python's signal handling writes to, so that a signal wakes select().
+
+    Python runs a signal handler (Ctrl-C's KeyboardInterrupt) when the main thread next runs
+    Python code. A signal that lands just before select() blocks would leave it waiting for
+    a key. With this pipe as the wakeup fd, select() returns and the handler runs. Only in
+    the main thread, and only if no other wakeup fd is set.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self.fd: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+            if previous == -1:
+                self.fd = self._read
+            else:
+                signal.set_wakeup_fd(previous)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
+
+
+def _read_lines(
+    stream: TextIO, wake_fd: int, console: _Console, signal_fd: int | None = None
+) -> Iterator[str]:
     """Yield the lines read from ``stream`` until it ends or ``wake_fd`` becomes readable.
 
     The file descriptor is read directly, so that the wait can be cut short when the server
     closes the connection. On a terminal in its default mode, each read returns one line;
-    Ctrl-D returns what was typed so far, or nothing at the start of a line: the end.
+    Ctrl-D returns what was typed so far, or nothing at the start of a line: the end. Bytes
+    on ``signal_fd`` only wake the wait, so that a signal's handler runs.
     """
     try:
         fd = stream.fileno()
@@ -347,10 +380,18 @@ def _read_lines(stream: TextIO, wake_fd: int, console: _Console) -> Iterator[str
         return
     buffer = b""
     console.prompt()
+    watched = [fd, wake_fd] if signal_fd is None else [fd, wake_fd, signal_fd]
     while True:
-        ready, _, _ = select.select([fd, wake_fd], [], [])
+        ready, _, _ = select.select(watched, [], [])
         if wake_fd in ready:
             return
+        if signal_fd in ready:
+            # Python's handler runs now; if it doesn't raise, keep waiting.
+            with contextlib.suppress(BlockingIOError):
+                while os.read(signal_fd, 512):
+                    pass
+            if fd not in ready:
+                continue
         chunk = os.read(fd, 65536)
         if not chunk:
             if buffer:

@@ -504,6 +504,7 @@ class TunnelTLSTransport(TLSTransport, _Tunnel):
         super().__init__(inner.sock, ssl_object, incoming, outgoing)
 
     def backlog(self) -> int:
+        """Encrypted bytes waiting, in this transport and in the one to the proxy."""
         return super().backlog() + self.inner.backlog()
 
 

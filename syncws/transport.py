@@ -240,7 +240,8 @@ class TLSTransport(Transport):
                     self._incoming.write_eof()
 
     def backlog(self) -> int:
-        """Encrypted bytes waiting for the socket: :meth:`send` takes the plaintext at once."""
+        """Encrypted bytes waiting for the socket: :meth:`TLSTransport.send` takes the
+        plaintext at once."""
         with self._tls_lock:
             return sum(map(len, self._pending))
 

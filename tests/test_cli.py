@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from io_helpers import TIMEOUT, check_leaks, make_certificate
 
+from syncws import cli
 from syncws.client import connect, unix_connect
 from syncws.exceptions import ConnectionClosed
 from syncws.http11 import Request, Response
@@ -220,6 +221,60 @@ def session(peer: Peer) -> Iterator[Terminal]:
         terminal.expect(f"Connected to {peer.uri}.")
         terminal.expect("> ")
         yield terminal
+
+
+# syncws connect: a signal while waiting for a key.
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_signal_in_another_thread_wakes_the_wait_for_a_key() -> None:
+    """Python runs a handler when the main thread runs Python code again: a signal handled
+    by another thread (or landing just before select() blocks) must still wake the wait for
+    a key, so that Ctrl-C closes the connection at once."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    keys_read, keys_write = os.pipe()
+    wake_read, wake_write = os.pipe()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    signals = cli._SignalPipe()
+    # Another thread takes the signal: the main thread's select() is not interrupted.
+    def signal_this_thread() -> None:
+        time.sleep(0.2)  # the main thread waits in select() by then
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+    other = threading.Thread(target=signal_this_thread)
+    # If the signal does not wake select(), the watchdog ends the wait instead.
+    watchdog = threading.Timer(TIMEOUT, os.write, (wake_write, b"\0"))
+    try:
+        assert signals.fd is not None
+        with open(keys_read, closefd=False) as keys:
+            lines = cli._read_lines(keys, wake_read, cli._Console(False), signals.fd)
+
+            def wait_for_keys() -> list[str]:
+                other.start()
+                return list(lines)
+
+            watchdog.start()
+            with pytest.raises(Interrupted):
+                wait_for_keys()
+        assert watchdog.is_alive()
+    finally:
+        watchdog.cancel()
+        watchdog.join(TIMEOUT)
+        other.join(TIMEOUT)
+        signals.close()
+        signal.signal(signal.SIGUSR1, previous)
+        for fd in (keys_read, keys_write, wake_read, wake_write):
+            os.close(fd)
+    # The wakeup fd is Python's again: none.
+    assert signal.set_wakeup_fd(-1) == -1
 
 
 # syncws connect: the session.
