@@ -31,7 +31,7 @@ from .demo import serve_demo
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from .frames import Close, CloseCode
 from .headers import Headers
-from .server import Server, ServerConnection, serve, unix_serve
+from .server import Server, ServerConnection, serve, unix_serve, wake_on_signals
 from .uri import parse_uri
 from .version import __version__
 
@@ -339,23 +339,16 @@ def _session(websocket: ClientConnection, uri: str) -> int:
 class _SignalPipe:
     """A pipe that Python's signal handling writes to, so that a signal wakes select().
 
-    Python runs a signal handler (Ctrl-C's KeyboardInterrupt) when the main thread next runs
-    Python code. A signal that lands just before select() blocks would leave it waiting for
-    a key. With this pipe as the wakeup fd, select() returns and the handler runs. Only in
-    the main thread, and only if no other wakeup fd is set.
+    Without it, a Ctrl-C that lands just before select() blocks would wait for a key (see
+    :func:`~syncws.server.wake_on_signals`). ``fd``, the end to watch, is ``None`` where
+    signals can't use the pipe: outside the main thread, or with another wakeup fd set.
     """
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
-        self.fd: int | None = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
-            if previous == -1:
-                self.fd = self._read
-            else:
-                signal.set_wakeup_fd(previous)
+        self.fd = self._read if wake_on_signals(self._write) else None
 
     def close(self) -> None:
         if self.fd is not None:

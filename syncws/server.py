@@ -95,6 +95,27 @@ ExtraHeaders = HeadersLike | Callable[["ServerConnection"], HeadersLike]
 """Response headers to add, or a callable that returns them for a connection."""
 
 
+
+def wake_on_signals(fd: int) -> bool:
+    """Make ``fd`` Python's signal wakeup fd, in the main thread; return whether it is.
+
+    Python runs a signal handler when the main thread next runs Python code, so a signal
+    that lands just before a wait blocks, or in another thread, leaves its handler waiting
+    until the wait ends by itself. With ``fd`` as the wakeup fd, a wait that watches the
+    other end of it wakes at once. A wakeup fd set by someone else (an event loop) is left
+    alone. The caller undoes it with ``signal.set_wakeup_fd(-1)``.
+
+    Args:
+        fd: the writing end of a pipe or socket pair, in non-blocking mode.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        return False
+    return True
+
 class ServerConnection(Connection):
     """A server connection, as the handler receives it."""
 
@@ -245,19 +266,10 @@ class Server:
     def _watch_signals(self) -> bool:
         """In the main thread, have signals wake the accept loop; return whether they do.
 
-        Python runs a signal handler when the main thread next runs Python code, so a
-        signal that lands just before poll() blocks, or in another thread, would leave its
-        handler (say one that calls :meth:`shutdown`) waiting for the next connection. With
-        the wake-up socket as Python's wakeup fd, the signal wakes poll() itself. A wakeup
-        fd set by someone else (an event loop) is left alone.
+        A signal handler (say one that calls :meth:`shutdown`) would otherwise wait for the
+        next connection: see :func:`wake_on_signals`.
         """
-        if threading.current_thread() is not threading.main_thread():
-            return False
-        previous = signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
-        if previous != -1:
-            signal.set_wakeup_fd(previous)
-            return False
-        return True
+        return wake_on_signals(self._wake_send.fileno())
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
