@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 
 import syncws
+from syncws.core.uri import parse_uri
 from syncws.proxy import get_proxy
-from syncws.uri import parse_uri
 
 
 def main(uri: str, proxy: str | None) -> None:

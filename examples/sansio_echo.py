@@ -1,7 +1,7 @@
 """Echo one message with the sans-I/O core: bytes in, events out, bytes to send. No socket."""
 
-from syncws.frames import Frame, Opcode
-from syncws.protocol import Protocol, Side
+from syncws.core.frames import Frame, Opcode
+from syncws.core.protocol import Protocol, Side
 
 server = Protocol(Side.SERVER)
 

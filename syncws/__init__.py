@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from .client import ClientConnection, connect, unix_connect
 from .connection import Connection, PingWaiter
+from .core.frames import CloseCode
+from .core.headers import Headers
+from .core.http11 import Request, Response
+from .core.protocol import State
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -32,10 +36,6 @@ from .exceptions import (
     SecurityError,
     WebSocketException,
 )
-from .frames import CloseCode
-from .headers import Headers
-from .http11 import Request, Response
-from .protocol import State
 from .proxy import (
     InvalidProxy,
     InvalidProxyMessage,

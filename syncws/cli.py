@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from .client import ClientConnection, connect
+from .core.frames import Close, CloseCode
+from .core.headers import Headers
+from .core.uri import parse_uri
 from .demo import serve_demo
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from .frames import Close, CloseCode
-from .headers import Headers
 from .server import Server, ServerConnection, serve, unix_serve, wake_on_signals
-from .uri import parse_uri
 from .version import __version__
 
 __all__ = ["main"]

@@ -24,12 +24,14 @@ from ssl import SSLContext
 from typing import Any, Literal, TypeAlias, Union, overload
 from urllib.parse import urljoin
 
-from .client_protocol import ClientProtocol
 from .connection import Connection
+from .core.client_protocol import ClientProtocol
+from .core.extensions.base import ClientExtensionFactory
+from .core.headers import Headers, HeadersLike
+from .core.protocol import Event
+from .core.uri import WebSocketURI, parse_uri
+from .deadline import remaining
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
-from .extensions.base import ClientExtensionFactory
-from .headers import Headers, HeadersLike
-from .protocol import Event
 from .proxy import (
     InvalidProxyStatus,
     SocksProxyError,
@@ -39,8 +41,7 @@ from .proxy import (
     parse_proxy,
     tls_over_transport,
 )
-from .transport import Transport, remaining, tls_handshake
-from .uri import WebSocketURI, parse_uri
+from .transport import Transport, tls_handshake
 from .version import __version__
 
 __all__ = ["USER_AGENT", "ClientConnection", "connect", "unix_connect"]
@@ -293,7 +294,7 @@ def connect(
     if isinstance(proxy, str):
         parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
     if compression == "deflate":
-        from .extensions.permessage_deflate import enable_client_permessage_deflate  # noqa: PLC0415
+        from .core.extensions.permessage_deflate import enable_client_permessage_deflate  # noqa: PLC0415
 
         extensions = enable_client_permessage_deflate(extensions)
     elif compression is not None:
@@ -710,10 +711,10 @@ def _exchange(
     Returns:
         The events after the response, and whether the stream ended.
     """
-    transport.send(protocol.data_to_send(), remaining(deadline))
+    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
     eof = False
     while protocol.response is None and protocol.handshake_exc is None:
-        data = transport.recv(read_limit, remaining(deadline))
+        data = transport.recv(read_limit, remaining(deadline, during="opening handshake"))
         if data:
             protocol.receive_data(data)
         else:
@@ -735,7 +736,7 @@ def _open_tcp(
     for family, type_, proto, _, address in addresses:
         sock = socket.socket(family, type_, proto)
         try:
-            sock.settimeout(remaining(deadline))
+            sock.settimeout(remaining(deadline, during="opening handshake"))
             if "source_address" in kwargs:
                 sock.bind(kwargs["source_address"])
             sock.connect(address)
@@ -782,7 +783,7 @@ def _resolve(host: str, port: int, deadline: float | None) -> list[AddressInfo]:
 
     thread = threading.Thread(target=resolve, name="syncws-resolve", daemon=True)
     thread.start()
-    thread.join(remaining(deadline))
+    thread.join(remaining(deadline, during="opening handshake"))
     if thread.is_alive():
         raise TimeoutError("timed out during opening handshake: name resolution")
     if errors:

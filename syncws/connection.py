@@ -29,13 +29,14 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
+from .core.extensions.permessage_deflate import PerMessageDeflate
+from .core.frames import CloseCode, Frame, Opcode
+from .core.headers import Headers
+from .core.http11 import Request, Response
+from .core.protocol import Event, Protocol, Side, State
+from .deadline import remaining
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
-from .extensions.permessage_deflate import PerMessageDeflate
-from .frames import CloseCode, Frame, Opcode
-from .headers import Headers
-from .http11 import Request, Response
 from .messages import Data, MessageQueue
-from .protocol import Event, Protocol, Side, State
 from .timers import Timer, call_later
 from .transport import Transport
 
@@ -406,7 +407,7 @@ class Connection:
                         self._release_read()
                 else:
                     # The reader thread is reading: it hands the message over.
-                    queue.wait(_remaining(deadline))
+                    queue.wait(remaining(deadline))
                 message = queue.take(decode)
                 if message is not None:
                     return message
@@ -498,7 +499,7 @@ class Connection:
     def _send_message(
         self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
     ) -> None:
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else _timeout(deadline)):
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
@@ -527,7 +528,7 @@ class Connection:
             text = False
         else:
             raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else _timeout(deadline)):
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
             with self._protocol_lock:
@@ -910,7 +911,7 @@ class Connection:
             TimeoutError: nothing came before ``deadline``; nothing was read.
         """
         try:
-            data = self.transport.recv(self.read_limit, _remaining(deadline))
+            data = self.transport.recv(self.read_limit, remaining(deadline))
         except TimeoutError:
             raise
         except OSError as exc:
@@ -1023,7 +1024,7 @@ class Connection:
                     self.abort()
                 finally:
                     self._release_read()
-            elif not self._closed.wait(_remaining(deadline)):
+            elif not self._closed.wait(remaining(deadline)):
                 self.abort()
                 self._closed.wait()
 
@@ -1069,8 +1070,8 @@ class Connection:
         if deadline is not None and timeout != 0:
             # Past the deadline, still wait a little: a timeout of 0 would leave what the
             # socket doesn't take queued (unbounded) instead of raising TimeoutError.
-            remaining = max(0.001, deadline - time.monotonic())
-            timeout = remaining if timeout is None else min(timeout, remaining)
+            until_deadline = max(0.001, remaining(deadline))
+            timeout = until_deadline if timeout is None else min(timeout, until_deadline)
         while True:
             if wait:
                 if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
@@ -1320,18 +1321,4 @@ def _sockname(sock: socket.socket, *, remote: bool) -> Any:
         return sock.getpeername() if remote else sock.getsockname()
     except OSError:
         return None
-
-
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds until ``deadline``, at least 0; ``None`` for no deadline."""
-    if deadline is None:
-        return None
-    return max(0.0, deadline - time.monotonic())
-
-
-def _timeout(deadline: float | None) -> float:
-    """The timeout for ``Lock.acquire`` until ``deadline``: -1 waits forever."""
-    if deadline is None:
-        return -1
-    return max(0.0, deadline - time.monotonic())
 

@@ -21,8 +21,8 @@ import logging
 import threading
 from typing import Any
 
-from .headers import Headers
-from .http11 import Request, Response
+from .core.headers import Headers
+from .core.http11 import Request, Response
 from .server import Server, ServerConnection, broadcast, serve
 
 __all__ = ["PAGE", "serve_demo"]

@@ -35,8 +35,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .frames import Close
-    from .http11 import Response
+    from .core.frames import Close
+    from .core.http11 import Response
 
 __all__ = [
     "ConcurrencyError",

@@ -16,11 +16,11 @@ from __future__ import annotations
 import codecs
 import collections
 import threading
-import time
 from collections.abc import Callable, Generator
 
+from .core.frames import Frame, Opcode
+from .deadline import deadline_after, remaining
 from .exceptions import ConcurrencyError
-from .frames import Frame, Opcode
 
 __all__ = ["Data", "MessageQueue"]
 
@@ -298,9 +298,9 @@ class MessageQueue:
             while not ready() and not self._closed:
                 cond.wait()
             return
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while not ready() and not self._closed:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            left = remaining(deadline)
+            if not left:
                 raise TimeoutError("no message received in time")
-            cond.wait(remaining)
+            cond.wait(left)

@@ -28,11 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from .core.headers import Headers, build_authorization_basic, build_host
+from .core.http11 import Response
+from .core.uri import WebSocketURI
+from .deadline import remaining
 from .exceptions import InvalidHandshake
-from .headers import Headers, build_authorization_basic, build_host
-from .http11 import Response
-from .transport import TLSTransport, Transport, remaining, run_tls_handshake
-from .uri import WebSocketURI
+from .transport import TLSTransport, Transport, run_tls_handshake
 
 __all__ = [
     "InvalidProxy",
@@ -328,7 +329,7 @@ def open_tunnel(
             proxy.username, proxy.password or ""
         )
     request = f"CONNECT {target} HTTP/1.1\r\n".encode("ascii") + headers.serialize()
-    transport.send([request], remaining(deadline, "proxy handshake"))
+    transport.send([request], remaining(deadline, during="proxy handshake"))
 
     # The proxy must not send tunnel bytes before the client speaks: a TLS client hello or a
     # WebSocket request goes first. So reading by chunks never takes bytes that belong to
@@ -337,7 +338,7 @@ def open_tunnel(
     while (end := buffer.find(b"\r\n\r\n")) < 0:
         if len(buffer) > _MAX_HEAD:
             raise InvalidProxyMessage(f"proxy response head longer than {_MAX_HEAD} bytes")
-        data = transport.recv(_MAX_HEAD, remaining(deadline, "proxy handshake"))
+        data = transport.recv(_MAX_HEAD, remaining(deadline, during="proxy handshake"))
         if not data:
             raise InvalidProxyMessage("proxy closed the connection before answering CONNECT")
         buffer += data
@@ -372,13 +373,13 @@ def open_socks5_tunnel(
     """
 
     def send(data: bytes) -> None:
-        transport.send([data], remaining(deadline, "proxy handshake"))
+        transport.send([data], remaining(deadline, during="proxy handshake"))
 
     def read(size: int) -> bytes:
         # Exactly ``size`` bytes: what follows the proxy's reply belongs to the connection.
         data = b""
         while len(data) < size:
-            chunk = transport.recv(size - len(data), remaining(deadline, "proxy handshake"))
+            chunk = transport.recv(size - len(data), remaining(deadline, during="proxy handshake"))
             if not chunk:
                 raise InvalidProxyMessage("proxy closed the connection during the SOCKS5 handshake")
             data += chunk

@@ -39,8 +39,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .connection import Connection
+from .core.protocol import State
 from .messages import Data
-from .protocol import State
 from .server import broadcast
 
 __all__ = ["PubSub"]

@@ -34,25 +34,26 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .connection import Connection
+from .core.extensions.base import ServerExtensionFactory
+from .core.extensions.permessage_deflate import enable_server_permessage_deflate
+from .core.frames import CloseCode, Frame, Opcode
+from .core.headers import (
+    Headers,
+    HeadersLike,
+    build_www_authenticate_basic,
+    parse_authorization_basic,
+)
+from .core.http11 import Request, Response
+from .core.server_protocol import Origin, ServerProtocol, SubprotocolSelector
+from .deadline import remaining
 from .exceptions import (
     ConnectionClosed,
     InvalidHeader,
     InvalidHeaderFormat,
     InvalidHeaderValue,
 )
-from .extensions.base import ServerExtensionFactory
-from .extensions.permessage_deflate import enable_server_permessage_deflate
-from .frames import CloseCode, Frame, Opcode
-from .headers import (
-    Headers,
-    HeadersLike,
-    build_www_authenticate_basic,
-    parse_authorization_basic,
-)
-from .http11 import Request, Response
 from .messages import Data
-from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
-from .transport import Transport, remaining, tls_handshake
+from .transport import Transport, tls_handshake
 from .version import __version__
 
 __all__ = [
@@ -396,7 +397,7 @@ class Server:
                 self._awaiting.discard(sock)
             response = self._respond(connection, protocol, request)
             protocol.send_response(response)
-            transport.send(protocol.data_to_send(), remaining(deadline))
+            transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
         except (OSError, TimeoutError, ssl_module.SSLError, EOFError) as exc:
             self.logger.debug("opening handshake failed: %s", exc)
             return None
@@ -421,7 +422,10 @@ class Server:
                 return request
             if protocol.handshake_exc is not None:
                 return None
-            data = transport.recv(self._connection_options["read_limit"], remaining(deadline))
+            data = transport.recv(
+                self._connection_options["read_limit"],
+                remaining(deadline, during="opening handshake"),
+            )
             if data:
                 protocol.receive_data(data)
             elif self._closing:
@@ -699,7 +703,7 @@ def serve(
         subprotocols: subprotocols the server supports; clients must pick one.
         select_subprotocol: picks the subprotocol instead of the default rule.
         process_request: called with ``(connection, request)`` before the handshake; return
-            a :class:`~syncws.http11.Response` to answer with it instead of upgrading
+            a :class:`~syncws.core.http11.Response` to answer with it instead of upgrading
             (health checks, auth), or ``None`` to go on.
         process_response: called with ``(connection, request, response)``; may change the
             response, or return another one.

@@ -19,10 +19,11 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from collections.abc import Callable
 
-__all__ = ["TLSTransport", "Transport", "remaining", "run_tls_handshake", "tls_handshake"]
+from .deadline import remaining
+
+__all__ = ["TLSTransport", "Transport", "run_tls_handshake", "tls_handshake"]
 
 # What a read asks for, unless the last one filled its buffer: the first bytes of a message
 # (once data streams in, reads take up to the full read size).
@@ -348,27 +349,13 @@ def run_tls_handshake(
             done = False
         records = transport._outgoing.read()
         if records:
-            send([records], remaining(deadline, "TLS handshake"))
+            send([records], remaining(deadline, during="TLS handshake"))
         if done:
             return
         try:
-            data = recv(65536, remaining(deadline, "TLS handshake"))
+            data = recv(65536, remaining(deadline, during="TLS handshake"))
         except TimeoutError:
             raise TimeoutError("timed out during TLS handshake") from None
         if not data:
             raise ConnectionResetError("connection closed during TLS handshake")
         transport._incoming.write(data)
-
-
-def remaining(deadline: float | None, what: str = "opening handshake") -> float | None:
-    """Seconds left until ``deadline`` (a :func:`time.monotonic` time); ``None`` without one.
-
-    Raises:
-        TimeoutError: the deadline passed, during ``what``.
-    """
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError(f"timed out during {what}")
-    return left

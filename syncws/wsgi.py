@@ -44,15 +44,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
+from .core.extensions.base import ServerExtensionFactory
+from .core.extensions.permessage_deflate import enable_server_permessage_deflate
+from .core.frames import CloseCode
+from .core.headers import Headers, HeadersLike
+from .core.http11 import Request, Response
+from .core.protocol import State
+from .core.server_protocol import Origin, ServerProtocol, SubprotocolSelector
 from .exceptions import ConnectionClosed, InvalidMessage
-from .extensions.base import ServerExtensionFactory
-from .extensions.permessage_deflate import enable_server_permessage_deflate
-from .frames import CloseCode
-from .headers import Headers, HeadersLike
-from .http11 import Request, Response
-from .protocol import State
 from .server import SERVER, ServerConnection, http_date
-from .server_protocol import Origin, ServerProtocol, SubprotocolSelector
 from .transport import Transport
 
 __all__ = [

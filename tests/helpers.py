@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from typing import TypeVar
 
-from syncws.frames import Close, Frame, Opcode, apply_mask
-from syncws.protocol import Side
-from syncws.streams import StreamReader
+from syncws.core.frames import Close, Frame, Opcode, apply_mask
+from syncws.core.protocol import Side
+from syncws.core.streams import StreamReader
 
 __all__ = ["MASK_KEY", "parse_sent", "run", "sent_close", "wire"]
 

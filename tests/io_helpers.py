@@ -28,7 +28,7 @@ import pytest
 from websockets.sync.server import Server, ServerConnection, serve, unix_serve
 
 from syncws.client import ClientConnection, connect
-from syncws.headers import accept_key
+from syncws.core.headers import accept_key
 from syncws.server import ServerConnection as SyncwsServerConnection
 
 __all__ = [

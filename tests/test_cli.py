@@ -32,8 +32,8 @@ from io_helpers import TIMEOUT, check_leaks, make_certificate
 
 from syncws import cli
 from syncws.client import connect, unix_connect
+from syncws.core.http11 import Request, Response
 from syncws.exceptions import ConnectionClosed
-from syncws.http11 import Request, Response
 from syncws.messages import Data
 from syncws.server import ServerConnection, serve
 

@@ -41,6 +41,7 @@ from websockets.http11 import Response as WSResponse
 from websockets.sync.server import ServerConnection
 
 from syncws.client import USER_AGENT, ClientConnection, connect, unix_connect
+from syncws.core.protocol import State
 from syncws.exceptions import (
     ConnectionClosedOK,
     InvalidHandshake,
@@ -49,7 +50,6 @@ from syncws.exceptions import (
     InvalidURI,
     SecurityError,
 )
-from syncws.protocol import State
 from syncws.testing import run_server
 
 

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from syncws.client_protocol import ClientProtocol
+from syncws.core.client_protocol import ClientProtocol
+from syncws.core.extensions.base import ClientExtensionFactory, Extension, ExtensionParameter
+from syncws.core.frames import Close, Frame, Opcode
+from syncws.core.headers import accept_key
+from syncws.core.http11 import Request, Response
+from syncws.core.protocol import State
+from syncws.core.uri import parse_uri
 from syncws.exceptions import (
     InvalidHeader,
     InvalidHeaderValue,
@@ -17,12 +23,6 @@ from syncws.exceptions import (
     NegotiationError,
     SecurityError,
 )
-from syncws.extensions.base import ClientExtensionFactory, Extension, ExtensionParameter
-from syncws.frames import Close, Frame, Opcode
-from syncws.headers import accept_key
-from syncws.http11 import Request, Response
-from syncws.protocol import State
-from syncws.uri import parse_uri
 
 URI = parse_uri("ws://example.com/chat?room=1")
 

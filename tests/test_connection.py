@@ -33,6 +33,7 @@ from websockets.sync.server import ServerConnection
 
 import syncws.connection
 from syncws.client import ClientConnection
+from syncws.core.protocol import State
 from syncws.exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -40,7 +41,6 @@ from syncws.exceptions import (
     ConnectionClosedOK,
 )
 from syncws.messages import Data
-from syncws.protocol import State
 from syncws.timers import _timers
 
 

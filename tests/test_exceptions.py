@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from syncws.core.frames import Close
+from syncws.core.http11 import Response
 from syncws.exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -28,8 +30,6 @@ from syncws.exceptions import (
     SecurityError,
     WebSocketException,
 )
-from syncws.frames import Close
-from syncws.http11 import Response
 
 # The tree drawn in the module docstring.
 TREE: list[tuple[type[Exception], type[Exception]]] = [

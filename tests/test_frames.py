@@ -1,4 +1,4 @@
-"""Tests for syncws.frames: serialization, parsing, masking, close payloads, UTF-8 checks."""
+"""Tests for syncws.core.frames: serialization, parsing, masking, close payloads, UTF-8 checks."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from helpers import MASK_KEY, run, wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncws import frames
-from syncws.exceptions import PayloadTooBig, ProtocolError
-from syncws.frames import (
+from syncws.core import frames
+from syncws.core.frames import (
     CONTROL_OPCODES,
     DATA_OPCODES,
     Close,
@@ -31,7 +30,8 @@ from syncws.frames import (
     valid_close_code,
     validate_utf8_prefix,
 )
-from syncws.streams import StreamReader
+from syncws.core.streams import StreamReader
+from syncws.exceptions import PayloadTooBig, ProtocolError
 
 RESERVED_OPCODES = [*range(0x3, 0x8), *range(0xB, 0x10)]
 
@@ -237,10 +237,10 @@ def test_apply_mask_returns_bytes(mask: Masker) -> None:
 
 
 def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Built without a C compiler, there is no syncws.speedups: frames masks in pure Python.
+    # Built without a C compiler, there is no syncws.core.speedups: frames masks in pure Python.
     # The module is loaded again under another name, so the rest of the suite is unaffected.
-    monkeypatch.setitem(sys.modules, "syncws.speedups", None)  # importing it fails
-    name = "syncws._frames_without_speedups"
+    monkeypatch.setitem(sys.modules, "syncws.core.speedups", None)  # importing it fails
+    name = "syncws.core._frames_without_speedups"
     spec = importlib.util.spec_from_file_location(name, frames.__file__)
     assert spec is not None
     assert spec.loader is not None

@@ -1,4 +1,4 @@
-"""Tests for syncws.headers: the Headers container, header value parsers and builders."""
+"""Tests for syncws.core.headers: the Headers container, header value parsers and builders."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from syncws.exceptions import InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue
-from syncws.headers import (
+from syncws.core.headers import (
     GUID,
     ExtensionHeader,
     Headers,
@@ -29,6 +28,7 @@ from syncws.headers import (
     parse_upgrade,
     validate_subprotocols,
 )
+from syncws.exceptions import InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue
 
 __all__: list[str] = []
 

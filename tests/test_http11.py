@@ -1,4 +1,4 @@
-"""Tests for syncws.http11: parsing and serializing handshake requests and responses.
+"""Tests for syncws.core.http11: parsing and serializing handshake requests and responses.
 
 Parsers are fed from a StreamReader. Most inputs are parsed twice, fed all at once and fed one
 byte at a time, and both runs must give the same result or the same error.
@@ -13,10 +13,10 @@ import pytest
 import websockets.http11
 import websockets.streams
 
+from syncws.core.headers import Headers
+from syncws.core.http11 import MAX_BODY, MAX_HEADERS, MAX_LINE, Request, Response
+from syncws.core.streams import StreamReader
 from syncws.exceptions import InvalidMessage, SecurityError
-from syncws.headers import Headers
-from syncws.http11 import MAX_BODY, MAX_HEADERS, MAX_LINE, Request, Response
-from syncws.streams import StreamReader
 
 __all__: list[str] = []
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from io_helpers import TIMEOUT, check_leaks, wait_for
 
+from syncws.core.frames import Frame, Opcode
 from syncws.exceptions import ConcurrencyError
-from syncws.frames import Frame, Opcode
 from syncws.messages import Data, MessageQueue
 
 

@@ -24,7 +24,7 @@ from test_wsgi import free_port, gunicorn_server, wait_listening
 from websockets.sync.client import connect as ws_connect
 
 import syncws
-from syncws.http11 import Request, Response
+from syncws.core.http11 import Request, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "deployment" / "nginx.conf"

@@ -16,22 +16,14 @@ import websockets.frames as ws_frames
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncws.client_protocol import ClientProtocol
-from syncws.exceptions import (
-    DuplicateParameter,
-    InvalidParameterName,
-    InvalidParameterValue,
-    NegotiationError,
-    PayloadTooBig,
-    ProtocolError,
-)
-from syncws.extensions.base import (
+from syncws.core.client_protocol import ClientProtocol
+from syncws.core.extensions.base import (
     ClientExtensionFactory,
     Extension,
     ExtensionParameter,
     ServerExtensionFactory,
 )
-from syncws.extensions.permessage_deflate import (
+from syncws.core.extensions.permessage_deflate import (
     DEFAULT_COMPRESS_SETTINGS,
     DEFAULT_MIN_SIZE,
     ClientPerMessageDeflateFactory,
@@ -40,13 +32,21 @@ from syncws.extensions.permessage_deflate import (
     enable_client_permessage_deflate,
     enable_server_permessage_deflate,
 )
-from syncws.frames import Close, Frame, Opcode
-from syncws.headers import Headers, accept_key, parse_extension
-from syncws.http11 import Request
-from syncws.protocol import Protocol, Side, State
-from syncws.server_protocol import ServerProtocol
-from syncws.streams import StreamReader
-from syncws.uri import parse_uri
+from syncws.core.frames import Close, Frame, Opcode
+from syncws.core.headers import Headers, accept_key, parse_extension
+from syncws.core.http11 import Request
+from syncws.core.protocol import Protocol, Side, State
+from syncws.core.server_protocol import ServerProtocol
+from syncws.core.streams import StreamReader
+from syncws.core.uri import parse_uri
+from syncws.exceptions import (
+    DuplicateParameter,
+    InvalidParameterName,
+    InvalidParameterValue,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+)
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Tests for syncws.protocol: the sans-I/O framing state machine.
+"""Tests for syncws.core.protocol: the sans-I/O framing state machine.
 
 The first part follows the robustness table row by row (tests named after the row ids, on the
 server side and, where it applies, on the client side). Then come the closing handshake, the
@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 from websockets import frames as ws_frames
 from websockets import protocol as ws_protocol
 
+from syncws.core.extensions.base import Extension
+from syncws.core.frames import Close, Frame, Opcode, apply_mask
+from syncws.core.protocol import Protocol, Side, State
 from syncws.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -32,9 +35,6 @@ from syncws.exceptions import (
     PayloadTooBig,
     ProtocolError,
 )
-from syncws.extensions.base import Extension
-from syncws.frames import Close, Frame, Opcode, apply_mask
-from syncws.protocol import Protocol, Side, State
 
 SIDES = [pytest.param(Side.SERVER, id="server"), pytest.param(Side.CLIENT, id="client")]
 

@@ -23,6 +23,7 @@ from io_helpers import syncws_echo as echo
 
 import syncws
 from syncws.client import _is_transient
+from syncws.core.uri import parse_uri
 from syncws.proxy import (
     InvalidProxy,
     InvalidProxyMessage,
@@ -34,7 +35,6 @@ from syncws.proxy import (
     parse_proxy,
     proxy_bypass,
 )
-from syncws.uri import parse_uri
 
 CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"

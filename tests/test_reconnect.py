@@ -20,6 +20,7 @@ from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks
 
 import syncws
 from syncws.client import _is_transient
+from syncws.core.http11 import Request, Response
 from syncws.exceptions import (
     InvalidHeaderValue,
     InvalidMessage,
@@ -27,7 +28,6 @@ from syncws.exceptions import (
     InvalidURI,
     NegotiationError,
 )
-from syncws.http11 import Request, Response
 from syncws.proxy import InvalidProxyStatus
 from syncws.server import Server, ServerConnection
 

@@ -17,8 +17,8 @@ from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks
 from io_helpers import syncws_echo as echo
 
 import syncws
+from syncws.core.http11 import Request, Response
 from syncws.exceptions import InvalidStatus, InvalidURI, SecurityError
-from syncws.http11 import Request, Response
 from syncws.server import Server, ServerConnection
 
 CERT = Path(__file__).resolve().parent / "localhost.pem"

@@ -53,16 +53,17 @@ from websockets.sync.client import connect as ws_connect
 import syncws
 from syncws.client import ClientConnection, connect, unix_connect
 from syncws.connection import Connection
+from syncws.core.frames import Frame
+from syncws.core.headers import Headers, accept_key
+from syncws.core.http11 import Request, Response
+from syncws.core.protocol import Protocol
+from syncws.core.server_protocol import ServerProtocol
 from syncws.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     InvalidStatus,
 )
-from syncws.frames import Frame
-from syncws.headers import Headers, accept_key
-from syncws.http11 import Request, Response
-from syncws.protocol import Protocol
 from syncws.server import (
     SERVER,
     Server,
@@ -72,7 +73,6 @@ from syncws.server import (
     serve,
     unix_serve,
 )
-from syncws.server_protocol import ServerProtocol
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from syncws.core.extensions.base import Extension, ExtensionParameter, ServerExtensionFactory
+from syncws.core.frames import Frame, Opcode
+from syncws.core.http11 import Request, Response
+from syncws.core.protocol import State
+from syncws.core.server_protocol import ServerProtocol
 from syncws.exceptions import (
     InvalidHeader,
     InvalidHeaderValue,
@@ -18,11 +23,6 @@ from syncws.exceptions import (
     InvalidUpgrade,
     NegotiationError,
 )
-from syncws.extensions.base import Extension, ExtensionParameter, ServerExtensionFactory
-from syncws.frames import Frame, Opcode
-from syncws.http11 import Request, Response
-from syncws.protocol import State
-from syncws.server_protocol import ServerProtocol
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 # RFC 6455 §1.3: the accept value for the sample nonce.

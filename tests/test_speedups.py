@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncws import frames
+from syncws.core import frames
 
 speedups: ModuleType | None = None
-if importlib.util.find_spec("syncws.speedups") is not None:
-    speedups = importlib.import_module("syncws.speedups")
+if importlib.util.find_spec("syncws.core.speedups") is not None:
+    speedups = importlib.import_module("syncws.core.speedups")
 
 # tox builds the package with a C compiler and sets this, so that a build that silently fell
 # back to pure Python fails here instead of passing slowly.

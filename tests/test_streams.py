@@ -1,4 +1,4 @@
-"""Tests for syncws.streams: the incremental buffer that generator-based parsers read from."""
+"""Tests for syncws.core.streams: the incremental buffer that generator-based parsers read from."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from helpers import run
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncws.streams import StreamReader
+from syncws.core.streams import StreamReader
 
 T = TypeVar("T")
 

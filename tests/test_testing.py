@@ -10,8 +10,8 @@ import pytest
 from io_helpers import check_leaks, echo, wait_for, ws_server
 
 import syncws
+from syncws.core.protocol import State
 from syncws.exceptions import ConnectionClosedError
-from syncws.protocol import State
 from syncws.server import ServerConnection
 from syncws.testing import (
     assert_closes,

@@ -1,4 +1,4 @@
-"""Tests for syncws.uri: parsing ws:// and wss:// URIs."""
+"""Tests for syncws.core.uri: parsing ws:// and wss:// URIs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from syncws.core.uri import WebSocketURI, parse_uri
 from syncws.exceptions import InvalidURI
-from syncws.uri import WebSocketURI, parse_uri
 
 __all__: list[str] = []
 

@@ -31,8 +31,8 @@ from werkzeug.serving import make_server
 
 import syncws
 import syncws.wsgi
+from syncws.core.headers import accept_key
 from syncws.exceptions import ConnectionClosedError, InvalidStatus
-from syncws.headers import accept_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

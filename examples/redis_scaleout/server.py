@@ -22,7 +22,7 @@ import signal
 from types import FrameType
 
 import syncws
-from syncws.http11 import Request, Response
+from syncws.core.http11 import Request, Response
 from syncws.pubsub import PubSub
 
 COUNTER_CHANNEL = "counter"

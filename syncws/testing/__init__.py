@@ -27,13 +27,14 @@ from typing import Any, Literal
 
 from ..client import ClientConnection, connect
 from ..connection import Connection
+from ..core.extensions.permessage_deflate import enable_server_permessage_deflate
+from ..core.http11 import Request
+from ..core.server_protocol import ServerProtocol
+from ..deadline import remaining
 from ..exceptions import ConnectionClosed
-from ..extensions.permessage_deflate import enable_server_permessage_deflate
-from ..http11 import Request
 from ..messages import Data
 from ..server import Handler, Server, ServerConnection, serve, unix_serve
-from ..server_protocol import ServerProtocol
-from ..transport import Transport, remaining
+from ..transport import Transport
 
 __all__ = [
     "RunningServer",
@@ -254,7 +255,7 @@ def connected_pair(
         if server is None:
             # Wake the client, which waits for a response that won't come.
             server_sock.close()
-        thread.join(remaining(deadline) or 0)
+        thread.join(remaining(deadline))
     if thread.is_alive():
         if server is not None:
             server.abort()
@@ -303,13 +304,15 @@ def _accept(
         elif protocol.handshake_exc is not None:
             raise protocol.handshake_exc
         else:
-            data = transport.recv(options["read_limit"], remaining(deadline))
+            data = transport.recv(
+                options["read_limit"], remaining(deadline, during="opening handshake")
+            )
             if not data:
                 raise EOFError("the client closed the connection during the handshake")
             protocol.receive_data(data)
     response = protocol.accept(request)
     protocol.send_response(response)
-    transport.send(protocol.data_to_send(), remaining(deadline))
+    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
     if response.status_code != 101:
         assert protocol.handshake_exc is not None
         raise protocol.handshake_exc

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Generator
 from typing import TypeAlias
 
-from .exceptions import (
+from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -81,7 +81,7 @@ class Protocol:
 
     Args:
         side: which end of the connection this is.
-        state: the initial state; :attr:`~syncws.protocol.State.OPEN` to use the protocol
+        state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` to use the protocol
             without a handshake.
         max_size: the largest message accepted, in bytes, after decompression; ``None`` for no
             limit. Larger messages fail the connection with 1009.

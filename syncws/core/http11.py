@@ -1,6 +1,6 @@
 """The subset of HTTP/1.1 (RFC 9112) that the WebSocket opening handshake needs.
 
-Parsers are generators over the reading methods of :class:`~syncws.streams.StreamReader`: they
+Parsers are generators over the reading methods of :class:`~syncws.core.streams.StreamReader`: they
 suspend until enough bytes have arrived, so they work on any split of the input. Each line is
 bounded by :data:`MAX_LINE`, the header section by :data:`MAX_HEADERS` and a response body by
 :data:`MAX_BODY`; each line is scanned once when it arrives and checked once when it is complete,
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from .exceptions import InvalidMessage, SecurityError
+from ..exceptions import InvalidMessage, SecurityError
 from .headers import Headers
 
 __all__ = [
@@ -129,7 +129,7 @@ class Request:
 
         Args:
             read_line: reads a line of at most the given length, ``b"\\n"`` included, such as
-                :meth:`StreamReader.read_line <syncws.streams.StreamReader.read_line>`.
+                :meth:`StreamReader.read_line <syncws.core.streams.StreamReader.read_line>`.
 
         Raises:
             SecurityError: status 414 if the request line is longer than :data:`MAX_LINE`,
@@ -178,7 +178,7 @@ class Request:
 
         Raises:
             ValueError: if the path is not in origin-form with visible ASCII characters only,
-                or a header cannot be sent (see :meth:`~syncws.headers.Headers.serialize`).
+                or a header cannot be sent (see :meth:`~syncws.core.headers.Headers.serialize`).
                 Nothing is produced then.
         """
         if _target_str_re.fullmatch(self.path) is None:
@@ -259,7 +259,7 @@ class Response:
         Raises:
             ValueError: if the status code is not 100 to 599, the reason phrase holds CR, LF,
                 NUL or another control character other than HTAB, or a header cannot be sent
-                (see :meth:`~syncws.headers.Headers.serialize`). Nothing is produced then.
+                (see :meth:`~syncws.core.headers.Headers.serialize`). Nothing is produced then.
         """
         code = self.status_code
         if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Sequence
 from http import HTTPStatus
 from typing import TypeAlias
 
-from .exceptions import (
+from ..exceptions import (
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderValue,
@@ -71,10 +71,10 @@ class ServerProtocol(Protocol):
             one of them.
         select_subprotocol: picks the subprotocol instead of the default rule (the first one
             the client offers that the server supports).
-        state: the initial state; :attr:`~syncws.protocol.State.OPEN` skips the handshake.
-        max_size: see :class:`~syncws.protocol.Protocol`.
-        max_fragments: see :class:`~syncws.protocol.Protocol`.
-        logger: see :class:`~syncws.protocol.Protocol`.
+        state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` skips the handshake.
+        max_size: see :class:`~syncws.core.protocol.Protocol`.
+        max_fragments: see :class:`~syncws.core.protocol.Protocol`.
+        logger: see :class:`~syncws.core.protocol.Protocol`.
     """
 
     # See Protocol.

@@ -1,6 +1,6 @@
 /* Optional C accelerator for syncws: the WebSocket mask (RFC 6455 section 5.3).
  *
- * syncws.frames uses it when it is built and falls back to a pure-Python version otherwise;
+ * syncws.core.frames uses it when it is built and falls back to a pure-Python version otherwise;
  * both give the same bytes, which the tests check. The loop XORs 8 bytes at a time and
  * releases the GIL for large payloads, so other threads run while a big frame is masked.
  */
@@ -76,7 +76,7 @@ static PyMethodDef speedups_methods[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    "syncws.speedups",
+    "syncws.core.speedups",
     "C accelerator for syncws: WebSocket masking.",
     -1,
     speedups_methods,

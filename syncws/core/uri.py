@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from .exceptions import InvalidURI
+from ..exceptions import InvalidURI
 
 __all__ = ["WebSocketURI", "parse_uri"]
 

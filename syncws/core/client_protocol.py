@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 
-from .exceptions import (
+from ..exceptions import (
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderValue,
@@ -56,10 +56,10 @@ class ClientProtocol(Protocol):
         origin: the ``Origin`` header to send, if any.
         extensions: the extensions to offer, in order of preference.
         subprotocols: the subprotocols to offer, in order of preference.
-        state: the initial state; :attr:`~syncws.protocol.State.OPEN` skips the handshake.
-        max_size: see :class:`~syncws.protocol.Protocol`.
-        max_fragments: see :class:`~syncws.protocol.Protocol`.
-        logger: see :class:`~syncws.protocol.Protocol`.
+        state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` skips the handshake.
+        max_size: see :class:`~syncws.core.protocol.Protocol`.
+        max_fragments: see :class:`~syncws.core.protocol.Protocol`.
+        logger: see :class:`~syncws.core.protocol.Protocol`.
     """
 
     # See Protocol.

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Generator
 from typing import NamedTuple
 
-from .exceptions import PayloadTooBig, ProtocolError
+from ..exceptions import PayloadTooBig, ProtocolError
 from .streams import StreamReader
 
 __all__ = [

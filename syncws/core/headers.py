@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, TypeVar, Union
 
-from .exceptions import InvalidHeaderFormat, InvalidHeaderValue
+from ..exceptions import InvalidHeaderFormat, InvalidHeaderValue
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem

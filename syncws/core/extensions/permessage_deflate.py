@@ -77,7 +77,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ..exceptions import (
+from ...exceptions import (
     DuplicateParameter,
     InvalidParameterName,
     InvalidParameterValue,
