@@ -11,8 +11,9 @@ The blocking API lives at the top level::
 
 from __future__ import annotations
 
+from .auth import basic_auth
 from .client import ClientConnection, connect, unix_connect
-from .connection import Connection, PingWaiter
+from .connection import Connection, PingWaiter, broadcast
 from .core.frames import CloseCode
 from .core.headers import Headers
 from .core.http11 import Request, Response
@@ -26,6 +27,9 @@ from .exceptions import (
     InvalidHeader,
     InvalidMessage,
     InvalidOrigin,
+    InvalidProxy,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
     InvalidState,
     InvalidStatus,
     InvalidUpgrade,
@@ -33,17 +37,12 @@ from .exceptions import (
     NegotiationError,
     PayloadTooBig,
     ProtocolError,
+    ProxyError,
     SecurityError,
+    SocksProxyError,
     WebSocketException,
 )
-from .proxy import (
-    InvalidProxy,
-    InvalidProxyMessage,
-    InvalidProxyStatus,
-    ProxyError,
-    SocksProxyError,
-)
-from .server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
+from .server import Server, ServerConnection, serve, unix_serve
 from .version import __version__
 
 __all__ = [

@@ -26,13 +26,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from ._signals import wake_on_signals
 from .client import ClientConnection, connect
 from .core.frames import Close, CloseCode
 from .core.headers import Headers
 from .core.uri import parse_uri
 from .demo import serve_demo
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from .server import Server, ServerConnection, serve, unix_serve, wake_on_signals
+from .server import Server, ServerConnection, serve, unix_serve
 from .version import __version__
 
 __all__ = ["main"]
@@ -340,7 +341,7 @@ class _SignalPipe:
     """A pipe that Python's signal handling writes to, so that a signal wakes select().
 
     Without it, a Ctrl-C that lands just before select() blocks would wait for a key (see
-    :func:`~syncws.server.wake_on_signals`). ``fd``, the end to watch, is ``None`` where
+    ``wake_on_signals()``). ``fd``, the end to watch, is ``None`` where
     signals can't use the pipe: outside the main thread, or with another wakeup fd set.
     """
 

@@ -11,6 +11,7 @@ another one.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import logging
 import random
@@ -21,8 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from ssl import SSLContext
-from typing import Any, Literal, TypeAlias, Union, overload
+from typing import Any, Literal, TypedDict, overload
 from urllib.parse import urljoin
+
+from typing_extensions import Unpack
 
 from .connection import Connection
 from .core.client_protocol import ClientProtocol
@@ -30,8 +33,15 @@ from .core.extensions.base import ClientExtensionFactory
 from .core.headers import Headers, HeadersLike
 from .core.protocol import Event
 from .core.uri import WebSocketURI, parse_uri
-from .deadline import remaining
+from .deadline import deadline_after, remaining
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
+from .options import (
+    Compression,
+    ConnectionOptions,
+    LoggerLike,
+    check_compression,
+    check_keywords,
+)
 from .proxy import (
     InvalidProxyStatus,
     SocksProxyError,
@@ -46,14 +56,14 @@ from .version import __version__
 
 __all__ = ["USER_AGENT", "ClientConnection", "connect", "unix_connect"]
 
+_DEFAULT_OPTIONS = ConnectionOptions()
+
 USER_AGENT = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__version__}"
 """The default ``User-Agent`` header."""
 
 AdditionalHeaders = HeadersLike | Callable[[], HeadersLike]
 """Request headers to add, or a callable that returns them, called before each attempt."""
 
-# LoggerAdapter takes no type argument at run time before Python 3.11: a forward reference.
-LoggerLike: TypeAlias = Union[logging.Logger, "logging.LoggerAdapter[logging.Logger]"]
 
 # RFC 9110 §15.4: the redirections that name another location. 300 and 304 do not.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -73,70 +83,76 @@ class ClientConnection(Connection):
         return self
 
 
+class UnixConnectKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`unix_connect`: those of :func:`connect` but
+    ``reconnect``, ``sock`` and the ``backoff_*`` ones.
+
+    For type checkers: ``**kwargs: Unpack[UnixConnectKeywords]`` checks every name and type.
+    """
+
+    ssl: SSLContext | None
+    server_hostname: str | None
+    origin: str | None
+    extensions: Sequence[ClientExtensionFactory] | None
+    subprotocols: Sequence[str] | None
+    additional_headers: AdditionalHeaders | None
+    user_agent_header: str | None
+    compression: Compression
+    proxy: str | Literal[True] | None
+    proxy_ssl: SSLContext | None
+    max_redirects: int
+    source_address: tuple[str, int] | None
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    write_timeout: float | None
+    max_size: int | None
+    max_queue: int | None
+    read_limit: int
+    write_limit: int
+    logger: LoggerLike | None
+    create_connection: type[ClientConnection] | None
+
+
+class ConnectKeywords(UnixConnectKeywords, total=False):
+    """The keyword arguments of :func:`connect` but ``reconnect``, for type checkers."""
+
+    backoff_initial: float
+    backoff_factor: float
+    backoff_max: float
+    backoff_reset: float
+    sock: socket.socket | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _ClientConfig:
+    """What every attempt of one :func:`connect` call opens its connection with."""
+
+    ssl: SSLContext | None
+    server_hostname: str | None
+    origin: str | None
+    extensions: Sequence[ClientExtensionFactory] | None
+    subprotocols: Sequence[str] | None
+    user_agent_header: str | None
+    proxy: str | Literal[True] | None
+    proxy_ssl: SSLContext | None
+    max_redirects: int
+    source_address: tuple[str, int] | None
+    logger: LoggerLike
+    create_connection: type[ClientConnection]
+    options: ConnectionOptions
+
+
 @overload
 def connect(
-    uri: str,
-    *,
-    reconnect: Literal[False] = False,
-    sock: socket.socket | None = None,
-    ssl: SSLContext | None = None,
-    server_hostname: str | None = None,
-    origin: str | None = None,
-    extensions: Sequence[ClientExtensionFactory] | None = None,
-    subprotocols: Sequence[str] | None = None,
-    additional_headers: AdditionalHeaders | None = None,
-    user_agent_header: str | None = USER_AGENT,
-    compression: Literal["deflate"] | None = "deflate",
-    proxy: str | Literal[True] | None = True,
-    proxy_ssl: SSLContext | None = None,
-    max_redirects: int = 10,
-    open_timeout: float | None = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
-    close_timeout: float | None = 10,
-    write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
-    read_limit: int = 2**16,
-    write_limit: int = 2**16,
-    logger: LoggerLike | None = None,
-    create_connection: type[ClientConnection] | None = None,
-    **kwargs: Any,
+    uri: str, *, reconnect: Literal[False] = False, **kwargs: Unpack[ConnectKeywords]
 ) -> ClientConnection: ...
 
 
 @overload
 def connect(
-    uri: str,
-    *,
-    reconnect: Literal[True],
-    backoff_initial: float = 1.0,
-    backoff_factor: float = 2.0,
-    backoff_max: float = 60.0,
-    backoff_reset: float = 60.0,
-    ssl: SSLContext | None = None,
-    server_hostname: str | None = None,
-    origin: str | None = None,
-    extensions: Sequence[ClientExtensionFactory] | None = None,
-    subprotocols: Sequence[str] | None = None,
-    additional_headers: AdditionalHeaders | None = None,
-    user_agent_header: str | None = USER_AGENT,
-    compression: Literal["deflate"] | None = "deflate",
-    proxy: str | Literal[True] | None = True,
-    proxy_ssl: SSLContext | None = None,
-    max_redirects: int = 10,
-    open_timeout: float | None = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
-    close_timeout: float | None = 10,
-    write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
-    read_limit: int = 2**16,
-    write_limit: int = 2**16,
-    logger: LoggerLike | None = None,
-    create_connection: type[ClientConnection] | None = None,
-    **kwargs: Any,
+    uri: str, *, reconnect: Literal[True], **kwargs: Unpack[ConnectKeywords]
 ) -> Generator[ClientConnection, None, None]: ...
 
 
@@ -156,10 +172,11 @@ def connect(
     subprotocols: Sequence[str] | None = None,
     additional_headers: AdditionalHeaders | None = None,
     user_agent_header: str | None = USER_AGENT,
-    compression: Literal["deflate"] | None = "deflate",
+    compression: Compression = "deflate",
     proxy: str | Literal[True] | None = True,
     proxy_ssl: SSLContext | None = None,
     max_redirects: int = 10,
+    source_address: tuple[str, int] | None = None,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
@@ -171,7 +188,6 @@ def connect(
     write_limit: int = 2**16,
     logger: LoggerLike | None = None,
     create_connection: type[ClientConnection] | None = None,
-    **kwargs: Any,
 ) -> ClientConnection | Generator[ClientConnection, None, None]:
     """Open a WebSocket connection to ``uri`` and return it once the handshake is done.
 
@@ -253,6 +269,8 @@ def connect(
         proxy_ssl: the TLS context for an ``https://`` proxy; by default one that verifies
             the proxy's certificate and hostname.
         max_redirects: how many redirects to follow at most.
+        source_address: the local ``(host, port)`` to connect from, as for
+            :func:`socket.create_connection`.
         open_timeout: seconds for the whole opening: name resolution, TCP, the proxy, TLS,
             the HTTP handshake and redirects; ``None`` for no limit.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
@@ -265,12 +283,14 @@ def connect(
         write_limit: unsent bytes over which ``broadcast`` skips the connection.
         logger: the logger; by default ``logging.getLogger("syncws.client")``.
         create_connection: the connection class, to use a subclass.
-        **kwargs: passed to :func:`socket.create_connection`, e.g. ``source_address``.
 
     Returns:
         The open connection; with ``reconnect=True``, an iterator of open connections.
 
     Raises:
+        TypeError: an argument has the wrong type, or is not a parameter of ``connect`` (a
+            misspelt name fails here, before any I/O).
+        ValueError: an argument is out of range, e.g. a timeout that is not positive.
         InvalidURI: ``uri`` is not a valid WebSocket URI, nor a ``Location`` it redirects to.
         OSError: the TCP connection failed.
         ssl.SSLError: the TLS handshake failed.
@@ -284,55 +304,58 @@ def connect(
         ~syncws.proxy.InvalidProxy: the proxy's URL is not valid.
         TimeoutError: the opening took longer than ``open_timeout``.
     """
+    options = ConnectionOptions(
+        open_timeout=open_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        write_timeout=write_timeout,
+        max_size=max_size,
+        max_queue=max_queue,
+        read_limit=read_limit,
+        write_limit=write_limit,
+    )
+    check_compression(compression)
     wsuri = parse_uri(uri)
     if not wsuri.secure and ssl is not None:
         raise ValueError("ssl argument is incompatible with a ws:// URI")
-    if sock is not None and kwargs:
-        raise TypeError(f"unexpected arguments with sock: {', '.join(kwargs)}")
+    if sock is not None and source_address is not None:
+        raise TypeError("source_address is for a socket that connect() opens, not for sock")
     if max_redirects < 0:
         raise ValueError("max_redirects must be 0 or more")
     if isinstance(proxy, str):
         parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
     if compression == "deflate":
-        from .core.extensions.permessage_deflate import enable_client_permessage_deflate  # noqa: PLC0415
+        from .core.extensions.permessage_deflate import (  # noqa: PLC0415
+            enable_client_permessage_deflate,
+        )
 
         extensions = enable_client_permessage_deflate(extensions)
-    elif compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
     if logger is None:
         logger = logging.getLogger("syncws.client")
-    connection_options = {
-        "ping_interval": ping_interval,
-        "ping_timeout": ping_timeout,
-        "close_timeout": close_timeout,
-        "write_timeout": write_timeout,
-        "max_queue": max_queue,
-        "read_limit": read_limit,
-        "write_limit": write_limit,
-    }
+    config = _ClientConfig(
+        ssl=ssl,
+        server_hostname=server_hostname,
+        origin=origin,
+        extensions=extensions,
+        subprotocols=subprotocols,
+        user_agent_header=user_agent_header,
+        proxy=proxy,
+        proxy_ssl=proxy_ssl,
+        max_redirects=max_redirects,
+        source_address=source_address,
+        logger=logger,
+        create_connection=create_connection or ClientConnection,
+        options=options,
+    )
 
     def attempt() -> ClientConnection:
         headers = additional_headers() if callable(additional_headers) else additional_headers
         return _open(
             uri,
+            config,
             sock=sock,
-            deadline=None if open_timeout is None else time.monotonic() + open_timeout,
-            ssl=ssl,
-            server_hostname=server_hostname,
-            proxy=proxy,
-            proxy_ssl=proxy_ssl,
-            max_redirects=max_redirects,
-            origin=origin,
-            extensions=extensions,
-            subprotocols=subprotocols,
             additional_headers=None if headers is None else Headers(headers),
-            user_agent_header=user_agent_header,
-            max_size=max_size,
-            read_limit=read_limit,
-            logger=logger,
-            create_connection=create_connection or ClientConnection,
-            connection_options=connection_options,
-            kwargs=kwargs,
         )
 
     if not reconnect:
@@ -354,21 +377,30 @@ def connect(
     )
 
 
-def unix_connect(path: str, uri: str | None = None, **kwargs: Any) -> ClientConnection:
+def unix_connect(
+    path: str, uri: str | None = None, **kwargs: Unpack[UnixConnectKeywords]
+) -> ClientConnection:
     """Open a WebSocket connection over the Unix socket at ``path``.
 
     Args:
         path: the Unix socket's path.
         uri: the URI for the handshake (Host header, path); by default ``ws://localhost/``,
             or ``wss://localhost/`` with ``ssl``.
-        **kwargs: as for :func:`connect`, except ``reconnect``.
+        **kwargs: the keyword arguments of :func:`connect`, but ``reconnect``, ``sock`` and
+            the ``backoff_*`` ones (see :class:`UnixConnectKeywords`).
+
+    Raises:
+        TypeError: as for :func:`connect`, before the socket is opened.
+        ValueError: as for :func:`connect`, before the socket is opened.
     """
+    check_keywords(
+        connect, kwargs, caller="unix_connect", allowed=UnixConnectKeywords.__annotations__
+    )
     if uri is None:
         uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
-    open_timeout = kwargs.get("open_timeout", 10)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(open_timeout)
+        sock.settimeout(kwargs.get("open_timeout", _DEFAULT_OPTIONS.open_timeout))
         sock.connect(path)
     except BaseException:
         sock.close()
@@ -481,45 +513,32 @@ def _reason(exc: Exception) -> str:
 
 def _open(
     uri: str,
+    config: _ClientConfig,
     *,
     sock: socket.socket | None,
-    deadline: float | None,
-    ssl: SSLContext | None,
-    server_hostname: str | None,
-    proxy: str | Literal[True] | None,
-    proxy_ssl: SSLContext | None,
-    max_redirects: int,
-    origin: str | None,
-    extensions: Sequence[ClientExtensionFactory] | None,
-    subprotocols: Sequence[str] | None,
     additional_headers: Headers | None,
-    user_agent_header: str | None,
-    max_size: int | None,
-    read_limit: int,
-    logger: LoggerLike,
-    create_connection: type[ClientConnection],
-    connection_options: dict[str, Any],
-    kwargs: dict[str, Any],
 ) -> ClientConnection:
-    """Open a connection to ``uri``, following redirects, before ``deadline``."""
+    """Open a connection to ``uri``, following redirects, within ``open_timeout``."""
+    deadline = deadline_after(config.options.open_timeout)
     wsuri = first = parse_uri(uri)
     redirects = 0
     while True:
+        # The name given for the first host means nothing to another one.
+        server_hostname = config.server_hostname if wsuri.host == first.host else None
         if sock is None:
             transport, raw = _open_transport(
                 wsuri,
                 deadline=deadline,
-                ssl=ssl,
-                # The name given for the first host means nothing to another one.
-                server_hostname=server_hostname if wsuri.host == first.host else None,
-                proxy=proxy,
-                proxy_ssl=proxy_ssl,
-                user_agent_header=user_agent_header,
-                kwargs=kwargs,
+                ssl=config.ssl,
+                server_hostname=server_hostname,
+                proxy=config.proxy,
+                proxy_ssl=config.proxy_ssl,
+                user_agent_header=config.user_agent_header,
+                source_address=config.source_address,
             )
         else:
             try:
-                transport = _wrap(sock, wsuri, deadline, ssl, server_hostname)
+                transport = _wrap(sock, wsuri, deadline, config.ssl, server_hostname)
             except BaseException:
                 sock.close()
                 raise
@@ -529,17 +548,9 @@ def _open(
                 transport,
                 raw,
                 wsuri,
+                config,
                 deadline=deadline,
-                origin=origin,
-                extensions=extensions,
-                subprotocols=subprotocols,
                 additional_headers=additional_headers,
-                user_agent_header=user_agent_header,
-                max_size=max_size,
-                read_limit=read_limit,
-                logger=logger,
-                create_connection=create_connection,
-                connection_options=connection_options,
             )
         except InvalidStatus as exc:
             transport.close()
@@ -548,8 +559,8 @@ def _open(
                 raise
             if len(locations) > 1:
                 raise InvalidMessage("more than one Location header in a redirect") from exc
-            if redirects >= max_redirects:
-                raise SecurityError(f"more than {max_redirects} redirects") from exc
+            if redirects >= config.max_redirects:
+                raise SecurityError(f"more than {config.max_redirects} redirects") from exc
             redirects += 1
             # RFC 9110 §10.2.2: a relative Location is resolved against the request's URI.
             uri = urljoin(uri, locations[0])
@@ -563,7 +574,7 @@ def _open(
                 for name in _CREDENTIALS:
                     if name in additional_headers:
                         del additional_headers[name]
-            logger.info("redirected with HTTP %d to %s", exc.response.status_code, uri)
+            config.logger.info("redirected with HTTP %d to %s", exc.response.status_code, uri)
             wsuri = target
         except BaseException:
             transport.close()
@@ -583,12 +594,12 @@ def _open_transport(
     proxy: str | Literal[True] | None,
     proxy_ssl: SSLContext | None,
     user_agent_header: str | None,
-    kwargs: dict[str, Any],
+    source_address: tuple[str, int] | None,
 ) -> tuple[Transport, socket.socket]:
     """Connect to the server of ``wsuri``, through a proxy if there is one, and run TLS."""
     proxy_url = get_proxy(wsuri) if proxy is True else proxy
     if proxy_url is None:
-        sock = _open_tcp(wsuri.host, wsuri.port, deadline, kwargs)
+        sock = _open_tcp(wsuri.host, wsuri.port, deadline, source_address)
         try:
             return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
         except BaseException:
@@ -600,7 +611,7 @@ def _open_transport(
     if settings.scheme == "socks5":
         # The proxy gets an address: the name is resolved here, as for a direct connection.
         target = _resolve(target, wsuri.port, deadline)[0][4][0]
-    sock = _open_tcp(settings.host, settings.port, deadline, kwargs)
+    sock = _open_tcp(settings.host, settings.port, deadline, source_address)
     try:
         if settings.socks:
             plain = _wrap(sock, None, deadline, None, None)
@@ -665,40 +676,35 @@ def _handshake(
     transport: Transport,
     sock: socket.socket,
     wsuri: WebSocketURI,
+    config: _ClientConfig,
     *,
     deadline: float | None,
-    origin: str | None,
-    extensions: Sequence[ClientExtensionFactory] | None,
-    subprotocols: Sequence[str] | None,
     additional_headers: Headers | None,
-    user_agent_header: str | None,
-    max_size: int | None,
-    read_limit: int,
-    logger: LoggerLike,
-    create_connection: type[ClientConnection],
-    connection_options: dict[str, Any],
 ) -> ClientConnection:
     protocol = ClientProtocol(
         wsuri,
-        origin=origin,
-        extensions=extensions,
-        subprotocols=subprotocols,
-        max_size=max_size,
-        logger=logger,
+        origin=config.origin,
+        extensions=config.extensions,
+        subprotocols=config.subprotocols,
+        max_size=config.options.max_size,
+        logger=config.logger,
     )
     request = protocol.connect()
     if additional_headers is not None:
         request.headers.update(additional_headers)
+    user_agent_header = config.user_agent_header
     if user_agent_header is not None and "User-Agent" not in request.headers:
         request.headers["User-Agent"] = user_agent_header
     protocol.send_request(request)
-    events, eof = _exchange(transport, protocol, deadline, read_limit)
+    events, eof = _exchange(transport, protocol, deadline, config.options.read_limit)
     if protocol.handshake_exc is not None:
         if eof and isinstance(protocol.handshake_exc, InvalidMessage):
             raise protocol.handshake_exc from EOFError("the server closed the connection")
         raise protocol.handshake_exc
 
-    connection = create_connection(sock, protocol, transport=transport, **connection_options)
+    connection = config.create_connection(
+        sock, protocol, transport=transport, options=config.options
+    )
     connection.start(events)
     return connection
 
@@ -728,7 +734,7 @@ def _exchange(
 
 
 def _open_tcp(
-    host: str, port: int, deadline: float | None, kwargs: dict[str, Any]
+    host: str, port: int, deadline: float | None, source_address: tuple[str, int] | None
 ) -> socket.socket:
     """Resolve ``host`` and connect to the first address that answers, before ``deadline``."""
     addresses = _resolve(host, port, deadline)
@@ -737,8 +743,8 @@ def _open_tcp(
         sock = socket.socket(family, type_, proto)
         try:
             sock.settimeout(remaining(deadline, during="opening handshake"))
-            if "source_address" in kwargs:
-                sock.bind(kwargs["source_address"])
+            if source_address is not None:
+                sock.bind(source_address)
             sock.connect(address)
             return sock
         except TimeoutError:

@@ -20,8 +20,10 @@ Threads and locks:
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,12 +39,18 @@ from .core.protocol import Event, Protocol, Side, State
 from .deadline import remaining
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from .messages import Data, MessageQueue
+from .options import ConnectionOptions
 from .timers import Timer, call_later
-from .transport import Transport
+from .transport import SocketTransport, Transport
 
-__all__ = ["Connection", "PingWaiter"]
+__all__ = ["Connection", "PingWaiter", "broadcast"]
 
 _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+_DEFAULT_OPTIONS = ConnectionOptions()
+
+# broadcast() logs where the server logs: it is mostly used on a server's connections.
+_broadcast_logger = logging.getLogger("syncws.server")
 
 # How long the socket of a new connection may go unread before a reader thread reads it: a
 # handler or client that never receives gets one soon, to answer pings and Close frames.
@@ -103,18 +111,8 @@ class Connection:
         sock: the connected socket.
         protocol: the sans-I/O protocol, with the opening handshake done.
         transport: the transport over ``sock``, when it is not a plain socket (TLS).
-        ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
-        ping_timeout: seconds to wait for the pong of a keepalive ping before failing the
-            connection with 1011; ``None`` waits as long as it takes.
-        close_timeout: seconds to wait for the closing handshake and the end of the TCP
-            connection before aborting it; ``None`` waits as long as it takes.
-        write_timeout: seconds a write may go without progress (the peer does not read)
-            before the connection is aborted; ``None`` waits as long as it takes.
-        max_queue: how many received messages may wait for :meth:`recv` before reading
-            pauses; ``None`` for no limit.
-        read_limit: bytes read from the socket at a time.
-        write_limit: unsent bytes over which :func:`~syncws.server.broadcast` skips the connection,
-            and the reader stops reading until they are written.
+        options: the connection's options; by default, the defaults of
+            :class:`~syncws.options.ConnectionOptions`.
     """
 
     # Slots keep an idle connection small; __dict__ stays for the application's own attributes.
@@ -152,6 +150,7 @@ class Connection:
         "latency",
         "local_address",
         "logger",
+        "options",
         "ping_interval",
         "ping_timeout",
         "protocol",
@@ -171,26 +170,24 @@ class Connection:
         protocol: Protocol,
         *,
         transport: Transport | None = None,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        write_timeout: float | None = 10,
-        max_queue: int | None = 16,
-        read_limit: int = 2**16,
-        write_limit: int = 2**16,
+        options: ConnectionOptions = _DEFAULT_OPTIONS,
     ) -> None:
         self._id: uuid.UUID | None = None
         self.protocol = protocol
-        self.transport = transport if transport is not None else Transport(sock)
+        self.transport = transport if transport is not None else SocketTransport(sock)
         self.socket = sock
         """The socket; use it only to read options, never to read or write."""
         self.logger = protocol.logger
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.write_timeout = write_timeout
-        self.read_limit = read_limit
-        self.write_limit = write_limit
+        self.options = options
+        """The connection's options, as :func:`~syncws.client.connect` or
+        :func:`~syncws.server.serve` were given them."""
+        # Read on every message: plain attributes are faster to reach than the options'.
+        self.ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.close_timeout = options.close_timeout
+        self.write_timeout = options.write_timeout
+        self.read_limit = options.read_limit
+        self.write_limit = options.write_limit
 
         self.request: Request | None = getattr(protocol, "request", None)
         """The opening handshake request."""
@@ -211,7 +208,7 @@ class Connection:
         self._write_lock = threading.Lock()
         self._out: list[bytes] = []
         self._eof_written = False
-        self._queue = MessageQueue(max_queue)
+        self._queue = MessageQueue(options.max_queue)
         self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
         self._keepalive_timer: Timer | None = None
         self._close_timer: Timer | None = None
@@ -666,7 +663,7 @@ class Connection:
             self.abort()
 
     def _send_prepared(self, opcode: Opcode, data: bytes, frame: bytes | None) -> bool:
-        """Queue a whole message without blocking, for :func:`~syncws.server.broadcast`.
+        """Queue a whole message without blocking, for :func:`~syncws.connection.broadcast`.
 
         Args:
             opcode: TEXT or BINARY.
@@ -853,7 +850,7 @@ class Connection:
             events = self.protocol.events_received()
             self._collect_output()
             backlog = sum(map(len, self._out)) + self.transport.backlog()
-        if self._out or self._eof_pending():
+        if backlog or self._out or self._eof_pending():
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
             self._flush(wait=backlog > self.write_limit, wait_socket=True)
@@ -1086,18 +1083,18 @@ class Connection:
                             self._out = []
                         # Nothing comes after the end of the stream: the protocol sent it.
                         eof = self._eof_pending()
-                    if chunks:
+                    if chunks or self.transport.backlog():
                         size = sum(map(len, chunks)) if timeout == 0 else 0
-                        left = self.transport.send(chunks, timeout, last=eof)
-                        if left:
-                            # Only without waiting. Retry soon while the peer reads; back off
-                            # while it doesn't.
-                            if sum(map(len, left)) < size:
+                        if not self.transport.send(chunks, timeout, last=eof):
+                            # Only without waiting; what the transport did not take is left
+                            # in chunks. Retry soon while the peer reads; back off while it
+                            # doesn't.
+                            if sum(map(len, chunks)) < size:
                                 self._retry_delay = _RETRY_MIN_DELAY
                             else:
                                 self._retry_delay = min(2 * self._retry_delay, _RETRY_MAX_DELAY)
                             with self._protocol_lock:
-                                self._out[:0] = left
+                                self._out[:0] = chunks
                             self._schedule_retry()
                             return
                     elif eof:
@@ -1314,6 +1311,63 @@ class _Flag:
             return False
         self._lock.release()
         return True
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data,
+    *,
+    raise_exceptions: bool = False,
+) -> list[Connection]:
+    """Send a message to many connections, never waiting for a slow one.
+
+    The frame is built once for every connection that shares its encoding (server-side
+    connections without compression). The message goes in between the messages that other
+    threads send on the same connection. A connection is skipped when it is not open, when
+    it is in the middle of a fragmented message, or when its unsent backlog is over its
+    ``write_limit`` (a client that reads too slowly): broadcast never blocks on it. Skipped
+    connections are logged and returned, so that the application can count them or close
+    them (with 1008 or 1013, for instance).
+
+    Args:
+        connections: where to send.
+        message: :class:`str` for text, bytes-like for binary.
+        raise_exceptions: raise an :exc:`ExceptionGroup` of the errors instead of skipping
+            connections that failed (Python 3.11+).
+
+    Returns:
+        The connections that did not get the message.
+    """
+    if isinstance(message, str):
+        opcode = Opcode.TEXT
+        data = message.encode()
+    elif isinstance(message, bytes | bytearray | memoryview):
+        opcode = Opcode.BINARY
+        data = bytes(message)
+    else:
+        raise TypeError(f"message must be str or bytes-like, not {message!r}")
+    frame: bytes | None = None
+    skipped: list[Connection] = []
+    errors: list[Exception] = []
+    # A snapshot: server.connections changes as clients come and go, and a set that changes
+    # during iteration raises RuntimeError. list() of a set is atomic under the GIL.
+    for connection in list(connections):
+        if frame is None and not connection._masks and not connection.protocol.extensions:
+            frame = Frame(opcode, data).serialize(mask=False)
+        try:
+            sent = connection._send_prepared(opcode, data, frame)
+        except Exception as exc:
+            errors.append(exc)
+            sent = False
+        if not sent:
+            skipped.append(connection)
+    if skipped:
+        _broadcast_logger.info("broadcast skipped %d of its connections", len(skipped))
+    if errors and raise_exceptions:
+        if sys.version_info >= (3, 11):
+            raise ExceptionGroup("broadcast failed", errors)  # noqa: F821
+        raise errors[0]
+    return skipped
 
 
 def _sockname(sock: socket.socket, *, remote: bool) -> Any:

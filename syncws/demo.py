@@ -21,9 +21,10 @@ import logging
 import threading
 from typing import Any
 
+from .connection import broadcast
 from .core.headers import Headers
 from .core.http11 import Request, Response
-from .server import Server, ServerConnection, broadcast, serve
+from .server import Server, ServerConnection, serve
 
 __all__ = ["PAGE", "serve_demo"]
 

@@ -29,9 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
+from typing_extensions import Unpack
 
-from .server import ServerConnection
-from .wsgi import UnsupportedServer, UpgradeRejected, accept, run_handler
+from .options import check_keywords
+from .server import ServerConnection, run_handler
+from .wsgi import AcceptKeywords, UnsupportedServer, UpgradeRejected, accept
 
 __all__ = ["Sock"]
 
@@ -48,10 +50,16 @@ class Sock:
         app: the application; or call :meth:`init_app` later (application factories).
         **options: default keyword arguments of :func:`syncws.wsgi.accept` for every route
             (``origins``, ``subprotocols``, ``compression``, ``ping_interval``,
-            ``max_size``...).
+            ``max_size``...: see :class:`~syncws.wsgi.AcceptKeywords`).
+
+    Raises:
+        TypeError: an option is not one of :func:`~syncws.wsgi.accept`'s, or has the wrong
+            type: here, when the application is set up, not at the first request.
+        ValueError: an option is out of range.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(self, app: Flask | None = None, **options: Unpack[AcceptKeywords]) -> None:
+        check_keywords(accept, options, caller="Sock")
         self.app: Flask | None = None
         self.options = options
         # Routes declared before init_app(), added to the application then.
@@ -67,15 +75,26 @@ class Sock:
         self._pending.clear()
 
     def route(
-        self, rule: str, *, bp: Blueprint | None = None, **options: Any
+        self,
+        rule: str,
+        *,
+        bp: Blueprint | None = None,
+        endpoint: str | None = None,
+        **options: Unpack[AcceptKeywords],
     ) -> Callable[[View], View]:
         """Declare a WebSocket route: a decorator for a view that takes the connection.
 
         Args:
             rule: the URL rule, as for ``flask.Flask.route()``.
             bp: a blueprint to register the route on instead of the application.
+            endpoint: the endpoint's name; by default the view's.
             **options: keyword arguments of :func:`syncws.wsgi.accept` for this route, over
-                the defaults given to :class:`Sock`; ``endpoint`` names the endpoint.
+                the defaults given to :class:`Sock`.
+
+        Raises:
+            TypeError: an option is not one of :func:`~syncws.wsgi.accept`'s, or has the
+                wrong type.
+            ValueError: an option is out of range.
 
         Example::
 
@@ -83,8 +102,8 @@ class Sock:
             def room(websocket, name):
                 ...
         """
-        endpoint = options.pop("endpoint", None)
-        accept_options = {**self.options, **options}
+        check_keywords(accept, options, caller="route")
+        accept_options: AcceptKeywords = {**self.options, **options}
 
         def decorator(view: View) -> View:
             @functools.wraps(view)
@@ -111,7 +130,7 @@ def _add_rules(target: Flask | Blueprint, rule: str, endpoint: str, view: View) 
     target.add_url_rule(rule, endpoint, view, methods=["GET", "POST"])
 
 
-def _serve(view: View, kwargs: dict[str, Any], options: dict[str, Any]) -> Response:
+def _serve(view: View, kwargs: dict[str, Any], options: AcceptKeywords) -> Response:
     try:
         connection: ServerConnection = accept(request.environ, **options)
     except UpgradeRejected as exc:

@@ -13,7 +13,7 @@ clients), each process creates one :class:`PubSub`::
 
 A process with subscribers runs one listener thread (``syncws-pubsub``) with one Redis
 connection, subscribed to the channels its connections subscribed to. Each message from Redis
-goes to the local subscribers of its channel with :func:`~syncws.server.broadcast`, which never
+goes to the local subscribers of its channel with :func:`~syncws.connection.broadcast`, which never
 waits for a slow client. A process that only publishes (a web view, a worker) starts no thread.
 
 Redis pub/sub delivers at most once: a message published while a process is disconnected from
@@ -38,10 +38,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .connection import Connection
+from .connection import Connection, broadcast
 from .core.protocol import State
 from .messages import Data
-from .server import broadcast
 
 __all__ = ["PubSub"]
 

@@ -1,4 +1,4 @@
-"""The thread-pool server: :func:`serve`, :func:`unix_serve`, :class:`Server`, :func:`broadcast`.
+"""The thread-pool server: :func:`serve`, :func:`unix_serve`, :class:`Server`.
 
 The accept loop runs in the thread that calls :meth:`Server.serve_forever`. Each connection
 gets a worker thread from a bounded pool (``max_connections``), which runs the opening
@@ -14,13 +14,11 @@ handlers, then aborts what is left.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.utils
 import errno
-import hashlib
-import hmac
 import logging
 import os
-import queue
 import select
 import signal
 import socket
@@ -28,33 +26,39 @@ import ssl as ssl_module
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, TypedDict
 
+from typing_extensions import Unpack
+
+from ._signals import wake_on_signals
 from .connection import Connection
 from .core.extensions.base import ServerExtensionFactory
 from .core.extensions.permessage_deflate import enable_server_permessage_deflate
-from .core.frames import CloseCode, Frame, Opcode
+from .core.frames import CloseCode
 from .core.headers import (
     Headers,
     HeadersLike,
-    build_www_authenticate_basic,
-    parse_authorization_basic,
 )
 from .core.http11 import Request, Response
+from .core.protocol import State
 from .core.server_protocol import Origin, ServerProtocol, SubprotocolSelector
-from .deadline import remaining
+from .deadline import deadline_after, remaining
 from .exceptions import (
     ConnectionClosed,
-    InvalidHeader,
-    InvalidHeaderFormat,
-    InvalidHeaderValue,
 )
-from .messages import Data
-from .transport import Transport, tls_handshake
+from .options import (
+    Compression,
+    ConnectionOptions,
+    LoggerLike,
+    check_compression,
+    check_keywords,
+)
+from .transport import SocketTransport, Transport, tls_handshake
 from .version import __version__
+from .workers import Workers
 
 __all__ = [
     "SERVER",
@@ -62,11 +66,15 @@ __all__ = [
     "Handler",
     "ProcessRequest",
     "ProcessResponse",
+    "ServeKeywords",
     "Server",
+    "ServerConfig",
     "ServerConnection",
-    "basic_auth",
-    "broadcast",
+    "UnixServeKeywords",
+    "handshake",
+    "run_handler",
     "serve",
+    "server_extensions",
     "unix_serve",
 ]
 
@@ -74,6 +82,8 @@ SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__ve
 """The default ``Server`` header."""
 
 logger = logging.getLogger("syncws.server")
+
+_DEFAULT_OPTIONS = ConnectionOptions()
 
 _BUSY_TEXT = b"Server is busy; try again later.\n"
 _RESPONSE_503 = (
@@ -97,35 +107,22 @@ ExtraHeaders = HeadersLike | Callable[["ServerConnection"], HeadersLike]
 
 
 
-def wake_on_signals(fd: int) -> bool:
-    """Make ``fd`` Python's signal wakeup fd, in the main thread; return whether it is.
-
-    Python runs a signal handler when the main thread next runs Python code, so a signal
-    that lands just before a wait blocks, or in another thread, leaves its handler waiting
-    until the wait ends by itself. With ``fd`` as the wakeup fd, a wait that watches the
-    other end of it wakes at once. A wakeup fd set by someone else (an event loop) is left
-    alone. The caller undoes it with ``signal.set_wakeup_fd(-1)``.
-
-    Args:
-        fd: the writing end of a pipe or socket pair, in non-blocking mode.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
-    if previous != -1:
-        signal.set_wakeup_fd(previous)
-        return False
-    return True
-
 class ServerConnection(Connection):
     """A server connection, as the handler receives it."""
 
     protocol: ServerProtocol
 
-    def __init__(self, sock: socket.socket, protocol: ServerProtocol, **kwargs: Any) -> None:
-        super().__init__(sock, protocol, **kwargs)
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: ServerProtocol,
+        *,
+        transport: Transport | None = None,
+        options: ConnectionOptions = _DEFAULT_OPTIONS,
+    ) -> None:
+        super().__init__(sock, protocol, transport=transport, options=options)
         self.username: str | None = None
-        """The user name, once :func:`basic_auth` accepted the credentials."""
+        """The user name, once :func:`~syncws.auth.basic_auth` accepted the credentials."""
 
     def respond(self, status: int, text: str) -> Response:
         """Build a plain-text HTTP response, for ``process_request`` hooks.
@@ -137,6 +134,213 @@ class ServerConnection(Connection):
                     return connection.respond(200, "OK\\n")
         """
         return self.protocol.reject(status, text)
+
+
+# The server side of the opening handshake, shared by serve(), syncws.wsgi and syncws.testing.
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """How the server side of every connection is set up.
+
+    :func:`serve`, :func:`syncws.wsgi.accept` and the :mod:`syncws.testing` helpers build one
+    from their arguments, checked; the handshake code reads it from there.
+    """
+
+    origins: Sequence[Origin] | None = None
+    extensions: Sequence[ServerExtensionFactory] | None = None
+    """The extensions offered, compression included (see :func:`server_extensions`)."""
+    subprotocols: Sequence[str] | None = None
+    select_subprotocol: SubprotocolSelector | None = None
+    process_request: ProcessRequest | None = None
+    process_response: ProcessResponse | None = None
+    server_header: str | None = SERVER
+    extra_headers: ExtraHeaders | None = None
+    logger: LoggerLike = logger
+    create_connection: type[ServerConnection] = ServerConnection
+    options: ConnectionOptions = _DEFAULT_OPTIONS
+
+    def new_protocol(self, state: State = State.CONNECTING) -> ServerProtocol:
+        """A protocol for a new connection, in ``state``."""
+        return ServerProtocol(
+            origins=self.origins,
+            extensions=self.extensions,
+            subprotocols=self.subprotocols,
+            select_subprotocol=self.select_subprotocol,
+            state=state,
+            max_size=self.options.max_size,
+            logger=self.logger,
+        )
+
+    def new_connection(
+        self, sock: socket.socket, protocol: ServerProtocol, transport: Transport
+    ) -> ServerConnection:
+        """The connection object for ``sock``, not started yet."""
+        return self.create_connection(sock, protocol, transport=transport, options=self.options)
+
+    def respond(
+        self, connection: ServerConnection, protocol: ServerProtocol, request: Request | None
+    ) -> Response:
+        """The response to ``request``: ``process_request``, the handshake, the headers added
+        here, ``process_response``; for ``None``, the error that the request had."""
+        if request is None:
+            assert protocol.handshake_exc is not None
+            self.logger.debug("invalid handshake request: %s", protocol.handshake_exc)
+            return self.add_headers(connection, protocol.reject_exception(protocol.handshake_exc))
+        response: Response | None = None
+        try:
+            if self.process_request is not None:
+                response = self.process_request(connection, request)
+            if response is None:
+                response = protocol.accept(request)
+            response = self.add_headers(connection, response)
+            if self.process_response is not None:
+                response = self.process_response(connection, request, response) or response
+        except Exception as exc:
+            self.logger.error("opening handshake failed", exc_info=True)
+            response = self.add_headers(connection, protocol.reject_exception(exc))
+        return response
+
+    def add_headers(self, connection: ServerConnection, response: Response) -> Response:
+        """Add ``Date``, ``Server`` and the extra headers to ``response``."""
+        headers = response.headers
+        if "Date" not in headers:
+            headers["Date"] = http_date()
+        if self.server_header is not None and "Server" not in headers:
+            headers["Server"] = self.server_header
+        if self.extra_headers is not None:
+            extra = self.extra_headers
+            if callable(extra):
+                extra = extra(connection)
+            headers.update(Headers(extra))
+        return response
+
+
+def server_extensions(
+    compression: Compression, extensions: Sequence[ServerExtensionFactory] | None
+) -> Sequence[ServerExtensionFactory] | None:
+    """The extensions a server offers: ``extensions``, with permessage-deflate for
+    ``compression="deflate"``.
+
+    Raises:
+        ValueError: ``compression`` is neither ``"deflate"`` nor ``None``.
+    """
+    check_compression(compression)
+    if compression == "deflate":
+        return enable_server_permessage_deflate(extensions)
+    return extensions
+
+
+def handshake(
+    sock: socket.socket,
+    transport: Transport,
+    config: ServerConfig,
+    *,
+    deadline: float | None,
+    stopping: Callable[[], bool] = lambda: False,
+    on_request: Callable[[], None] | None = None,
+) -> tuple[ServerConnection, Response]:
+    """Run the server side of the opening handshake over ``transport``.
+
+    Reads the request, answers it, and on ``101`` starts the connection.
+
+    Args:
+        sock: the connected socket.
+        transport: the transport over it (TLS done).
+        config: how to answer.
+        deadline: when the handshake must be done (a :func:`time.monotonic` time).
+        stopping: tells whether the server is stopping: then the answer is 503.
+        on_request: called once the request is read, before it is answered.
+
+    Returns:
+        The connection, started if the response is ``101``, and the response sent.
+
+    Raises:
+        EOFError: the client closed the connection before its request was complete.
+        OSError: the connection broke.
+        TimeoutError: ``deadline`` passed.
+    """
+    protocol = config.new_protocol()
+    connection = config.new_connection(sock, protocol, transport)
+    request = _read_request(transport, protocol, deadline, config.options.read_limit, stopping)
+    if on_request is not None:
+        on_request()
+    if stopping():
+        rejection = protocol.reject(503, "Server is shutting down.\n")
+        response = config.add_headers(connection, rejection)
+    else:
+        response = config.respond(connection, protocol, request)
+    protocol.send_response(response)
+    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+    if response.status_code == 101:
+        connection.request = protocol.request
+        connection.response = response
+        connection.start(protocol.events_received())
+    return connection, response
+
+
+def _read_request(
+    transport: Transport,
+    protocol: ServerProtocol,
+    deadline: float | None,
+    read_limit: int,
+    stopping: Callable[[], bool],
+) -> Request | None:
+    """Read the handshake request; ``None`` if it is invalid, or if reading was stopped."""
+    while True:
+        events = protocol.events_received()
+        if events:
+            request = events[0]
+            assert isinstance(request, Request)
+            return request
+        if protocol.handshake_exc is not None:
+            return None
+        data = transport.recv(read_limit, remaining(deadline, during="opening handshake"))
+        if data:
+            protocol.receive_data(data)
+        elif stopping():
+            # The server shut the read side down to wake this thread: it answers 503.
+            return None
+        else:
+            # Nothing can be answered once the protocol took the end of the stream: it is
+            # closed then, and send_response() would raise InvalidState.
+            protocol.receive_eof()
+            raise EOFError("connection closed during handshake")
+
+
+def run_handler(
+    connection: ServerConnection,
+    handler: Callable[[ServerConnection], Any],
+    log: LoggerLike = logger,
+) -> None:
+    """Run a handler on a connection and close it, as :func:`serve` does.
+
+    When the handler returns, the connection closes with 1000; when it raises, with 1011
+    and the error is logged. Returns once the connection is closed and its reader thread
+    has ended.
+
+    Args:
+        connection: the open connection.
+        handler: called with the connection.
+        log: where errors go.
+    """
+    try:
+        handler(connection)
+    except ConnectionClosed as exc:
+        # The peer went away while the handler used the connection: routine. Close anyway:
+        # the exception may come from another connection, and closing waits for the end of
+        # this one.
+        log.debug("connection closed while the handler ran: %s", exc)
+        connection.close(CloseCode.INTERNAL_ERROR)
+    except Exception:
+        log.error("connection handler failed", exc_info=True)
+        connection.close(CloseCode.INTERNAL_ERROR)
+    else:
+        connection.close()
+    # close() returned once the reader thread finished its work: let the thread end too,
+    # so that the caller leaves no thread behind.
+    if connection._reader is not None:
+        connection._reader.join()
 
 
 class Server:
@@ -156,29 +360,14 @@ class Server:
         *,
         ssl: SSLContext | None,
         max_connections: int,
-        open_timeout: float | None,
-        process_request: ProcessRequest | None,
-        process_response: ProcessResponse | None,
-        server_header: str | None,
-        extra_headers: ExtraHeaders | None,
-        protocol_factory: Callable[[], ServerProtocol],
-        connection_options: dict[str, Any],
-        create_connection: type[ServerConnection],
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        config: ServerConfig,
     ) -> None:
         self.socket = sock
         self.handler = handler
         self.ssl = ssl
         self.max_connections = max_connections
-        self.open_timeout = open_timeout
-        self.process_request = process_request
-        self.process_response = process_response
-        self.server_header = server_header
-        self.extra_headers = extra_headers
-        self._protocol_factory = protocol_factory
-        self._connection_options = connection_options
-        self._create_connection = create_connection
-        self.logger = logger
+        self.config = config
+        self.logger = config.logger
         self.connections: set[ServerConnection] = set()
         # Reentrant: shutdown() may run in a signal handler in the thread of serve_forever(),
         # at a moment when the accept loop holds the lock.
@@ -202,7 +391,7 @@ class Server:
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
-        self._workers = _Workers(self._handle)
+        self._workers = Workers(self._handle)
         self._busy_log = _Throttle()
         self._accept_error_log = _Throttle()
         # The Unix socket file to remove on close, with its inode: see unix_serve().
@@ -340,23 +529,7 @@ class Server:
                 # close() ran after the 101 went out, before the connection was registered.
                 connection._start_close(self._close_code, self._close_reason)
             self.logger.debug("connection open: %s", connection.remote_address)
-            try:
-                self.handler(connection)
-            except ConnectionClosed as exc:
-                # The peer went away while the handler used the connection: routine. Close
-                # anyway: the exception may come from another connection, and closing waits
-                # for the end of this one.
-                self.logger.debug("connection closed while the handler ran: %s", exc)
-                connection.close(CloseCode.INTERNAL_ERROR)
-            except Exception:
-                self.logger.error("connection handler failed", exc_info=True)
-                connection.close(CloseCode.INTERNAL_ERROR)
-            else:
-                connection.close()
-            # close() returned once the reader thread finished its work: let the thread end
-            # before the worker counts as free, so that shutdown() leaves no thread behind.
-            if connection._reader is not None:
-                connection._reader.join()
+            run_handler(connection, self.handler, self.logger)
         except Exception:
             self.logger.error("unexpected error in connection worker", exc_info=True)
         finally:
@@ -376,28 +549,23 @@ class Server:
 
     def _open(self, sock: socket.socket) -> ServerConnection | None:
         """Run TLS and the opening handshake; return the open connection or ``None``."""
-        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        deadline = deadline_after(self.config.options.open_timeout)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         try:
+            transport: Transport = SocketTransport(sock)
             if self.ssl is not None:
-                transport: Transport = tls_handshake(
-                    sock, self.ssl, server_side=True, deadline=deadline
-                )
-            else:
-                transport = Transport(sock)
-            protocol = self._protocol_factory()
-            connection = self._create_connection(
-                sock, protocol, transport=transport, **self._connection_options
+                transport = tls_handshake(transport, self.ssl, server_side=True, deadline=deadline)
+            connection, response = handshake(
+                sock,
+                transport,
+                self.config,
+                deadline=deadline,
+                stopping=lambda: self._closing,
+                # From now on, close() no longer wakes this worker: it answers 503 if it
+                # sees close() in time, or the connection gets a Close once registered.
+                on_request=lambda: self._request_read(sock),
             )
-            request = self._read_request(transport, protocol, deadline)
-            # From now on, close() no longer wakes this worker: it answers 503 if it sees
-            # close() in time, or the connection gets a Close once it is registered.
-            with self._lock:
-                self._awaiting.discard(sock)
-            response = self._respond(connection, protocol, request)
-            protocol.send_response(response)
-            transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
         except (OSError, TimeoutError, ssl_module.SSLError, EOFError) as exc:
             self.logger.debug("opening handshake failed: %s", exc)
             return None
@@ -406,72 +574,11 @@ class Server:
             with contextlib.suppress(OSError):
                 transport.shutdown_write()
             return None
-        connection.request = protocol.request
-        connection.response = response
-        connection.start(protocol.events_received())
         return connection
 
-    def _read_request(
-        self, transport: Transport, protocol: ServerProtocol, deadline: float | None
-    ) -> Request | None:
-        while True:
-            events = protocol.events_received()
-            if events:
-                request = events[0]
-                assert isinstance(request, Request)
-                return request
-            if protocol.handshake_exc is not None:
-                return None
-            data = transport.recv(
-                self._connection_options["read_limit"],
-                remaining(deadline, during="opening handshake"),
-            )
-            if data:
-                protocol.receive_data(data)
-            elif self._closing:
-                # close() shut the read side down to wake this thread: answer 503.
-                return None
-            else:
-                # Nothing can be answered once the protocol took the end of the stream: it is
-                # closed then, and send_response() would raise InvalidState.
-                protocol.receive_eof()
-                raise EOFError("connection closed during handshake")
-
-    def _respond(
-        self, connection: ServerConnection, protocol: ServerProtocol, request: Request | None
-    ) -> Response:
-        if self._closing:
-            return self._add_headers(connection, protocol.reject(503, "Server is shutting down.\n"))
-        if request is None:
-            assert protocol.handshake_exc is not None
-            self.logger.debug("invalid handshake request: %s", protocol.handshake_exc)
-            return self._add_headers(connection, protocol.reject_exception(protocol.handshake_exc))
-        response: Response | None = None
-        try:
-            if self.process_request is not None:
-                response = self.process_request(connection, request)
-            if response is None:
-                response = protocol.accept(request)
-            response = self._add_headers(connection, response)
-            if self.process_response is not None:
-                response = self.process_response(connection, request, response) or response
-        except Exception as exc:
-            self.logger.error("opening handshake failed", exc_info=True)
-            response = self._add_headers(connection, protocol.reject_exception(exc))
-        return response
-
-    def _add_headers(self, connection: ServerConnection, response: Response) -> Response:
-        headers = response.headers
-        if "Date" not in headers:
-            headers["Date"] = http_date()
-        if self.server_header is not None and "Server" not in headers:
-            headers["Server"] = self.server_header
-        if self.extra_headers is not None:
-            extra = self.extra_headers
-            if callable(extra):
-                extra = extra(connection)
-            headers.update(Headers(extra))
-        return response
+    def _request_read(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._awaiting.discard(sock)
 
     # Shutting down.
 
@@ -565,64 +672,6 @@ def http_date() -> str:
     return cached[1]
 
 
-class _Workers:
-    """The threads that run connections, one at a time each: ``syncws-worker-<n>``.
-
-    A thread starts when a connection comes and none is idle (the server never submits more
-    than ``max_connections`` at once); then it waits for its next connection. Each idle thread
-    has its own inbox, and the one that became idle last takes the next connection, so every
-    connection wakes exactly one thread. (A ThreadPoolExecutor's threads share one queue: a
-    thread woken for a connection may find it taken by one that just finished, a wasted thread
-    switch per connection.) The threads are daemons, as the reader threads are: an idle worker
-    never keeps the process from exiting.
-    """
-
-    def __init__(self, run: Callable[[socket.socket], None]) -> None:
-        self._run = run
-        self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[socket.socket | None]] = []
-        self._threads: list[threading.Thread] = []
-        self._closed = False
-
-    def submit(self, sock: socket.socket) -> None:
-        """Run ``sock`` on an idle thread, or on a new one."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the server's workers are shut down")
-            if self._idle:
-                inbox = self._idle.pop()
-            else:
-                inbox = queue.SimpleQueue()
-                thread = threading.Thread(
-                    target=self._work,
-                    args=(inbox,),
-                    name=f"syncws-worker-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-        inbox.put(sock)
-
-    def _work(self, inbox: queue.SimpleQueue[socket.socket | None]) -> None:
-        while (sock := inbox.get()) is not None:
-            self._run(sock)
-            with self._lock:
-                if self._closed:
-                    return
-                self._idle.append(inbox)
-
-    def shutdown(self) -> None:
-        """End every thread; call it once no connection runs anymore."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            threads = list(self._threads)
-        for inbox in idle:
-            inbox.put(None)
-        for thread in threads:
-            thread.join()
-
-
 class _Throttle:
     """Let a log line that repeats through at most once per ``interval`` seconds."""
 
@@ -661,7 +710,7 @@ def serve(
     process_response: ProcessResponse | None = None,
     server_header: str | None = SERVER,
     extra_headers: ExtraHeaders | None = None,
-    compression: Literal["deflate"] | None = "deflate",
+    compression: Compression = "deflate",
     max_connections: int = 2048,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
@@ -672,7 +721,7 @@ def serve(
     max_queue: int | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    logger: LoggerLike | None = None,
     create_connection: type[ServerConnection] | None = None,
     backlog: int = 128,
     reuse_port: bool = False,
@@ -719,15 +768,50 @@ def serve(
         max_size: the largest message accepted, in bytes; ``None`` for no limit.
         max_queue: how many received messages may wait before reading pauses.
         read_limit: bytes read from the socket at a time.
-        write_limit: unsent bytes over which :func:`broadcast` skips a connection.
+        write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips a
+            connection.
         logger: the logger; by default ``logging.getLogger("syncws.server")``.
         create_connection: the connection class, to use a subclass.
         backlog: the listen backlog.
         reuse_port: set ``SO_REUSEPORT``, to share the port between processes.
         family: the address family when ``host`` is a name.
+
+    Raises:
+        TypeError: ``handler`` is not callable, an argument has the wrong type, or is not
+            a parameter of ``serve`` (a misspelt name fails here, before any I/O).
+        ValueError: an argument is out of range, e.g. a timeout that is not positive.
+        OSError: the socket could not be made, bound or listened on (the port is taken,
+            for instance).
     """
-    # A socket made here is closed here when the other arguments turn out to be invalid.
-    owned = sock is None
+    if not callable(handler):
+        raise TypeError(f"handler must be callable; got {type(handler).__name__} {handler!r}")
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise TypeError(f"max_connections must be an integer; got {max_connections!r}")
+    if max_connections < 1:
+        raise ValueError("max_connections must be at least 1")
+    config = ServerConfig(
+        origins=origins,
+        extensions=server_extensions(compression, extensions),
+        subprotocols=subprotocols,
+        select_subprotocol=select_subprotocol,
+        process_request=process_request,
+        process_response=process_response,
+        server_header=server_header,
+        extra_headers=extra_headers,
+        logger=logger or logging.getLogger("syncws.server"),
+        create_connection=create_connection or ServerConnection,
+        options=ConnectionOptions(
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        ),
+    )
     if sock is None:
         if port is None:
             raise TypeError("serve() needs a port, or a socket with sock=")
@@ -738,42 +822,56 @@ def serve(
             reuse_port=reuse_port,
             dualstack_ipv6=not host and socket.has_dualstack_ipv6(),
         )
-    try:
-        return _make_server(
-            sock,
-            handler,
-            ssl=ssl,
-            origins=origins,
-            extensions=extensions,
-            subprotocols=subprotocols,
-            select_subprotocol=select_subprotocol,
-            process_request=process_request,
-            process_response=process_response,
-            server_header=server_header,
-            extra_headers=extra_headers,
-            compression=compression,
-            max_connections=max_connections,
-            open_timeout=open_timeout,
-            max_size=max_size,
-            logger=logger,
-            create_connection=create_connection,
-            connection_options={
-                "ping_interval": ping_interval,
-                "ping_timeout": ping_timeout,
-                "close_timeout": close_timeout,
-                "write_timeout": write_timeout,
-                "max_queue": max_queue,
-                "read_limit": read_limit,
-                "write_limit": write_limit,
-            },
-        )
-    except BaseException:
-        if owned:
-            sock.close()
-        raise
+    return Server(sock, handler, ssl=ssl, max_connections=max_connections, config=config)
 
 
-def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Server:
+class UnixServeKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`unix_serve` after ``sock``: those of :func:`serve` but
+    ``host``, ``port``, ``sock``, ``reuse_port`` and ``family``.
+
+    For type checkers: ``**kwargs: Unpack[UnixServeKeywords]`` checks every name and type.
+    """
+
+    ssl: SSLContext | None
+    origins: Sequence[Origin] | None
+    extensions: Sequence[ServerExtensionFactory] | None
+    subprotocols: Sequence[str] | None
+    select_subprotocol: SubprotocolSelector | None
+    process_request: ProcessRequest | None
+    process_response: ProcessResponse | None
+    server_header: str | None
+    extra_headers: ExtraHeaders | None
+    compression: Compression
+    max_connections: int
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    write_timeout: float | None
+    max_size: int | None
+    max_queue: int | None
+    read_limit: int
+    write_limit: int
+    logger: LoggerLike | None
+    create_connection: type[ServerConnection] | None
+    backlog: int
+
+
+class ServeKeywords(UnixServeKeywords, total=False):
+    """The keyword arguments of :func:`serve`, for type checkers."""
+
+    sock: socket.socket | None
+    reuse_port: bool
+    family: socket.AddressFamily
+
+
+def unix_serve(
+    handler: Handler,
+    path: str | None = None,
+    *,
+    sock: socket.socket | None = None,
+    **kwargs: Unpack[UnixServeKeywords],
+) -> Server:
     """Listen on the Unix socket at ``path`` and return a :class:`Server`.
 
     The socket file is removed when the server closes (unless another program replaced it
@@ -782,37 +880,40 @@ def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> Serv
     Args:
         handler: as for :func:`serve`.
         path: the socket's path.
-        **kwargs: as for :func:`serve`.
+        sock: a listening Unix socket to use instead of ``path``.
+        **kwargs: the keyword arguments of :func:`serve`, but ``sock``, ``reuse_port`` and
+            ``family`` (see :class:`UnixServeKeywords`).
+
+    Raises:
+        TypeError: as for :func:`serve`, before the socket is made.
+        ValueError: as for :func:`serve`, before the socket is made.
+        OSError: the socket could not be made, bound or listened on.
     """
-    if kwargs.get("sock") is None:
-        if path is None:
-            raise TypeError("unix_serve() needs a path, or a socket with sock=")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-        except BaseException:
-            sock.close()
-            raise
-        try:
-            inode = os.stat(path).st_ino
-            sock.listen(kwargs.pop("backlog", 128))
-        except BaseException:
-            sock.close()
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        kwargs["sock"] = sock
-        try:
-            server = serve(handler, **kwargs)
-        except BaseException:
-            sock.close()
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        # The socket file is this server's: it goes when the server closes.
-        server._unix_path = (path, inode)
-        return server
-    return serve(handler, **kwargs)
+    check_keywords(serve, kwargs, caller="unix_serve", allowed=UnixServeKeywords.__annotations__)
+    if not callable(handler):
+        raise TypeError(f"handler must be callable; got {type(handler).__name__} {handler!r}")
+    if sock is not None:
+        return serve(handler, sock=sock, **kwargs)
+    if path is None:
+        raise TypeError("unix_serve() needs a path, or a socket with sock=")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        inode = os.stat(path).st_ino
+        sock.listen(kwargs.pop("backlog", 128))
+        server = serve(handler, sock=sock, **kwargs)
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    # The socket file is this server's: it goes when the server closes.
+    server._unix_path = (path, inode)
+    return server
 
 
 def _family(host: str | None) -> socket.AddressFamily:
@@ -821,205 +922,3 @@ def _family(host: str | None) -> socket.AddressFamily:
     if not host and socket.has_dualstack_ipv6():
         return socket.AF_INET6
     return socket.AF_INET
-
-
-def _make_server(
-    sock: socket.socket,
-    handler: Handler,
-    *,
-    ssl: SSLContext | None,
-    origins: Sequence[Origin] | None,
-    extensions: Sequence[ServerExtensionFactory] | None,
-    subprotocols: Sequence[str] | None,
-    select_subprotocol: SubprotocolSelector | None,
-    process_request: ProcessRequest | None,
-    process_response: ProcessResponse | None,
-    server_header: str | None,
-    extra_headers: ExtraHeaders | None,
-    compression: str | None,
-    max_connections: int,
-    open_timeout: float | None,
-    max_size: int | None,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None,
-    create_connection: type[ServerConnection] | None,
-    connection_options: dict[str, Any],
-) -> Server:
-    if compression == "deflate":
-        extensions = enable_server_permessage_deflate(extensions)
-    elif compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
-    if max_connections < 1:
-        raise ValueError("max_connections must be at least 1")
-    if logger is None:
-        logger = logging.getLogger("syncws.server")
-    server_logger = logger
-
-    def protocol_factory() -> ServerProtocol:
-        return ServerProtocol(
-            origins=origins,
-            extensions=extensions,
-            subprotocols=subprotocols,
-            select_subprotocol=select_subprotocol,
-            max_size=max_size,
-            logger=server_logger,
-        )
-
-    return Server(
-        sock,
-        handler,
-        ssl=ssl,
-        max_connections=max_connections,
-        open_timeout=open_timeout,
-        process_request=process_request,
-        process_response=process_response,
-        server_header=server_header,
-        extra_headers=extra_headers,
-        protocol_factory=protocol_factory,
-        connection_options=connection_options,
-        create_connection=create_connection or ServerConnection,
-        logger=logger,
-    )
-
-
-
-# Basic authentication (RFC 7617).
-
-
-def basic_auth(
-    realm: str = "",
-    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
-    check_credentials: Callable[[str, str], bool] | None = None,
-) -> ProcessRequest:
-    """Build a ``process_request`` hook that requires HTTP Basic authentication.
-
-    Requests without valid credentials get ``401 Unauthorized`` with ``WWW-Authenticate``.
-    Once they are accepted, ``connection.username`` holds the user name.
-
-    Args:
-        realm: the realm shown by browsers.
-        credentials: a ``(username, password)`` pair, or several. They are checked in
-            constant time: both the user name and the password are hashed and compared with
-            :func:`hmac.compare_digest` against every pair, so timing tells neither whether
-            a user exists nor how much of a password matched.
-        check_credentials: a function ``(username, password) -> bool``, instead of
-            ``credentials``; it is responsible for comparing in constant time.
-    """
-    if (credentials is None) == (check_credentials is None):
-        raise TypeError("provide either credentials or check_credentials")
-    if credentials is not None:
-        items: list[Any] = list(credentials)
-        if len(items) == 2 and all(isinstance(item, str) for item in items):
-            items = [tuple(items)]  # a single (username, password) pair
-        pairs: list[tuple[str, str]] = []
-        for pair in items:
-            if not (
-                isinstance(pair, tuple)
-                and len(pair) == 2
-                and all(isinstance(item, str) for item in pair)
-            ):
-                raise TypeError(f"invalid credentials: {pair!r}")
-            pairs.append((pair[0], pair[1]))
-        digests = [(_digest(username), _digest(password)) for username, password in pairs]
-
-        def check(username: str, password: str) -> bool:
-            user_digest, password_digest = _digest(username), _digest(password)
-            valid = False
-            for known_user, known_password in digests:
-                # Both comparisons run for every pair: no early exit leaks which one failed.
-                same_user = hmac.compare_digest(user_digest, known_user)
-                same_password = hmac.compare_digest(password_digest, known_password)
-                valid |= same_user & same_password
-            return valid
-
-        check_credentials = check
-
-    assert check_credentials is not None
-    checker = check_credentials
-    challenge = build_www_authenticate_basic(realm)
-
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        try:
-            authorization = request.headers["Authorization"]
-        except KeyError:
-            return _unauthorized(connection, challenge, "Missing credentials\n")
-        try:
-            username, password = parse_authorization_basic(authorization)
-        except (InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue):
-            return _unauthorized(connection, challenge, "Unsupported credentials\n")
-        if not checker(username, password):
-            return _unauthorized(connection, challenge, "Invalid credentials\n")
-        connection.username = username
-        return None
-
-    return process_request
-
-
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
-def _unauthorized(connection: ServerConnection, challenge: str, text: str) -> Response:
-    response = connection.respond(401, text)
-    response.headers["WWW-Authenticate"] = challenge
-    return response
-
-
-# Broadcast.
-
-
-def broadcast(
-    connections: Iterable[Connection],
-    message: Data,
-    *,
-    raise_exceptions: bool = False,
-) -> list[Connection]:
-    """Send a message to many connections, never waiting for a slow one.
-
-    The frame is built once for every connection that shares its encoding (server-side
-    connections without compression). The message goes in between the messages that other
-    threads send on the same connection. A connection is skipped when it is not open, when
-    it is in the middle of a fragmented message, or when its unsent backlog is over its
-    ``write_limit`` (a client that reads too slowly): broadcast never blocks on it. Skipped
-    connections are logged and returned, so that the application can count them or close
-    them (with 1008 or 1013, for instance).
-
-    Args:
-        connections: where to send.
-        message: :class:`str` for text, bytes-like for binary.
-        raise_exceptions: raise an :exc:`ExceptionGroup` of the errors instead of skipping
-            connections that failed (Python 3.11+).
-
-    Returns:
-        The connections that did not get the message.
-    """
-    if isinstance(message, str):
-        opcode = Opcode.TEXT
-        data = message.encode()
-    elif isinstance(message, bytes | bytearray | memoryview):
-        opcode = Opcode.BINARY
-        data = bytes(message)
-    else:
-        raise TypeError(f"message must be str or bytes-like, not {message!r}")
-    frame: bytes | None = None
-    skipped: list[Connection] = []
-    errors: list[Exception] = []
-    # A snapshot: server.connections changes as clients come and go, and a set that changes
-    # during iteration raises RuntimeError. list() of a set is atomic under the GIL.
-    for connection in list(connections):
-        if frame is None and not connection._masks and not connection.protocol.extensions:
-            frame = Frame(opcode, data).serialize(mask=False)
-        try:
-            sent = connection._send_prepared(opcode, data, frame)
-        except Exception as exc:
-            errors.append(exc)
-            sent = False
-        if not sent:
-            skipped.append(connection)
-    if skipped:
-        logger.info("broadcast skipped %d of its connections", len(skipped))
-    if errors and raise_exceptions:
-        if sys.version_info >= (3, 11):
-            raise ExceptionGroup("broadcast failed", errors)  # noqa: F821
-        raise errors[0]
-    return skipped
-

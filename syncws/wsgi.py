@@ -41,21 +41,30 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, TypedDict
 from urllib.parse import quote
 
+from typing_extensions import Unpack
+
 from .core.extensions.base import ServerExtensionFactory
-from .core.extensions.permessage_deflate import enable_server_permessage_deflate
-from .core.frames import CloseCode
-from .core.headers import Headers, HeadersLike
+from .core.headers import Headers
 from .core.http11 import Request, Response
 from .core.protocol import State
-from .core.server_protocol import Origin, ServerProtocol, SubprotocolSelector
-from .exceptions import ConnectionClosed, InvalidMessage
-from .server import SERVER, ServerConnection, http_date
-from .transport import Transport
+from .core.server_protocol import Origin, SubprotocolSelector
+from .exceptions import InvalidMessage
+from .options import Compression, ConnectionOptions, LoggerLike, check_keywords
+from .server import (
+    SERVER,
+    ExtraHeaders,
+    ServerConfig,
+    ServerConnection,
+    run_handler,
+    server_extensions,
+)
+from .transport import SocketTransport
 
 __all__ = [
+    "AcceptKeywords",
     "StartResponse",
     "UnsupportedServer",
     "UpgradeRejected",
@@ -122,7 +131,7 @@ class UpgradeRejected(Exception):
         return [self.body]
 
 
-class _HandedOverTransport(Transport):
+class _HandedOverTransport(SocketTransport):
     """The transport over a duplicate of a WSGI server's socket.
 
     Closing it shuts the server's socket down too, so that the server can neither write its
@@ -243,6 +252,32 @@ def _request_from_environ(environ: Mapping[str, Any]) -> Request:
     return Request(target, headers)
 
 
+class AcceptKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`accept`, for type checkers.
+
+    :class:`WebSocketApp`, :func:`handle` and :class:`syncws.flask.Sock` take them and
+    pass them on: ``**kwargs: Unpack[AcceptKeywords]`` checks every name and type.
+    """
+
+    origins: Sequence[Origin] | None
+    extensions: Sequence[ServerExtensionFactory] | None
+    subprotocols: Sequence[str] | None
+    select_subprotocol: SubprotocolSelector | None
+    compression: Compression
+    server_header: str | None
+    extra_headers: ExtraHeaders | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    write_timeout: float | None
+    max_size: int | None
+    max_queue: int | None
+    read_limit: int
+    write_limit: int
+    logger: LoggerLike | None
+    create_connection: type[ServerConnection] | None
+
+
 def accept(
     environ: Mapping[str, Any],
     *,
@@ -250,9 +285,9 @@ def accept(
     extensions: Sequence[ServerExtensionFactory] | None = None,
     subprotocols: Sequence[str] | None = None,
     select_subprotocol: SubprotocolSelector | None = None,
-    compression: Literal["deflate"] | None = "deflate",
+    compression: Compression = "deflate",
     server_header: str | None = SERVER,
-    extra_headers: HeadersLike | None = None,
+    extra_headers: ExtraHeaders | None = None,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
@@ -261,7 +296,7 @@ def accept(
     max_queue: int | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    logger: LoggerLike | None = None,
     create_connection: type[ServerConnection] | None = None,
 ) -> ServerConnection:
     """Upgrade the WSGI request to a WebSocket connection, in the request's thread.
@@ -289,7 +324,8 @@ def accept(
         select_subprotocol: picks the subprotocol instead of the default rule.
         compression: ``"deflate"`` enables permessage-deflate; ``None`` disables it.
         server_header: the ``Server`` header of the 101 response; ``None`` sends none.
-        extra_headers: more headers for the 101 response (cookies, for instance).
+        extra_headers: more headers for the 101 response (cookies, for instance), or a
+            callable that returns them for the connection.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
         close_timeout: seconds to wait for the closing handshake before aborting.
@@ -297,7 +333,7 @@ def accept(
         max_size: the largest message accepted, in bytes; ``None`` for no limit.
         max_queue: how many received messages may wait before reading pauses.
         read_limit: bytes read from the socket at a time.
-        write_limit: unsent bytes over which :func:`~syncws.server.broadcast` skips the
+        write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips the
             connection.
         logger: the logger; by default ``logging.getLogger("syncws.server")``.
         create_connection: the connection class, to use a subclass.
@@ -306,28 +342,42 @@ def accept(
         The open connection.
 
     Raises:
+        TypeError: an argument has the wrong type, or is not a parameter of ``accept``.
+        ValueError: an argument is out of range, e.g. a timeout that is not positive.
         UpgradeRejected: the request is not an acceptable handshake; answer with its
             response.
         UnsupportedServer: the WSGI server can't hand over the socket; the message says why.
         OSError: writing the 101 response failed: the client went away.
     """
-    name, server_socket = _find_socket(environ)
-
-    if compression == "deflate":
-        extensions = enable_server_permessage_deflate(extensions)
-    elif compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
-    # The request head was parsed by the WSGI server: the protocol starts OPEN, after the
-    # handshake, and only checks the request and builds the response here.
-    protocol = ServerProtocol(
+    config = ServerConfig(
         origins=origins,
-        extensions=extensions,
+        extensions=server_extensions(compression, extensions),
         subprotocols=subprotocols,
         select_subprotocol=select_subprotocol,
-        state=State.OPEN,
-        max_size=max_size,
-        logger=logger if logger is not None else logging.getLogger("syncws.server"),
+        server_header=server_header,
+        extra_headers=extra_headers,
+        logger=logger or logging.getLogger("syncws.server"),
+        create_connection=create_connection or ServerConnection,
+        options=ConnectionOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        ),
     )
+    return _upgrade(environ, config)
+
+
+def _upgrade(environ: Mapping[str, Any], config: ServerConfig) -> ServerConnection:
+    """Upgrade the request of ``environ``, as :func:`accept` does, set up by ``config``."""
+    name, server_socket = _find_socket(environ)
+    # The request head was parsed by the WSGI server: the protocol starts OPEN, after the
+    # handshake, and only checks the request and builds the response here.
+    protocol = config.new_protocol(State.OPEN)
     request = _request_from_environ(environ)
     method = environ.get("REQUEST_METHOD", "GET")
     version = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
@@ -339,34 +389,24 @@ def accept(
         # RFC 6455 §4.1: the handshake is an HTTP/1.1 request (HTTP/2 would need RFC 8441).
         exc = InvalidMessage(f"unsupported HTTP version: {version}", status=505)
         raise UpgradeRejected(protocol.reject_exception(exc))
-    response = protocol.accept(request)
-    if response.status_code != 101:
-        raise UpgradeRejected(response)
-    response.headers["Date"] = http_date()
-    if server_header is not None:
-        response.headers["Server"] = server_header
-    if extra_headers is not None:
-        response.headers.update(Headers(extra_headers))
 
-    buffered = _take_buffered(name, environ, server_socket)
     sock = server_socket.dup()
+    transport = _HandedOverTransport(sock, server_socket)
     try:
-        transport = _HandedOverTransport(sock, server_socket)
-        protocol.request = request
-        protocol.response = response
-        connection = (create_connection or ServerConnection)(
-            sock,
-            protocol,
-            transport=transport,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            write_timeout=write_timeout,
-            max_queue=max_queue,
-            read_limit=read_limit,
-            write_limit=write_limit,
-        )
-        transport.send([response.serialize()], write_timeout)
+        connection = config.new_connection(sock, protocol, transport)
+        response = config.respond(connection, protocol, request)
+    except BaseException:
+        sock.close()
+        raise
+    if response.status_code != 101:
+        # The WSGI server answers, on its own socket: the duplicate is not needed.
+        sock.close()
+        raise UpgradeRejected(response)
+    try:
+        buffered = _take_buffered(name, environ, server_socket)
+        connection.request = protocol.request = request
+        connection.response = protocol.response = response
+        transport.send([response.serialize()], config.options.write_timeout)
         if buffered:
             protocol.receive_data(buffered)
     except BaseException:
@@ -376,37 +416,6 @@ def accept(
         raise
     connection.start(protocol.events_received())
     return connection
-
-
-def run_handler(
-    connection: ServerConnection,
-    handler: Callable[[ServerConnection], Any],
-    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
-) -> None:
-    """Run a handler on a connection and close it, as :func:`~syncws.server.serve` does.
-
-    When the handler returns, the connection closes with 1000; when it raises, with 1011
-    and the error is logged. Returns once the connection is closed.
-
-    Args:
-        connection: the connection :func:`accept` returned.
-        handler: called with the connection.
-        log: where errors go; by default ``logging.getLogger("syncws.wsgi")``.
-    """
-    try:
-        handler(connection)
-    except ConnectionClosed as exc:
-        log.debug("connection closed while the handler ran: %s", exc)
-        connection.close(CloseCode.INTERNAL_ERROR)
-    except Exception:
-        log.error("connection handler failed", exc_info=True)
-        connection.close(CloseCode.INTERNAL_ERROR)
-    else:
-        connection.close()
-    # close() returns once the connection is closed; let the reader thread end too, so that
-    # the request's thread leaves nothing behind.
-    if connection._reader is not None:
-        connection._reader.join()
 
 
 _UNSUPPORTED_TEXT = b"This server can't open WebSocket connections; see its log.\n"
@@ -431,10 +440,20 @@ class WebSocketApp:
 
     Args:
         handler: called with each :class:`~syncws.server.ServerConnection`.
-        **options: keyword arguments of :func:`accept`.
+        **options: keyword arguments of :func:`accept` (see :class:`AcceptKeywords`).
+
+    Raises:
+        TypeError: ``handler`` is not callable, or an option is not one of :func:`accept`'s
+            or has the wrong type: when the application is made, not at the first request.
+        ValueError: an option is out of range.
     """
 
-    def __init__(self, handler: Callable[[ServerConnection], Any], **options: Any) -> None:
+    def __init__(
+        self, handler: Callable[[ServerConnection], Any], **options: Unpack[AcceptKeywords]
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable; got {handler!r}")
+        check_keywords(accept, options, caller="WebSocketApp")
         self.handler = handler
         self.options = options
 
@@ -446,7 +465,7 @@ def handle(
     environ: Mapping[str, Any],
     start_response: StartResponse,
     handler: Callable[[ServerConnection], Any],
-    **options: Any,
+    **options: Unpack[AcceptKeywords],
 ) -> Iterable[bytes]:
     """Serve one WSGI request with ``handler``, as :class:`WebSocketApp` does.
 
@@ -454,7 +473,7 @@ def handle(
         environ: the request's WSGI environ.
         start_response: the server's ``start_response``.
         handler: called with the connection.
-        **options: keyword arguments of :func:`accept`.
+        **options: keyword arguments of :func:`accept` (see :class:`AcceptKeywords`).
 
     Returns:
         The WSGI response: the 4xx or 500 answer when there is no connection; otherwise an

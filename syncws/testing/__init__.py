@@ -23,18 +23,29 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Literal
+
+from typing_extensions import Unpack
 
 from ..client import ClientConnection, connect
 from ..connection import Connection
-from ..core.extensions.permessage_deflate import enable_server_permessage_deflate
-from ..core.http11 import Request
-from ..core.server_protocol import ServerProtocol
 from ..deadline import remaining
 from ..exceptions import ConnectionClosed
 from ..messages import Data
-from ..server import Handler, Server, ServerConnection, serve, unix_serve
-from ..transport import Transport
+from ..options import ConnectionOptions
+from ..server import (
+    Handler,
+    ServeKeywords,
+    Server,
+    ServerConfig,
+    ServerConnection,
+    UnixServeKeywords,
+    handshake,
+    serve,
+    server_extensions,
+    unix_serve,
+)
+from ..transport import SocketTransport
 
 __all__ = [
     "RunningServer",
@@ -78,7 +89,7 @@ def run_server(
     host: str = "127.0.0.1",
     *,
     shutdown_timeout: float = 10,
-    **serve_options: Any,
+    **serve_options: Unpack[ServeKeywords],
 ) -> Iterator[RunningServer]:
     """Run :func:`~syncws.server.serve` on a free port in a thread, for a ``with`` block.
 
@@ -118,7 +129,7 @@ def run_unix_server(
     path: str | None = None,
     *,
     shutdown_timeout: float = 10,
-    **serve_options: Any,
+    **serve_options: Unpack[UnixServeKeywords],
 ) -> Iterator[RunningServer]:
     """Run :func:`~syncws.server.unix_serve` in a thread, for a ``with`` block.
 
@@ -209,15 +220,22 @@ def connected_pair(
     Yields:
         ``(client, server)``.
     """
-    options: dict[str, Any] = {
-        "ping_interval": ping_interval,
-        "ping_timeout": ping_timeout,
-        "close_timeout": close_timeout,
-        "write_timeout": write_timeout,
-        "max_queue": max_queue,
-        "read_limit": read_limit,
-        "write_limit": write_limit,
-    }
+    options = ConnectionOptions(
+        open_timeout=open_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        write_timeout=write_timeout,
+        max_size=max_size,
+        max_queue=max_queue,
+        read_limit=read_limit,
+        write_limit=write_limit,
+    )
+    config = ServerConfig(
+        extensions=server_extensions(compression, None),
+        subprotocols=subprotocols,
+        options=options,
+    )
     client_sock, server_sock = socket.socketpair()
     deadline = time.monotonic() + open_timeout
     results: list[ClientConnection] = []
@@ -232,8 +250,14 @@ def connected_pair(
                     compression=compression,
                     subprotocols=subprotocols,
                     open_timeout=open_timeout,
+                    ping_interval=ping_interval,
+                    ping_timeout=ping_timeout,
+                    close_timeout=close_timeout,
+                    write_timeout=write_timeout,
                     max_size=max_size,
-                    **options,
+                    max_queue=max_queue,
+                    read_limit=read_limit,
+                    write_limit=write_limit,
                 )
             )
         except BaseException as exc:
@@ -243,14 +267,7 @@ def connected_pair(
     thread.start()
     server: ServerConnection | None = None
     try:
-        server = _accept(
-            server_sock,
-            deadline,
-            compression=compression,
-            subprotocols=subprotocols,
-            max_size=max_size,
-            options=options,
-        )
+        server = _accept(server_sock, config, deadline)
     finally:
         if server is None:
             # Wake the client, which waits for a response that won't come.
@@ -277,49 +294,12 @@ def connected_pair(
         server.wait_closed(close_timeout)
 
 
-def _accept(
-    sock: socket.socket,
-    deadline: float,
-    *,
-    compression: str | None,
-    subprotocols: Sequence[str] | None,
-    max_size: int | None,
-    options: dict[str, Any],
-) -> ServerConnection:
-    """Run the server side of the opening handshake on ``sock`` and start the connection."""
-    if compression == "deflate":
-        extensions = enable_server_permessage_deflate(None)
-    elif compression is None:
-        extensions = []
-    else:
-        raise ValueError(f"unsupported compression: {compression}")
-    protocol = ServerProtocol(extensions=extensions, subprotocols=subprotocols, max_size=max_size)
-    transport = Transport(sock)
-    request: Request | None = None
-    while request is None:
-        events = protocol.events_received()
-        if events:
-            assert isinstance(events[0], Request)
-            request = events[0]
-        elif protocol.handshake_exc is not None:
-            raise protocol.handshake_exc
-        else:
-            data = transport.recv(
-                options["read_limit"], remaining(deadline, during="opening handshake")
-            )
-            if not data:
-                raise EOFError("the client closed the connection during the handshake")
-            protocol.receive_data(data)
-    response = protocol.accept(request)
-    protocol.send_response(response)
-    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+def _accept(sock: socket.socket, config: ServerConfig, deadline: float) -> ServerConnection:
+    """Run the server side of the opening handshake on ``sock``; return the connection."""
+    connection, response = handshake(sock, SocketTransport(sock), config, deadline=deadline)
     if response.status_code != 101:
-        assert protocol.handshake_exc is not None
-        raise protocol.handshake_exc
-    connection = ServerConnection(sock, protocol, transport=transport, **options)
-    connection.request = request
-    connection.response = response
-    connection.start(protocol.events_received())
+        assert connection.protocol.handshake_exc is not None
+        raise connection.protocol.handshake_exc
     return connection
 
 

@@ -1,0 +1,168 @@
+"""Connection options: each declared once, with its default and its check.
+
+Every public entry point (:func:`~syncws.client.connect`, :func:`~syncws.server.serve`,
+:func:`~syncws.wsgi.accept`, the :mod:`syncws.testing` helpers...) names these options as
+explicit keyword parameters, so that users, their editors and type checkers see them, and
+builds one :class:`ConnectionOptions` from them. That object is what travels from there to
+the connection: nothing is passed on as a dictionary of strings. A test compares the defaults
+of every entry point with the fields here, so that they cannot drift apart.
+
+Checking happens when the object is built, before any I/O: a misspelt option is a
+:exc:`TypeError` at the call (Python's own, since no entry point takes ``**kwargs: Any``), and
+a value of the wrong type or out of range is a :exc:`TypeError` or :exc:`ValueError` that
+names the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+from collections.abc import Callable, Container, Mapping
+from typing import Any, Literal, TypeAlias, Union
+
+__all__ = [
+    "Compression",
+    "ConnectionOptions",
+    "LoggerLike",
+    "check_compression",
+    "check_keywords",
+    "check_seconds",
+]
+
+# LoggerAdapter takes no type argument at run time before Python 3.11: a forward reference.
+LoggerLike: TypeAlias = Union[logging.Logger, "logging.LoggerAdapter[logging.Logger]"]
+"""The type of the ``logger`` option."""
+
+Compression = Literal["deflate"] | None
+"""``"deflate"`` for permessage-deflate (RFC 7692), ``None`` for no compression."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectionOptions:
+    """The options of a connection, on either side, checked.
+
+    Attributes:
+        open_timeout: seconds for the opening handshake (with TLS, a proxy and redirects on
+            the client side); ``None`` for no limit.
+        ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
+        ping_timeout: seconds to wait for the pong of a keepalive ping before failing the
+            connection with 1011; ``None`` waits as long as it takes.
+        close_timeout: seconds to wait for the closing handshake and the end of the TCP
+            connection before aborting it; ``None`` waits as long as it takes.
+        write_timeout: seconds a write may go without progress (the peer does not read)
+            before the connection is aborted; ``None`` waits as long as it takes.
+        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_queue: how many received messages may wait for ``recv()`` before reading
+            pauses; ``None`` for no limit.
+        read_limit: bytes read from the socket at a time.
+        write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips the
+            connection, and the reader stops reading until they are written.
+    """
+
+    open_timeout: float | None = 10
+    ping_interval: float | None = 20
+    ping_timeout: float | None = 20
+    close_timeout: float | None = 10
+    write_timeout: float | None = 10
+    max_size: int | None = 2**20
+    max_queue: int | None = 16
+    read_limit: int = 2**16
+    write_limit: int = 2**16
+
+    def __post_init__(self) -> None:
+        check_seconds("open_timeout", self.open_timeout)
+        check_seconds("ping_interval", self.ping_interval, none="to turn keepalive off")
+        check_seconds("ping_timeout", self.ping_timeout)
+        check_seconds("close_timeout", self.close_timeout)
+        check_seconds("write_timeout", self.write_timeout)
+        _check_count("max_size", self.max_size, minimum=1, optional=True)
+        _check_count("max_queue", self.max_queue, minimum=1, optional=True)
+        _check_count("read_limit", self.read_limit, minimum=1)
+        _check_count("write_limit", self.write_limit, minimum=0)
+
+
+def check_seconds(name: str, value: object, *, none: str = "for no limit") -> None:
+    """Check a duration option: a positive, finite number of seconds, or ``None``.
+
+    Args:
+        name: the option's name, for the message.
+        value: its value.
+        none: what ``None`` means for this option, for the message.
+
+    Raises:
+        TypeError: ``value`` is not a number (``bool`` is not one here).
+        ValueError: ``value`` is zero, negative, infinite or NaN.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name} must be a number of seconds, or None {none}; got {type(value).__name__}"
+            f" {value!r}"
+        )
+    if not (0 < value < math.inf):
+        raise ValueError(
+            f"{name} must be a positive, finite number of seconds, or None {none};"
+            f" got {value!r}"
+        )
+
+
+def _check_count(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
+    """Check a size or count option: an integer of at least ``minimum``, or ``None``."""
+    if value is None and optional:
+        return
+    none = ", or None for no limit" if optional else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer{none}; got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}{none}; got {value!r}")
+
+
+def check_compression(value: object) -> None:
+    """Check the ``compression`` option.
+
+    Raises:
+        ValueError: it is neither ``"deflate"`` nor ``None``.
+    """
+    if value is not None and value != "deflate":
+        raise ValueError(f'compression must be "deflate" or None; got {value!r}')
+
+
+def check_keywords(
+    target: Callable[..., Any],
+    options: Mapping[str, object],
+    *,
+    caller: str,
+    allowed: Container[str] | None = None,
+) -> None:
+    """Check keyword arguments for a later call of ``target`` as if it were called now.
+
+    For helpers that take the keyword arguments of an entry point and call it after some
+    I/O, or at the first request: a misspelt name or a bad value fails at once.
+
+    Args:
+        target: the entry point the arguments are for.
+        options: the keyword arguments.
+        caller: the helper's name, for the message.
+        allowed: the names the helper takes, when it takes only some of ``target``'s.
+
+    Raises:
+        TypeError: ``target`` takes no keyword of one of these names, or a value has the
+            wrong type.
+        ValueError: a value of a connection option is out of range.
+    """
+    parameters = inspect.signature(target).parameters
+    for name in options:
+        parameter = parameters.get(name)
+        if (
+            parameter is None
+            or parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+            or (allowed is not None and name not in allowed)
+        ):
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
+    fields = {field.name for field in dataclasses.fields(ConnectionOptions)}
+    ConnectionOptions(**{name: value for name, value in options.items() if name in fields})  # type: ignore[arg-type]
+    if "compression" in options:
+        check_compression(options["compression"])
