@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import logging
+import os
 import random
 import socket
 import ssl as ssl_module
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from ssl import SSLContext
-from typing import Any, Literal, TypedDict, overload
+from typing import Any, Literal, overload
 from urllib.parse import urljoin
 
 from typing_extensions import Unpack
@@ -32,26 +33,27 @@ from .core.client_protocol import ClientProtocol
 from .core.extensions.base import ClientExtensionFactory
 from .core.headers import Headers, HeadersLike
 from .core.protocol import Event
+from .core.proxy import get_proxy, parse_proxy
 from .core.uri import WebSocketURI, parse_uri
 from .deadline import deadline_after, remaining
-from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
+from .exceptions import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidProxyStatus,
+    InvalidStatus,
+    SecurityError,
+    SocksProxyError,
+)
 from .options import (
     Compression,
+    ConnectionKeywords,
     ConnectionOptions,
     LoggerLike,
     check_compression,
     check_keywords,
 )
-from .proxy import (
-    InvalidProxyStatus,
-    SocksProxyError,
-    get_proxy,
-    open_socks5_tunnel,
-    open_tunnel,
-    parse_proxy,
-    tls_over_transport,
-)
-from .transport import Transport, tls_handshake
+from .proxy import open_socks5_tunnel, open_tunnel
+from .transport import SocketTransport, Transport, tls_handshake
 from .version import __version__
 
 __all__ = ["USER_AGENT", "ClientConnection", "connect", "unix_connect"]
@@ -83,7 +85,7 @@ class ClientConnection(Connection):
         return self
 
 
-class UnixConnectKeywords(TypedDict, total=False):
+class UnixConnectKeywords(ConnectionKeywords, total=False):
     """The keyword arguments of :func:`unix_connect`: those of :func:`connect` but
     ``reconnect``, ``sock`` and the ``backoff_*`` ones.
 
@@ -102,15 +104,6 @@ class UnixConnectKeywords(TypedDict, total=False):
     proxy_ssl: SSLContext | None
     max_redirects: int
     source_address: tuple[str, int] | None
-    open_timeout: float | None
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float | None
-    write_timeout: float | None
-    max_size: int | None
-    max_queue: int | None
-    read_limit: int
-    write_limit: int
     logger: LoggerLike | None
     create_connection: type[ClientConnection] | None
 
@@ -597,7 +590,7 @@ def _open_transport(
     source_address: tuple[str, int] | None,
 ) -> tuple[Transport, socket.socket]:
     """Connect to the server of ``wsuri``, through a proxy if there is one, and run TLS."""
-    proxy_url = get_proxy(wsuri) if proxy is True else proxy
+    proxy_url = get_proxy(wsuri, os.environ) if proxy is True else proxy
     if proxy_url is None:
         sock = _open_tcp(wsuri.host, wsuri.port, deadline, source_address)
         try:
@@ -613,35 +606,33 @@ def _open_transport(
         target = _resolve(target, wsuri.port, deadline)[0][4][0]
     sock = _open_tcp(settings.host, settings.port, deadline, source_address)
     try:
+        tunnel = _wrap(sock, None, deadline, None, None)
         if settings.socks:
-            plain = _wrap(sock, None, deadline, None, None)
-            open_socks5_tunnel(plain, settings, target, wsuri.port, deadline=deadline)
-            if not wsuri.secure:
-                return plain, sock
-            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
-        if settings.secure:
-            context = proxy_ssl or ssl_module.create_default_context()
-            tunnel: Transport = tls_handshake(
-                sock, context, server_side=False, server_hostname=settings.host, deadline=deadline
-            )
+            open_socks5_tunnel(tunnel, settings, target, wsuri.port, deadline=deadline)
         else:
-            tunnel = _wrap(sock, None, deadline, None, None)
-        open_tunnel(
-            tunnel,
-            settings,
-            wsuri.host,
-            wsuri.port,
-            user_agent=user_agent_header,
-            deadline=deadline,
-        )
+            if settings.secure:
+                tunnel = tls_handshake(
+                    tunnel,
+                    proxy_ssl or ssl_module.create_default_context(),
+                    server_side=False,
+                    server_hostname=settings.host,
+                    deadline=deadline,
+                )
+            open_tunnel(
+                tunnel,
+                settings,
+                wsuri.host,
+                wsuri.port,
+                user_agent=user_agent_header,
+                deadline=deadline,
+            )
         if not wsuri.secure:
             return tunnel, sock
-        if not settings.secure:
-            # The tunnel is a plain socket: TLS to the server runs on it directly.
-            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
-        return tls_over_transport(
+        # TLS to the server, through the tunnel: inside TLS to an https:// proxy.
+        return tls_handshake(
             tunnel,
             ssl or ssl_module.create_default_context(),
+            server_side=False,
             server_hostname=server_hostname or wsuri.host,
             deadline=deadline,
         ), sock
@@ -661,10 +652,11 @@ def _wrap(
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         # Small frames go out at once: syncws writes whole frames, never bytes at a time.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+    transport = SocketTransport(sock)
     if wsuri is None or not wsuri.secure:
-        return Transport(sock)
+        return transport
     return tls_handshake(
-        sock,
+        transport,
         ssl or ssl_module.create_default_context(),
         server_side=False,
         server_hostname=server_hostname or wsuri.host,

@@ -496,21 +496,29 @@ class Connection:
     def _send_message(
         self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
     ) -> None:
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
-            raise TimeoutError("another thread is still sending")
+        self._take_send_lock(deadline)
         try:
-            with self._protocol_lock:
-                self._check_open()
-                if not compress:
-                    self._skip_compression()
-                if opcode is Opcode.TEXT:
-                    self.protocol.send_text(data)
-                else:
-                    self.protocol.send_binary(data)
-                self._collect_output()
+            self._send_first(opcode, data, fin=True, compress=compress)
             self._flush_or_abort(deadline)
         finally:
             self._send_lock.release()
+
+    def _take_send_lock(self, deadline: float | None) -> None:
+        """Take the lock that keeps messages whole, or raise once ``deadline`` passed."""
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
+            raise TimeoutError("another thread is still sending")
+
+    def _send_first(self, opcode: Opcode, data: bytes, *, fin: bool, compress: bool) -> None:
+        """Queue the first frame of a message (the whole message with ``fin``)."""
+        with self._protocol_lock:
+            self._check_open()
+            if not compress:
+                self._skip_compression()
+            if opcode is Opcode.TEXT:
+                self.protocol.send_text(data, fin=fin)
+            else:
+                self.protocol.send_binary(data, fin=fin)
+            self._collect_output()
 
     def _send_fragments(
         self, fragments: Iterator[Any], deadline: float | None, compress: bool
@@ -525,19 +533,11 @@ class Connection:
             text = False
         else:
             raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
-            raise TimeoutError("another thread is still sending")
+        self._take_send_lock(deadline)
         try:
-            with self._protocol_lock:
-                self._check_open()
-                if not compress:
-                    self._skip_compression()
-                data = first.encode() if text else bytes(first)
-                if text:
-                    self.protocol.send_text(data, fin=False)
-                else:
-                    self.protocol.send_binary(data, fin=False)
-                self._collect_output()
+            opcode = Opcode.TEXT if text else Opcode.BINARY
+            data = first.encode() if text else bytes(first)
+            self._send_first(opcode, data, fin=False, compress=compress)
             self._flush_or_abort(deadline)
             try:
                 for fragment in fragments:

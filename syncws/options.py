@@ -20,10 +20,11 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Container, Mapping
-from typing import Any, Literal, TypeAlias, Union
+from typing import Any, Literal, TypeAlias, TypedDict, Union, cast
 
 __all__ = [
     "Compression",
+    "ConnectionKeywords",
     "ConnectionOptions",
     "LoggerLike",
     "check_compression",
@@ -71,6 +72,11 @@ class ConnectionOptions:
     read_limit: int = 2**16
     write_limit: int = 2**16
 
+    def keywords(self) -> ConnectionKeywords:
+        """These options as keyword arguments, to pass them on to an entry point."""
+        fields = dataclasses.fields(self)
+        return cast(ConnectionKeywords, {field.name: getattr(self, field.name) for field in fields})
+
     def __post_init__(self) -> None:
         check_seconds("open_timeout", self.open_timeout)
         check_seconds("ping_interval", self.ping_interval, none="to turn keepalive off")
@@ -81,6 +87,23 @@ class ConnectionOptions:
         _check_count("max_queue", self.max_queue, minimum=1, optional=True)
         _check_count("read_limit", self.read_limit, minimum=1)
         _check_count("write_limit", self.write_limit, minimum=0)
+
+
+class ConnectionKeywords(TypedDict, total=False):
+    """The fields of :class:`ConnectionOptions` as keyword arguments, for type checkers.
+
+    The keyword arguments of the entry points that take them all build on this.
+    """
+
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    write_timeout: float | None
+    max_size: int | None
+    max_queue: int | None
+    read_limit: int
+    write_limit: int
 
 
 def check_seconds(name: str, value: object, *, none: str = "for no limit") -> None:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any
 
 from typing_extensions import Unpack
 
@@ -51,6 +51,7 @@ from .exceptions import (
 )
 from .options import (
     Compression,
+    ConnectionKeywords,
     ConnectionOptions,
     LoggerLike,
     check_compression,
@@ -825,7 +826,7 @@ def serve(
     return Server(sock, handler, ssl=ssl, max_connections=max_connections, config=config)
 
 
-class UnixServeKeywords(TypedDict, total=False):
+class UnixServeKeywords(ConnectionKeywords, total=False):
     """The keyword arguments of :func:`unix_serve` after ``sock``: those of :func:`serve` but
     ``host``, ``port``, ``sock``, ``reuse_port`` and ``family``.
 
@@ -843,15 +844,6 @@ class UnixServeKeywords(TypedDict, total=False):
     extra_headers: ExtraHeaders | None
     compression: Compression
     max_connections: int
-    open_timeout: float | None
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float | None
-    write_timeout: float | None
-    max_size: int | None
-    max_queue: int | None
-    read_limit: int
-    write_limit: int
     logger: LoggerLike | None
     create_connection: type[ServerConnection] | None
     backlog: int

@@ -249,15 +249,7 @@ def connected_pair(
                     sock=client_sock,
                     compression=compression,
                     subprotocols=subprotocols,
-                    open_timeout=open_timeout,
-                    ping_interval=ping_interval,
-                    ping_timeout=ping_timeout,
-                    close_timeout=close_timeout,
-                    write_timeout=write_timeout,
-                    max_size=max_size,
-                    max_queue=max_queue,
-                    read_limit=read_limit,
-                    write_limit=write_limit,
+                    **options.keywords(),
                 )
             )
         except BaseException as exc:
