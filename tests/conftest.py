@@ -3,15 +3,22 @@
 Hypothesis never enforces a per-example deadline: timing on a loaded CI machine is too noisy to
 be a test. With the environment variable ``CI`` set, property tests run more examples. Set
 ``HYPOTHESIS_PROFILE`` to pick a profile explicitly.
+
+The tests that do real I/O check that they leave no thread and no file descriptor behind: their
+module says ``pytestmark = pytest.mark.usefixtures("no_leaks")``. Fixtures named by
+``usefixtures`` are set up before those a test asks for by argument, so the check sees the
+state before the test's own fixtures started anything, and runs after they are torn down.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+from io_helpers import check_leaks
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
@@ -34,3 +41,10 @@ def require_executable(name: str) -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Fail the test if it leaves threads or file descriptors behind, once they settled."""
+    with check_leaks():
+        yield

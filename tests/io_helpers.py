@@ -3,8 +3,9 @@
 Every peer listens on the loopback interface only, every blocking call has a timeout and
 every thread and socket started here is cleaned up by the context manager that started it.
 
-* :func:`no_leaks`: a fixture that checks that a test left no thread and no file descriptor
-  behind (the shared ``syncws-timer`` thread excepted: it exits on its own when idle).
+* :func:`check_leaks`: checks that a block left no thread and no file descriptor behind (the
+  shared ``syncws-timer`` thread excepted: it exits on its own when idle); the ``no_leaks``
+  fixture of ``conftest.py`` applies it to a test.
 * :func:`ws_server`: the ``websockets`` sync server, a well-behaved peer.
 * :class:`RawServer`: a scripted TCP server, a hostile peer that answers the handshake and
   then reads and writes raw frame bytes.
@@ -45,7 +46,6 @@ __all__ = [
     "count_fds",
     "echo",
     "make_certificate",
-    "no_leaks",
     "other_threads",
     "server_frame",
     "wait_for",
@@ -97,17 +97,6 @@ def check_leaks() -> Iterator[None]:
         pytest.fail(f"threads left running: {leaked}")
     if not wait_for(lambda: count_fds() <= fds):
         pytest.fail(f"file descriptors leaked: {count_fds() - fds}")
-
-
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """Fail the test if it leaves threads or file descriptors behind.
-
-    Test modules make it autouse with a fixture of their own that wraps
-    :func:`check_leaks`, so that it runs first and is torn down last.
-    """
-    with check_leaks():
-        yield
 
 
 # Frames on the wire.

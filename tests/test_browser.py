@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 from browser import Browser, Page
-from io_helpers import TIMEOUT, check_leaks
+from io_helpers import TIMEOUT
 from test_seed_examples import EXAMPLES, example_server
 
 from syncws.demo import serve_demo
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

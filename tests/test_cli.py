@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks, make_certificate
+from io_helpers import TIMEOUT, make_certificate
 
 from syncws import cli
 from syncws.client import connect, unix_connect
@@ -60,10 +60,7 @@ def _environment() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # A terminal.

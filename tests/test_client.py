@@ -25,7 +25,6 @@ from io_helpers import (
     RawPeer,
     RawServer,
     aborting,
-    check_leaks,
     client,
     close_payload,
     echo,
@@ -52,11 +51,7 @@ from syncws.exceptions import (
 )
 from syncws.testing import run_server
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 class Recorder:

@@ -20,7 +20,6 @@ from io_helpers import (
     RawServer,
     WSServer,
     aborting,
-    check_leaks,
     client,
     close_payload,
     echo,
@@ -43,11 +42,7 @@ from syncws.exceptions import (
 from syncws.messages import Data
 from syncws.timers import _timers
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

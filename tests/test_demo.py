@@ -10,18 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks
+from io_helpers import TIMEOUT
 
 from syncws.client import ClientConnection, connect
 from syncws.demo import PAGE, serve_demo
 from syncws.exceptions import ConnectionClosedError, InvalidStatus
 from syncws.server import Server
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks
+from io_helpers import TIMEOUT
 from test_wsgi import gunicorn_server
 from websockets.sync.client import connect as ws_connect
 
@@ -27,10 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "django_chat"
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

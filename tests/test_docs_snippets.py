@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT, check_leaks, echo, wait_for, ws_server
+from io_helpers import TIMEOUT, echo, wait_for, ws_server
 from io_helpers import syncws_echo as echo_syncws
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import ConnectionClosedOK
@@ -50,10 +50,7 @@ def load(name: str) -> ModuleType:
     return module
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from types import ModuleType
 import flask
 import pytest
 from browser import Browser
-from io_helpers import TIMEOUT, check_leaks
+from io_helpers import TIMEOUT
 from test_wsgi import gunicorn_server, werkzeug_server
 from websockets.sync.client import connect as ws_connect
 
@@ -29,10 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAT = ROOT / "examples" / "flask_chat"
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def make_app() -> flask.Flask:

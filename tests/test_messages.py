@@ -8,17 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks, wait_for
+from io_helpers import TIMEOUT, wait_for
 
 from syncws.core.frames import Frame, Opcode
 from syncws.exceptions import ConcurrencyError
 from syncws.messages import Data, MessageQueue
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def text(data: str, fin: bool = True) -> Frame:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT, check_leaks
+from io_helpers import TIMEOUT
 from test_wsgi import free_port, gunicorn_server, wait_listening
 from websockets.sync.client import connect as ws_connect
 
@@ -31,10 +31,7 @@ EXAMPLE = ROOT / "examples" / "deployment" / "nginx.conf"
 CHAT = ROOT / "examples" / "flask_chat"
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def nginx_config(directory: Path, port: int, upstream: int, read_timeout: str = "") -> str:

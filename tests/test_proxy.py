@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks, wait_for
+from io_helpers import TIMEOUT, RawPeer, RawServer, wait_for
 from io_helpers import syncws_echo as echo
 
 import syncws
@@ -50,13 +50,15 @@ ENVIRONMENT = (
 )
 
 
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
 @pytest.fixture(autouse=True)
-def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variable of the machine running the tests applies."""
     for name in ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    with check_leaks():
-        yield
 
 
 def free_port() -> int:

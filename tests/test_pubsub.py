@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 import redis
 from conftest import require_executable
-from io_helpers import TIMEOUT, check_leaks, wait_for
+from io_helpers import TIMEOUT, wait_for
 
 import syncws
 from syncws.pubsub import PubSub
@@ -31,10 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "redis_scaleout" / "server.py"
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # A real Redis server.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks
+from io_helpers import TIMEOUT, RawPeer, RawServer
 
 import syncws
 from syncws.client import _is_transient
@@ -37,10 +37,7 @@ CERT = Path(__file__).resolve().parent / "localhost.pem"
 FAST = {"backoff_initial": 0.01, "backoff_factor": 2.0, "backoff_max": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def free_port() -> int:

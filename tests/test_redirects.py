@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, RawPeer, RawServer, check_leaks
+from io_helpers import TIMEOUT, RawPeer, RawServer
 from io_helpers import syncws_echo as echo
 
 import syncws
@@ -25,10 +25,7 @@ CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 class Seen:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks, wait_for
+from io_helpers import TIMEOUT, wait_for
 from websockets.exceptions import ConnectionClosedOK as WebsocketsConnectionClosedOK
 from websockets.sync.client import connect as websockets_connect
 
@@ -48,10 +48,7 @@ _LISTENING = re.compile(r"Listening on \w+://127\.0\.0\.1:(\d+)/")
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # Running the examples.

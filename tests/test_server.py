@@ -39,7 +39,6 @@ from io_helpers import (
     TIMEOUT,
     Certificate,
     RawFrame,
-    check_leaks,
     close_payload,
     count_fds,
     make_certificate,
@@ -74,11 +73,7 @@ from syncws.server import (
     unix_serve,
 )
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # Running a server.

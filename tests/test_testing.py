@@ -4,10 +4,9 @@ received messages, and the pytest plugin (run in a pytest of its own with ``pyte
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
-from io_helpers import check_leaks, echo, wait_for, ws_server
+from io_helpers import echo, wait_for, ws_server
 
 import syncws
 from syncws.core.protocol import State
@@ -25,10 +24,7 @@ from syncws.testing import (
 pytest_plugins = ["pytester"]
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def echo_handler(websocket: ServerConnection) -> None:

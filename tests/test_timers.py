@@ -20,16 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks, wait_for
+from io_helpers import TIMEOUT, wait_for
 
 from syncws import timers
 from syncws.timers import _TimerThread, call_later
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

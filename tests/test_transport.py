@@ -11,15 +11,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from io_helpers import TIMEOUT, Certificate, check_leaks, make_certificate
+from io_helpers import TIMEOUT, Certificate, make_certificate
 
 from syncws.transport import TLSTransport, Transport, tls_handshake
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 SMALL_BUFFER = 4096

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, check_leaks, close_payload
+from io_helpers import TIMEOUT, close_payload
 from websockets.sync.client import connect as ws_connect
 from werkzeug.serving import make_server
 
@@ -37,10 +37,7 @@ from syncws.exceptions import ConnectionClosedError, InvalidStatus
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
-    with check_leaks():
-        yield
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # Servers.
