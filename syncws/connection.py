@@ -638,25 +638,25 @@ class Connection:
         Blocks for at most ``close_timeout`` (plus ``write_timeout`` if the peer stopped
         reading); then the TCP connection is aborted.
         """
-        with self._protocol_lock:
-            if self.protocol.state is State.OPEN:
-                self.protocol.send_close(code, reason)
-                self._collect_output()
-        # Keep reading so that the peer's Close is seen, even if nobody receives.
-        self._queue.resume()
+        self._queue_close(code, reason)
         try:
             self._flush(wait=True)
         except (OSError, TimeoutError):
             self.abort()
         self._wait_reader(self.close_timeout)
 
-    def _start_close(self, code: int, reason: str = "") -> None:
-        """Send a Close without waiting for anything, e.g. for a server shutting down."""
+    def _queue_close(self, code: int, reason: str) -> None:
+        """Queue a Close, unless the closing handshake has started, and read on."""
         with self._protocol_lock:
             if self.protocol.state is State.OPEN:
                 self.protocol.send_close(code, reason)
                 self._collect_output()
+        # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
+
+    def _start_close(self, code: int, reason: str = "") -> None:
+        """Send a Close without waiting for anything, e.g. for a server shutting down."""
+        self._queue_close(code, reason)
         try:
             self._flush(wait=False, wait_socket=False)
         except OSError:

@@ -41,7 +41,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import quote
 
 from typing_extensions import Unpack
@@ -52,7 +52,13 @@ from .core.http11 import Request, Response
 from .core.protocol import State
 from .core.server_protocol import Origin, SubprotocolSelector
 from .exceptions import InvalidMessage
-from .options import Compression, ConnectionOptions, LoggerLike, check_keywords
+from .options import (
+    Compression,
+    ConnectionKeywords,
+    ConnectionOptions,
+    LoggerLike,
+    check_keywords,
+)
 from .server import (
     SERVER,
     ExtraHeaders,
@@ -252,7 +258,7 @@ def _request_from_environ(environ: Mapping[str, Any]) -> Request:
     return Request(target, headers)
 
 
-class AcceptKeywords(TypedDict, total=False):
+class AcceptKeywords(ConnectionKeywords, total=False):
     """The keyword arguments of :func:`accept`, for type checkers.
 
     :class:`WebSocketApp`, :func:`handle` and :class:`syncws.flask.Sock` take them and
@@ -266,14 +272,6 @@ class AcceptKeywords(TypedDict, total=False):
     compression: Compression
     server_header: str | None
     extra_headers: ExtraHeaders | None
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float | None
-    write_timeout: float | None
-    max_size: int | None
-    max_queue: int | None
-    read_limit: int
-    write_limit: int
     logger: LoggerLike | None
     create_connection: type[ServerConnection] | None
 
@@ -288,6 +286,7 @@ def accept(
     compression: Compression = "deflate",
     server_header: str | None = SERVER,
     extra_headers: ExtraHeaders | None = None,
+    open_timeout: float | None = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
@@ -326,6 +325,8 @@ def accept(
         server_header: the ``Server`` header of the 101 response; ``None`` sends none.
         extra_headers: more headers for the 101 response (cookies, for instance), or a
             callable that returns them for the connection.
+        open_timeout: seconds to write the 101 response (the WSGI server has read the
+            request already); ``None`` for no limit.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
         close_timeout: seconds to wait for the closing handshake before aborting.
@@ -359,6 +360,7 @@ def accept(
         logger=logger or logging.getLogger("syncws.server"),
         create_connection=create_connection or ServerConnection,
         options=ConnectionOptions(
+            open_timeout=open_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
@@ -406,7 +408,7 @@ def _upgrade(environ: Mapping[str, Any], config: ServerConfig) -> ServerConnecti
         buffered = _take_buffered(name, environ, server_socket)
         connection.request = protocol.request = request
         connection.response = protocol.response = response
-        transport.send([response.serialize()], config.options.write_timeout)
+        transport.send([response.serialize()], config.options.open_timeout)
         if buffered:
             protocol.receive_data(buffered)
     except BaseException:

@@ -252,7 +252,7 @@ def entry_points() -> Iterator[Callable[..., Any]]:
 def test_entry_point_defaults_are_the_options_defaults(function: Callable[..., Any]) -> None:
     parameters = inspect.signature(function).parameters
     compared = [name for name in FIELDS if name in parameters]
-    assert len(compared) >= len(FIELDS) - 1  # wsgi.accept has no open_timeout
+    assert compared == FIELDS
     for name in compared:
         assert parameters[name].default == getattr(DEFAULTS, name), name
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
