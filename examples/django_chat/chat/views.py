@@ -12,6 +12,7 @@ import threading
 from django.http import HttpRequest, HttpResponse
 
 import syncws
+import syncws.server
 import syncws.wsgi
 
 from .models import Message
@@ -54,7 +55,7 @@ def chat(request: HttpRequest) -> HttpResponse:
     except syncws.wsgi.UnsupportedServer:
         logger.exception("cannot open a WebSocket connection")
         return HttpResponse("WebSocket is not available on this server.\n", status=500)
-    syncws.wsgi.run_handler(websocket, chat_handler)
+    syncws.server.run_handler(websocket, chat_handler)
     # The connection is closed and its socket shut down: the server can't send this response.
     return HttpResponse(status=101)
 
