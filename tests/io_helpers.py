@@ -7,8 +7,9 @@ every thread and socket started here is cleaned up by the context manager that s
   shared ``syncws-timer`` thread excepted: it exits on its own when idle); the ``no_leaks``
   fixture of ``conftest.py`` applies it to a test.
 * :func:`ws_server`: the ``websockets`` sync server, a well-behaved peer.
-* :class:`RawServer`: a scripted TCP server, a hostile peer that answers the handshake and
-  then reads and writes raw frame bytes.
+* :class:`RawPeer`: a hostile peer that speaks the handshake and frames byte by byte, on either
+  side; :class:`RawServer` runs a script with one in a thread, :meth:`RawPeer.connect` makes
+  one a client.
 * :func:`make_certificate`: the committed self-signed test certificate for ``localhost``.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import MASK_KEY
 from websockets.sync.server import Server, ServerConnection, serve, unix_serve
 
 from syncws.client import ClientConnection, connect
@@ -34,20 +36,24 @@ from syncws.server import ServerConnection as SyncwsServerConnection
 
 __all__ = [
     "TIMEOUT",
-    "aborting",
-    "client",
+    "KEY",
     "Certificate",
     "RawFrame",
     "RawPeer",
+    "RawResponse",
     "RawServer",
     "WSServer",
+    "aborting",
     "check_leaks",
+    "client",
     "close_payload",
     "count_fds",
     "echo",
+    "frame_bytes",
     "make_certificate",
     "other_threads",
-    "server_frame",
+    "syncws_echo",
+    "upgrade_request",
     "wait_for",
     "ws_server",
     "ws_unix_server",
@@ -102,17 +108,30 @@ def check_leaks() -> Iterator[None]:
 # Frames on the wire.
 
 
-def server_frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
-    """Serialize an unmasked frame, as a server sends it."""
+def frame_bytes(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = False
+) -> bytes:
+    """Serialize a frame: unmasked as a server sends it, or masked with :data:`MASK_KEY`."""
     first = (0x80 if fin else 0) | opcode
+    mask_bit = 0x80 if mask else 0
     size = len(payload)
     if size < 126:
-        header = bytes([first, size])
+        header = bytes([first, mask_bit | size])
     elif size < 2**16:
-        header = bytes([first, 126]) + size.to_bytes(2, "big")
+        header = bytes([first, mask_bit | 126]) + size.to_bytes(2, "big")
     else:
-        header = bytes([first, 127]) + size.to_bytes(8, "big")
+        header = bytes([first, mask_bit | 127]) + size.to_bytes(8, "big")
+    if mask:
+        return header + MASK_KEY + _xor(payload, MASK_KEY)
     return header + payload
+
+
+def _xor(data: bytes, key: bytes) -> bytes:
+    """Mask or unmask ``data`` with a 4-byte ``key`` (RFC 6455 §5.3)."""
+    size = len(data)
+    # XOR with the key repeated: as one big integer, fast enough for a few MiB.
+    repeated = (key * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big")
 
 
 def close_payload(code: int, reason: str = "") -> bytes:
@@ -122,7 +141,7 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 @dataclasses.dataclass
 class RawFrame:
-    """A frame read from a client, unmasked."""
+    """A frame read by a raw peer, unmasked."""
 
     opcode: int
     fin: bool
@@ -135,42 +154,172 @@ class RawFrame:
         return int.from_bytes(self.payload[:2], "big") if len(self.payload) >= 2 else 1005
 
 
+# The opening handshake, by hand.
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+"""The Sec-WebSocket-Key of RFC 6455 §1.3, which a raw client sends."""
+
+
+def upgrade_request(path: str = "/", headers: bytes = b"") -> bytes:
+    """A valid opening handshake request, with the fixed key :data:`KEY`."""
+    return (
+        (
+            f"GET {path} HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {KEY}\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+        ).encode()
+        + headers
+        + b"\r\n"
+    )
+
+
+class RawResponse:
+    """An HTTP response read by a raw client."""
+
+    def __init__(self, head: bytes, body: bytes = b"") -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0]
+        self.status = int(lines[0].split(" ")[1])
+        self.headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                self.headers[name.strip().lower()] = value.strip()
+        self.body = body
+
+
 # The hostile peer.
 
 
 class RawPeer:
-    """The server end of one TCP connection, driven by a test script in its own thread."""
+    """One end of a TCP connection that speaks WebSocket byte by byte, driven by a test.
 
-    def __init__(self, sock: socket.socket, stop: threading.Event) -> None:
+    As a server (the default), it answers the handshake with :meth:`accept`, sends unmasked
+    frames and checks that the frames it reads are masked. As a client (``client=True``, or
+    :meth:`connect`), it opens the handshake with :meth:`handshake`, masks the frames it sends
+    and checks that those it reads are not masked (RFC 6455 §5.1).
+
+    Every read has a deadline; the bytes read but not consumed yet are in :attr:`buffer`.
+    """
+
+    def __init__(
+        self, sock: socket.socket, stop: threading.Event | None = None, *, client: bool = False
+    ) -> None:
         self.sock = sock
-        self.stop = stop
+        self.client = client
+        self.stop = threading.Event() if stop is None else stop
         """Set when the test is over: scripts that wait or loop must end."""
-        self._buffer = bytearray()
+        self.buffer = bytearray()
+        self._name = "raw client" if client else "raw server"
         sock.settimeout(TIMEOUT)
+
+    @classmethod
+    def connect(
+        cls, port: int | None, host: str = "127.0.0.1", *, rcvbuf: int | None = None
+    ) -> RawPeer:
+        """Open a TCP connection to ``port`` as a client; ``rcvbuf`` sets ``SO_RCVBUF``."""
+        assert port is not None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if rcvbuf is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(TIMEOUT)
+            sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, client=True)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawPeer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        """Write every byte, within the helpers' timeout."""
+        self.sock.settimeout(TIMEOUT)
+        self.sock.sendall(data)
+
+    def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True) -> None:
+        """Send a frame, masked when this end is the client."""
+        self.send(frame_bytes(opcode, payload, fin=fin, mask=self.client))
+
+    # Reading bytes.
 
     def _fill(self, size: int, deadline: float) -> bool:
         """Read until the buffer holds ``size`` bytes; ``False`` at the end of the stream."""
-        while len(self._buffer) < size:
+        while len(self.buffer) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("raw server: nothing to read in time")
+                raise TimeoutError(f"{self._name}: nothing to read in time")
             self.sock.settimeout(remaining)
             data = self.sock.recv(65536)
             if not data:
                 return False
-            self._buffer += data
+            self.buffer += data
         return True
 
-    def read_request(self, timeout: float = TIMEOUT) -> bytes:
-        """Read the client's HTTP request, up to the empty line; at most 64 KiB."""
+    def read_all(self, timeout: float = TIMEOUT) -> bytes:
+        """Read until the peer closes; return what came, buffered bytes included."""
         deadline = time.monotonic() + timeout
-        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            assert len(self._buffer) < 2**16, "request too long"
-            if not self._fill(len(self._buffer) + 1, deadline):
-                raise EOFError("raw server: connection closed during the request")
-        request = bytes(self._buffer[: end + 4])
-        del self._buffer[: end + 4]
-        return request
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self._name}: the peer did not close in time")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+    def read_eof(self, timeout: float = TIMEOUT) -> int:
+        """Read until the peer closes; return how many bytes came."""
+        return len(self.read_all(timeout))
+
+    def wait_eof(self, timeout: float = TIMEOUT) -> float:
+        """Read until the peer closes; return the time it did."""
+        self.read_all(timeout)
+        return time.monotonic()
+
+    # The opening handshake.
+
+    def _read_head(self, timeout: float) -> bytes:
+        """Read an HTTP head, up to and with the empty line; at most 64 KiB."""
+        deadline = time.monotonic() + timeout
+        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+            assert len(self.buffer) < 2**16, "HTTP head too long"
+            if not self._fill(len(self.buffer) + 1, deadline):
+                raise EOFError(f"{self._name}: connection closed in the HTTP head")
+        head = bytes(self.buffer[: end + 4])
+        del self.buffer[: end + 4]
+        return head
+
+    def read_request(self, timeout: float = TIMEOUT) -> bytes:
+        """Read the client's HTTP request, up to the empty line."""
+        return self._read_head(timeout)
+
+    def read_response(self, timeout: float = TIMEOUT) -> RawResponse:
+        """Read an HTTP response and its body, as long as Content-Length says."""
+        deadline = time.monotonic() + timeout
+        response = RawResponse(self._read_head(timeout)[:-4])
+        size = int(response.headers.get("content-length", "0"))
+        assert self._fill(size, deadline), "connection closed in the response body"
+        response.body = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return response
 
     def accept(self, extra: bytes = b"", *, headers: bytes = b"") -> bytes:
         """Read the request and answer a valid 101, followed in the same write by ``extra``.
@@ -193,39 +342,61 @@ class RawPeer:
         self.send(response + extra)
         return request
 
-    def send(self, data: bytes) -> None:
-        """Write every byte, within the helpers' timeout."""
-        self.sock.settimeout(TIMEOUT)
-        self.sock.sendall(data)
+    def handshake(self, path: str = "/", headers: bytes = b"") -> RawResponse:
+        """Send a valid request and check that the server accepts it."""
+        self.send(upgrade_request(path, headers))
+        response = self.read_response()
+        assert response.status == 101, response.status_line
+        assert response.headers["sec-websocket-accept"] == accept_key(KEY)
+        return response
+
+    # Reading frames.
 
     def _frame_size(self) -> int | None:
         """The size of the frame at the start of the buffer, once its header is there."""
-        buffer = self._buffer
+        buffer = self.buffer
         if len(buffer) < 2:
             return None
-        assert buffer[1] & 0x80, "client frames must be masked"
+        if self.client:
+            assert not buffer[1] & 0x80, "server frames must not be masked"
+        else:
+            assert buffer[1] & 0x80, "client frames must be masked"
         size = buffer[1] & 0x7F
-        offset = 2
-        if size == 126:
-            offset = 4
-        elif size == 127:
-            offset = 10
+        offset = {126: 4, 127: 10}.get(size, 2)
         if len(buffer) < offset:
             return None
         if size == 126:
             size = int.from_bytes(buffer[2:4], "big")
         elif size == 127:
             size = int.from_bytes(buffer[2:10], "big")
-        return offset + 4 + size
+        return offset + (0 if self.client else 4) + size
+
+    def _pop_frame(self, total: int) -> RawFrame:
+        first = self.buffer[0]
+        start = {126: 4, 127: 10}.get(self.buffer[1] & 0x7F, 2)
+        if self.client:
+            payload = bytes(self.buffer[start:total])
+        else:
+            key = bytes(self.buffer[start : start + 4])
+            payload = _xor(bytes(self.buffer[start + 4 : total]), key)
+        del self.buffer[:total]
+        return RawFrame(first & 0x0F, bool(first & 0x80), payload)
+
+    def pop_frames(self) -> list[RawFrame]:
+        """The whole frames in the buffer, without reading."""
+        frames = []
+        while (total := self._frame_size()) is not None and len(self.buffer) >= total:
+            frames.append(self._pop_frame(total))
+        return frames
 
     def read_frame(self, timeout: float = TIMEOUT) -> RawFrame | None:
-        """Read one frame from the client and unmask it; ``None`` at the end of the stream."""
+        """Read one frame and unmask it; ``None`` at the end of the stream."""
         deadline = time.monotonic() + timeout
         if not self._fill(2, deadline):
-            assert not self._buffer, "stream ends inside a frame"
+            assert not self.buffer, "stream ends inside a frame"
             return None
         while (total := self._frame_size()) is None:
-            assert self._fill(len(self._buffer) + 1, deadline), "stream ends inside a frame"
+            assert self._fill(len(self.buffer) + 1, deadline), "stream ends inside a frame"
         assert self._fill(total, deadline), "stream ends inside a frame"
         return self._pop_frame(total)
 
@@ -240,55 +411,19 @@ class RawPeer:
                 break
             if not data:
                 break
-            self._buffer += data
-        frames = []
-        while (total := self._frame_size()) is not None and len(self._buffer) >= total:
-            frames.append(self._pop_frame(total))
-        return frames
-
-    def _pop_frame(self, total: int) -> RawFrame:
-        first = self._buffer[0]
-        header = {126: 4, 127: 10}.get(self._buffer[1] & 0x7F, 2)
-        key = bytes(self._buffer[header : header + 4])
-        start = header + 4
-        size = total - start
-        masked = bytes(self._buffer[start:total])
-        del self._buffer[:total]
-        # XOR with the key repeated: as one big integer, fast enough for a few MiB.
-        repeated = (key * (size // 4 + 1))[:size]
-        payload = (int.from_bytes(masked, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
-            size, "big"
-        )
-        return RawFrame(first & 0x0F, bool(first & 0x80), payload)
+            self.buffer += data
+        return self.pop_frames()
 
     def read_close(self, timeout: float = TIMEOUT) -> tuple[RawFrame, list[RawFrame]]:
-        """Read frames up to the client's Close; return it and the frames before it."""
+        """Read frames up to the peer's Close; return it and the frames before it."""
         deadline = time.monotonic() + timeout
         before: list[RawFrame] = []
         while True:
             frame = self.read_frame(max(0.0, deadline - time.monotonic()))
-            assert frame is not None, "the client closed TCP without a Close frame"
+            assert frame is not None, "the peer closed TCP without a Close frame"
             if frame.opcode == 0x8:
                 return frame, before
             before.append(frame)
-
-    def read_eof(self, timeout: float = TIMEOUT) -> int:
-        """Read and drop bytes until the end of the stream; return how many."""
-        deadline = time.monotonic() + timeout
-        count = len(self._buffer)
-        self._buffer.clear()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("raw server: the client did not close in time")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                return count
-            if not data:
-                return count
-            count += len(data)
 
     def idle(self) -> None:
         """Do nothing, neither read nor write, until the test ends."""

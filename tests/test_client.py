@@ -28,8 +28,8 @@ from io_helpers import (
     client,
     close_payload,
     echo,
+    frame_bytes,
     make_certificate,
-    server_frame,
     syncws_echo,
     wait_for,
     ws_server,
@@ -353,7 +353,7 @@ def test_frame_in_handshake_segment() -> None:
     """K2: a frame sent with the 101, in the same TCP segment, is delivered."""
 
     def script(peer: RawPeer) -> None:
-        peer.accept(server_frame(0x1, b"early") + server_frame(0x2, b"bird"))
+        peer.accept(frame_bytes(0x1, b"early") + frame_bytes(0x2, b"bird"))
         peer.idle()
 
     with RawServer(script) as server, aborting(client(server.uri)) as connection:
@@ -366,9 +366,9 @@ def test_frames_with_handshake_stay_in_order_with_a_full_queue() -> None:
 
     def script(peer: RawPeer) -> None:
         # Many more frames than max_queue in the 101's segment, then more later.
-        peer.accept(b"".join(server_frame(0x1, str(i).encode()) for i in range(20)))
+        peer.accept(b"".join(frame_bytes(0x1, str(i).encode()) for i in range(20)))
         time.sleep(0.2)
-        peer.sock.sendall(b"".join(server_frame(0x1, str(i).encode()) for i in range(20, 40)))
+        peer.sock.sendall(b"".join(frame_bytes(0x1, str(i).encode()) for i in range(20, 40)))
         peer.idle()
 
     with RawServer(script) as server, aborting(client(server.uri, max_queue=1)) as connection:
@@ -380,7 +380,7 @@ def test_ping_in_handshake_segment() -> None:
     """K2: a ping sent with the 101 is answered at once."""
 
     def script(peer: RawPeer) -> bytes:
-        peer.accept(server_frame(0x9, b"are you there"))
+        peer.accept(frame_bytes(0x9, b"are you there"))
         frame = peer.read_frame()
         assert frame is not None
         assert frame.opcode == 0xA
@@ -394,7 +394,7 @@ def test_close_in_handshake_segment() -> None:
     """K2: a Close sent with the 101 is answered, and the connection closes."""
 
     def script(peer: RawPeer) -> int:
-        peer.accept(server_frame(0x8, close_payload(1001, "bye")))
+        peer.accept(frame_bytes(0x8, close_payload(1001, "bye")))
         close, _ = peer.read_close()
         peer.sock.shutdown(socket.SHUT_WR)
         return close.close_code
@@ -678,7 +678,7 @@ def test_compression_bomb() -> None:
     def script(peer: RawPeer) -> int:
         request = peer.accept(headers=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
         assert b"permessage-deflate" in request
-        frame = server_frame(0x2, bomb)
+        frame = frame_bytes(0x2, bomb)
         peer.send(bytes([frame[0] | 0x40]) + frame[1:])  # RSV1: compressed
         close, _ = peer.read_close()
         peer.sock.shutdown(socket.SHUT_WR)

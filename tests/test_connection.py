@@ -23,7 +23,7 @@ from io_helpers import (
     client,
     close_payload,
     echo,
-    server_frame,
+    frame_bytes,
     wait_for,
     ws_server,
 )
@@ -460,7 +460,7 @@ def test_pong_acknowledges_earlier_pings() -> None:
         assert [ping.opcode if ping else None for ping in pings] == [0x9, 0x9]
         # Answer only the second ping: the first one is acknowledged too.
         assert pings[1] is not None
-        peer.send(server_frame(0xA, b"unsolicited") + server_frame(0xA, pings[1].payload))
+        peer.send(frame_bytes(0xA, b"unsolicited") + frame_bytes(0xA, pings[1].payload))
         peer.idle()
 
     with RawServer(script) as server, aborting(client(server.uri)) as connection:
@@ -598,7 +598,7 @@ def test_close_peer_never_closes_tcp() -> None:
     def script(peer: RawPeer) -> int:
         peer.accept()
         close, _ = peer.read_close()
-        peer.send(server_frame(0x8, close.payload))
+        peer.send(frame_bytes(0x8, close.payload))
         peer.idle()
         return close.close_code
 
@@ -744,7 +744,7 @@ def test_send_timeout_while_another_thread_sends() -> None:
 
 def flood_pings(start: threading.Event | None = None) -> Callable[[RawPeer], int]:
     """A script that sends pings of 125 bytes as fast as it can and never reads."""
-    batch = server_frame(0x9, b"p" * 125) * 64
+    batch = frame_bytes(0x9, b"p" * 125) * 64
 
     def script(peer: RawPeer) -> int:
         peer.accept()
@@ -827,7 +827,7 @@ def test_slow_drip_in_one_frame() -> None:
     def script(peer: RawPeer) -> tuple[list[RawFrame], list[RawFrame]]:
         peer.accept()
         peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer.send(server_frame(0x9, b"before"))
+        peer.send(frame_bytes(0x9, b"before"))
         peer.send(b"\x82\x7f" + size.to_bytes(8, "big"))
         during: list[RawFrame] = []
         for byte in drip:
@@ -836,7 +836,7 @@ def test_slow_drip_in_one_frame() -> None:
             during += peer.read_available()
         dripped.set()
         assert proceed.wait(TIMEOUT)
-        peer.send(bytes(size - len(drip)) + server_frame(0x9, b"after"))
+        peer.send(bytes(size - len(drip)) + frame_bytes(0x9, b"after"))
         after: list[RawFrame] = []
         while not any(frame.opcode == 0xA and frame.payload == b"after" for frame in after):
             frame = peer.read_frame()
@@ -880,7 +880,7 @@ def test_slow_drip_in_fragments() -> None:
         for i in range(count):
             peer.send(b"\x00\x01a")  # CONT, not final
             if i % 10 == 0:
-                peer.send(server_frame(0x9, b"%d" % i))
+                peer.send(frame_bytes(0x9, b"%d" % i))
             time.sleep(0.001)
             during += [frame.payload for frame in peer.read_available() if frame.opcode == 0xA]
         peer.send(b"\x80\x00")  # CONT, final
@@ -1117,8 +1117,8 @@ def test_hostile_frames(frames: bytes, code: int) -> None:
 
 def test_close_frame_from_server() -> None:
     def script(peer: RawPeer) -> int:
-        peer.accept(server_frame(0x1, b"last words"))
-        peer.send(server_frame(0x8, close_payload(1000, "done")))
+        peer.accept(frame_bytes(0x1, b"last words"))
+        peer.send(frame_bytes(0x8, close_payload(1000, "done")))
         close, _ = peer.read_close()
         peer.sock.shutdown(socket.SHUT_WR)
         return close.close_code

@@ -10,7 +10,6 @@ under the leak check.
 from __future__ import annotations
 
 import ast
-import base64
 import contextlib
 import dataclasses
 import datetime
@@ -20,7 +19,6 @@ import os
 import re
 import select
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, wait_for
+from io_helpers import TIMEOUT, RawPeer, close_payload, wait_for
 from websockets.exceptions import ConnectionClosedOK as WebsocketsConnectionClosedOK
 from websockets.sync.client import connect as websockets_connect
 
@@ -574,90 +572,38 @@ def test_recv_timeout_returns_the_message_that_comes() -> None:
     assert result.stdout == "Received: on time\n"
 
 
-class RawClient:
-    """A WebSocket client on a bare socket: it answers pings only when told to."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.buffer = b""
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = self.read_until(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101 "), head
-
-    def read_until(self, end: bytes) -> bytes:
-        while end not in self.buffer:
-            self.fill()
-        head, _, self.buffer = self.buffer.partition(end)
-        return head
-
-    def fill(self) -> None:
-        data = self.sock.recv(65536)
-        assert data, "the server closed the TCP connection"
-        self.buffer += data
-
-    def read_exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self.fill()
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def read_frame(self) -> tuple[int, bytes]:
-        """Read an unmasked frame from the server; return its opcode and payload."""
-        first, second = self.read_exact(2)
-        assert second < 126, "keepalive frames are short"
-        return first & 0x0F, self.read_exact(second)
-
-    def send_frame(self, opcode: int, payload: bytes) -> None:
-        # Masked, as from a client, with an all-zero key: the payload goes as it is.
-        self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_keepalive_pings_and_drops_a_client_that_stops_answering(tmp_path: Path) -> None:
     with example_server("faq/keepalive.py", tmp_path, "0.05", "0.5") as server:
-        client = RawClient(server.port)
-        try:
-            opcode, payload = client.read_frame()
-            assert opcode == 0x9  # Ping
-            client.send_frame(0xA, payload)
+        with RawPeer.connect(server.port) as client:
+            client.handshake()
+            ping = client.read_frame()
+            assert ping is not None
+            assert ping.opcode == 0x9
+            client.send_frame(0xA, ping.payload)
             # A Pong kept the connection alive: the next frame is another Ping.
-            opcode, _ = client.read_frame()
-            assert opcode == 0x9
+            ping = client.read_frame()
+            assert ping is not None
+            assert ping.opcode == 0x9
             # No more Pongs: the server gives up with 1011 after ping_timeout.
-            for _ in range(100):
-                opcode, payload = client.read_frame()
-                if opcode != 0x9:
-                    break
-            assert opcode == 0x8  # Close
-            assert int.from_bytes(payload[:2], "big") == 1011
-        finally:
-            client.close()
+            close, pings = client.read_close()
+            assert {frame.opcode for frame in pings} <= {0x9}
+            assert close.close_code == 1011
         server.wait_output("Connection closed")
 
 
 def test_keepalive_measures_the_latency_with_the_pong(tmp_path: Path) -> None:
     with example_server("faq/keepalive.py", tmp_path, "0.05", "5") as server:
-        client = RawClient(server.port)
-        try:
-            opcode, payload = client.read_frame()
-            assert opcode == 0x9
-            client.send_frame(0xA, payload)
+        with RawPeer.connect(server.port) as client:
+            client.handshake()
+            ping = client.read_frame()
+            assert ping is not None
+            assert ping.opcode == 0x9
+            client.send_frame(0xA, ping.payload)
             # The server reads frames in order: it handles the Pong before the Close.
-            client.send_frame(0x8, (1000).to_bytes(2, "big"))
-            for _ in range(100):
-                opcode, payload = client.read_frame()
-                if opcode != 0x9:
-                    break
-            assert (opcode, payload) == (0x8, (1000).to_bytes(2, "big"))
-        finally:
-            client.close()
+            client.send_frame(0x8, close_payload(1000))
+            close, pings = client.read_close()
+            assert {frame.opcode for frame in pings} <= {0x9}
+            assert close.payload == close_payload(1000)
         output = server.wait_output("Connection closed with code 1000")
         latency = re.search(r"latency (\S+)", output)
         assert latency is not None

@@ -39,9 +39,12 @@ from io_helpers import (
     TIMEOUT,
     Certificate,
     RawFrame,
+    RawPeer,
+    RawResponse,
     close_payload,
     count_fds,
     make_certificate,
+    upgrade_request,
     wait_for,
 )
 from io_helpers import syncws_echo as echo
@@ -53,7 +56,7 @@ import syncws
 from syncws.client import ClientConnection, connect, unix_connect
 from syncws.connection import Connection
 from syncws.core.frames import Frame
-from syncws.core.headers import Headers, accept_key
+from syncws.core.headers import Headers
 from syncws.core.http11 import Request, Response
 from syncws.core.protocol import Protocol
 from syncws.core.server_protocol import ServerProtocol
@@ -157,210 +160,6 @@ def worker_threads() -> list[threading.Thread]:
         for thread in threading.enumerate()
         if thread.name.startswith(("syncws-worker", "syncws-reader"))
     ]
-
-
-# Raw clients.
-
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def upgrade_request(path: str = "/", headers: bytes = b"") -> bytes:
-    """A valid opening handshake request, with the fixed key :data:`KEY`."""
-    return (
-        (
-            f"GET {path} HTTP/1.1\r\n"
-            "Host: 127.0.0.1\r\n"
-            "Upgrade: websocket\r\n"
-            "Connection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {KEY}\r\n"
-            "Sec-WebSocket-Version: 13\r\n"
-        ).encode()
-        + headers
-        + b"\r\n"
-    )
-
-
-class RawResponse:
-    """An HTTP response read by a raw client."""
-
-    def __init__(self, head: bytes, body: bytes = b"") -> None:
-        lines = head.decode("latin-1").split("\r\n")
-        self.status_line = lines[0]
-        self.status = int(lines[0].split(" ")[1])
-        self.headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                self.headers[name.strip().lower()] = value.strip()
-        self.body = body
-
-
-class RawClient:
-    """The client end of one TCP connection, driven by the test; frames are read unmasked."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-        sock.settimeout(TIMEOUT)
-
-    @classmethod
-    def connect(
-        cls,
-        port: int | None,
-        host: str = "127.0.0.1",
-        *,
-        rcvbuf: int | None = None,
-    ) -> RawClient:
-        assert port is not None
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            if rcvbuf is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.settimeout(TIMEOUT)
-            sock.connect((host, port))
-        except BaseException:
-            sock.close()
-            raise
-        return cls(sock)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.settimeout(TIMEOUT)
-        self.sock.sendall(data)
-
-    def _fill(self, size: int, deadline: float) -> bool:
-        """Read until the buffer holds ``size`` bytes; ``False`` at the end of the stream."""
-        while len(self.buffer) < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("raw client: nothing to read in time")
-            self.sock.settimeout(remaining)
-            data = self.sock.recv(65536)
-            if not data:
-                return False
-            self.buffer += data
-        return True
-
-    def read_head(self, timeout: float = TIMEOUT) -> RawResponse:
-        """Read an HTTP response up to the empty line."""
-        deadline = time.monotonic() + timeout
-        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-            assert len(self.buffer) < 2**16, "response head too long"
-            if not self._fill(len(self.buffer) + 1, deadline):
-                raise EOFError(f"connection closed before a response: {bytes(self.buffer)!r}")
-        head = bytes(self.buffer[:end])
-        del self.buffer[: end + 4]
-        return RawResponse(head)
-
-    def read_response(self, timeout: float = TIMEOUT) -> RawResponse:
-        """Read an HTTP response and its body, as long as Content-Length says."""
-        deadline = time.monotonic() + timeout
-        response = self.read_head(timeout)
-        size = int(response.headers.get("content-length", "0"))
-        assert self._fill(size, deadline), "connection closed in the response body"
-        response.body = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return response
-
-    def handshake(self, path: str = "/", headers: bytes = b"") -> RawResponse:
-        """Send a valid request and check that the server accepts it."""
-        self.send(upgrade_request(path, headers))
-        response = self.read_head()
-        assert response.status == 101, response.status_line
-        assert response.headers["sec-websocket-accept"] == accept_key(KEY)
-        return response
-
-    def _frame_size(self) -> int | None:
-        buffer = self.buffer
-        if len(buffer) < 2:
-            return None
-        assert not buffer[1] & 0x80, "server frames must not be masked"
-        size = buffer[1] & 0x7F
-        offset = {126: 4, 127: 10}.get(size, 2)
-        if len(buffer) < offset:
-            return None
-        if size == 126:
-            size = int.from_bytes(buffer[2:4], "big")
-        elif size == 127:
-            size = int.from_bytes(buffer[2:10], "big")
-        return offset + size
-
-    def _pop_frame(self, total: int) -> RawFrame:
-        first = self.buffer[0]
-        offset = {126: 4, 127: 10}.get(self.buffer[1] & 0x7F, 2)
-        payload = bytes(self.buffer[offset:total])
-        del self.buffer[:total]
-        return RawFrame(first & 0x0F, bool(first & 0x80), payload)
-
-    def pop_frames(self) -> list[RawFrame]:
-        """The whole frames in the buffer."""
-        frames = []
-        while (total := self._frame_size()) is not None and len(self.buffer) >= total:
-            frames.append(self._pop_frame(total))
-        return frames
-
-    def read_frame(self, timeout: float = TIMEOUT) -> RawFrame | None:
-        """Read one frame; ``None`` at the end of the stream."""
-        deadline = time.monotonic() + timeout
-        if not self._fill(2, deadline):
-            assert not self.buffer, "stream ends inside a frame"
-            return None
-        while (total := self._frame_size()) is None:
-            assert self._fill(len(self.buffer) + 1, deadline), "stream ends inside a frame"
-        assert self._fill(total, deadline), "stream ends inside a frame"
-        return self._pop_frame(total)
-
-    def read_close(self, timeout: float = TIMEOUT) -> RawFrame:
-        """Read frames up to the server's Close and return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.read_frame(max(0.0, deadline - time.monotonic()))
-            assert frame is not None, "the server closed TCP without a Close frame"
-            if frame.opcode == 0x8:
-                return frame
-
-    def send_frame(self, opcode: int, payload: bytes = b"") -> None:
-        """Send a masked frame (with an all-zero mask: the payload goes as it is)."""
-        size = len(payload)
-        if size < 126:
-            header = bytes([0x80 | opcode, 0x80 | size])
-        elif size < 2**16:
-            header = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
-        else:
-            header = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
-        self.send(header + b"\0\0\0\0" + payload)
-
-    def read_all(self, timeout: float = TIMEOUT) -> bytes:
-        """Read until the server closes; return what came, buffered bytes included."""
-        deadline = time.monotonic() + timeout
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("raw client: the server did not close in time")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                return data
-            if not chunk:
-                return data
-            data += chunk
-
-    def wait_eof(self, timeout: float = TIMEOUT) -> float:
-        """Read and drop bytes until the server closes; return the time it did."""
-        self.read_all(timeout)
-        return time.monotonic()
 
 
 # Basics.
@@ -653,7 +452,7 @@ def test_extra_headers_callable() -> None:
 def test_extra_headers_on_rejections_too() -> None:
     with (
         serving(echo, extra_headers={"X-Always": "yes"}) as server,
-        RawClient.connect(server.port) as raw,
+        RawPeer.connect(server.port) as raw,
     ):
         raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         response = raw.read_response()
@@ -668,7 +467,7 @@ def test_process_request_health_check() -> None:
         return None
 
     with serving(echo, process_request=health_check) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             raw.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             response = raw.read_response()
             raw.wait_eof()
@@ -819,7 +618,7 @@ def credentials_uri(server: Server, username: str, password: str) -> str:
 def auth_request(server: Server, authorization: bytes | None) -> RawResponse:
     """Send a handshake request with this Authorization value; return the response."""
     headers = b"" if authorization is None else b"Authorization: " + authorization + b"\r\n"
-    with RawClient.connect(server.port) as raw:
+    with RawPeer.connect(server.port) as raw:
         raw.send(upgrade_request(headers=headers))
         response = raw.read_response()
         if response.status != 101:
@@ -1015,7 +814,7 @@ def test_basic_auth_compares_every_pair(pairs: int, monkeypatch: pytest.MonkeyPa
 # Slow and silent clients (H4).
 
 
-def closed_after(raw: RawClient, start: float, send: Callable[[int], bytes] | None) -> float:
+def closed_after(raw: RawPeer, start: float, send: Callable[[int], bytes] | None) -> float:
     """Wait until the server closes the connection, sending ``send(n)`` every 0.2 s.
 
     Returns the seconds between ``start`` and the close.
@@ -1043,7 +842,7 @@ def closed_after(raw: RawClient, start: float, send: Callable[[int], bytes] | No
 def test_slowloris_closed_at_open_timeout() -> None:
     """H4: header lines that keep coming don't extend the handshake deadline."""
     with serving(echo, open_timeout=1, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             raw.send(b"GET / HTTP/1.1\r\n")
             elapsed = closed_after(raw, start, lambda n: f"X-Slow-{n}: {n}\r\n".encode())
@@ -1057,7 +856,7 @@ def test_slowloris_closed_at_open_timeout() -> None:
 
 def test_silent_tcp_connection_closed_at_open_timeout() -> None:
     with serving(echo, open_timeout=1, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             elapsed = closed_after(raw, time.monotonic(), None)
         assert 0.8 <= elapsed <= 4, elapsed
         wait_idle(server)
@@ -1068,15 +867,15 @@ def test_silent_tcp_connection_closed_at_open_timeout() -> None:
 
 def test_open_timeout_none_waits() -> None:
     """Without open_timeout, a slow request still completes."""
-    with serving(echo, open_timeout=None) as server, RawClient.connect(server.port) as raw:
+    with serving(echo, open_timeout=None) as server, RawPeer.connect(server.port) as raw:
         request = upgrade_request()
         for index in range(0, len(request), 16):
             raw.send(request[index : index + 16])
             time.sleep(0.01)
-        response = raw.read_head()
+        response = raw.read_response()
         assert response.status == 101
         raw.send_frame(0x8, close_payload(1000))
-        assert raw.read_close().close_code == 1000
+        assert raw.read_close()[0].close_code == 1000
 
 
 # TLS (T1, T2).
@@ -1137,7 +936,7 @@ def test_tls_stall_closed_at_open_timeout(
 ) -> None:
     """T1: a TLS handshake that stalls is closed at open_timeout, and frees its worker."""
     with serving(echo, ssl=tls_context, open_timeout=1, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             if first_bytes:
                 raw.send(first_bytes)
@@ -1155,7 +954,7 @@ def test_plain_http_to_tls_port(
     """T2: plain HTTP on the TLS port fails the TLS handshake at once, quietly."""
     caplog.set_level(logging.ERROR, logger="syncws.server")
     with serving(echo, ssl=tls_context, open_timeout=5, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             raw.send(upgrade_request())
             closed = raw.wait_eof()
@@ -1171,7 +970,7 @@ def test_tls_to_plain_port(caplog: pytest.LogCaptureFixture) -> None:
     """T2: a ClientHello on the plain port gets 400, or is closed by open_timeout."""
     caplog.set_level(logging.ERROR, logger="syncws.server")
     with serving(echo, open_timeout=1, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             raw.send(client_hello())
             data = raw.read_all()
@@ -1196,7 +995,7 @@ def test_random_bytes_to_tls_port(
     caplog.set_level(logging.ERROR, logger="syncws.server")
     noise = random.Random(6455).randbytes(2**16)
     with serving(echo, ssl=tls_context, open_timeout=5, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 raw.send(noise)
@@ -1225,7 +1024,7 @@ def test_busy_server_answers_503() -> None:
         second = client(server)
         try:
             assert wait_for(lambda: len(server.connections) == 2)
-            with RawClient.connect(server.port) as raw:
+            with RawPeer.connect(server.port) as raw:
                 start = time.monotonic()
                 response = raw.read_response()
                 assert time.monotonic() - start < 2
@@ -1259,7 +1058,7 @@ def test_busy_tls_server_closes_at_once(
         tls_client(server, certificate),
     ):
         assert wait_for(lambda: len(server.connections) == 1)
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
             assert raw.read_all() == b""
             assert time.monotonic() - start < 2
@@ -1269,12 +1068,12 @@ def test_idle_connections_get_503_or_time_out() -> None:
     """X1: 100 connections that never send a byte, against 8 workers."""
     baseline = threading.active_count()
     with serving(echo, max_connections=8, open_timeout=1) as server:
-        raws: list[RawClient] = []
+        raws: list[RawPeer] = []
         try:
             for _ in range(100):
-                raws.append(RawClient.connect(server.port))
+                raws.append(RawPeer.connect(server.port))
             start = time.monotonic()
-            outcomes: dict[RawClient, bytes] = {}
+            outcomes: dict[RawPeer, bytes] = {}
             with selectors.DefaultSelector() as selector:
                 for raw in raws:
                     raw.sock.setblocking(False)
@@ -1353,7 +1152,7 @@ def test_shutdown_in_the_accept_loop_thread_while_it_holds_the_lock() -> None:
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             raw.send(upgrade_request())
             thread.join(TIMEOUT)
             assert not thread.is_alive(), "serve_forever() did not return"
@@ -1416,10 +1215,10 @@ def test_busy_log_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     with serving(echo, max_connections=1) as server, client(server):
         assert wait_for(lambda: len(server.connections) == 1)
         for _ in range(30):
-            with RawClient.connect(server.port) as raw:
+            with RawPeer.connect(server.port) as raw:
                 assert raw.read_response().status == 503
         time.sleep(1.1)
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             assert raw.read_response().status == 503
     lines = [r.getMessage() for r in caplog.records if "every worker is busy" in r.getMessage()]
     # The first line, then at most one per second; the last one counts those held back.
@@ -1438,7 +1237,7 @@ def test_shutdown_during_handshake(family: str, tmp_path: Path) -> None:
     else:
         server = serve(echo, "127.0.0.1", 0, open_timeout=TIMEOUT, close_timeout=2)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with running(server), RawClient(sock) as raw:
+    with running(server), RawPeer(sock, client=True) as raw:
         sock.connect(path if family == "unix" else ("127.0.0.1", server.port))
         raw.send(upgrade_request()[:30])
         assert wait_for(lambda: server._active == 1)
@@ -1457,7 +1256,7 @@ def test_shutdown_during_tls_handshake(
 ) -> None:
     """Over TLS too, shutdown() doesn't wait for open_timeout."""
     server = serve(echo, "127.0.0.1", 0, ssl=tls_context, open_timeout=TIMEOUT, close_timeout=2)
-    with running(server), RawClient.connect(server.port) as raw:
+    with running(server), RawPeer.connect(server.port) as raw:
         tls: ssl.SSLSocket | None = None
         if stage == "http-request":
             context = ssl.create_default_context(cafile=str(certificate.cert))
@@ -1482,7 +1281,7 @@ def test_half_close_during_handshake(caplog: pytest.LogCaptureFixture) -> None:
     """A client that ends its side in the middle of the request is closed, quietly."""
     caplog.set_level(logging.ERROR, logger="syncws.server")
     with serving(echo, max_connections=1) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             raw.send(upgrade_request()[:30])
             raw.sock.shutdown(socket.SHUT_WR)
             raw.wait_eof()
@@ -1538,14 +1337,14 @@ def test_shutdown_closes_connections_with_1001() -> None:
 def test_shutdown_timeout_aborts_a_peer_that_never_closes() -> None:
     """shutdown(timeout) aborts a connection whose peer ignores the Close, at the timeout."""
     server = serve(hold, "127.0.0.1", 0, close_timeout=TIMEOUT, ping_interval=None)
-    with running(server), RawClient.connect(server.port) as raw:
+    with running(server), RawPeer.connect(server.port) as raw:
         raw.handshake()
         assert wait_for(lambda: len(server.connections) == 1)
         start = time.monotonic()
         server.shutdown(timeout=0.5)
         elapsed = time.monotonic() - start
         assert 0.4 <= elapsed < 3, elapsed
-        assert raw.read_close().close_code == 1001
+        assert raw.read_close()[0].close_code == 1001
         assert raw.read_frame() is None
         assert not worker_threads()
 
@@ -1560,14 +1359,14 @@ def test_shutdown_timeout_with_a_handler_that_ignores_the_close() -> None:
         release.wait(TIMEOUT)
 
     server = serve(stubborn, "127.0.0.1", 0, close_timeout=TIMEOUT, ping_interval=None)
-    with running(server), RawClient.connect(server.port) as raw:
+    with running(server), RawPeer.connect(server.port) as raw:
         raw.handshake()
         assert running_handler.wait(TIMEOUT)
         start = time.monotonic()
         stopper = threading.Thread(target=server.shutdown, kwargs={"timeout": 0.5})
         stopper.start()
         try:
-            assert raw.read_close().close_code == 1001
+            assert raw.read_close()[0].close_code == 1001
             assert raw.read_frame() is None
             assert 0.4 <= time.monotonic() - start < 3
             # The handler still runs, and shutdown() waits for it.
@@ -1668,9 +1467,9 @@ def test_close_timeout_aborts_a_peer_that_never_answers() -> None:
         pass
 
     with serving(handler, close_timeout=0.5, max_connections=1, ping_interval=None) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             raw.handshake()
-            assert raw.read_close().close_code == 1000
+            assert raw.read_close()[0].close_code == 1000
             start = time.monotonic()
             assert raw.read_frame() is None
             elapsed = time.monotonic() - start
@@ -1686,10 +1485,10 @@ def test_keepalive_fails_a_silent_peer_with_1011() -> None:
     with serving(
         hold, ping_interval=0.2, ping_timeout=0.3, close_timeout=0.5, max_connections=1
     ) as server:
-        with RawClient.connect(server.port) as raw:
+        with RawPeer.connect(server.port) as raw:
             raw.handshake()
             start = time.monotonic()
-            close = raw.read_close()
+            close, _ = raw.read_close()
             elapsed = time.monotonic() - start
             assert close.close_code == 1011
             assert close.payload[2:] == b"keepalive ping timeout"
@@ -1762,7 +1561,7 @@ def test_accept_out_of_file_descriptors(tmp_path: Path) -> None:
     stdin, stdout = process.stdin, process.stdout
     assert stdin is not None
     assert stdout is not None
-    raws: list[RawClient] = []
+    raws: list[RawPeer] = []
     try:
         port = int(read_line(stdout))
         with client(f"ws://127.0.0.1:{port}/") as before:
@@ -1771,7 +1570,7 @@ def test_accept_out_of_file_descriptors(tmp_path: Path) -> None:
             # More connections than the server has descriptors for; they wait in the
             # backlog once it can't accept anymore.
             for _ in range(80):
-                raws.append(RawClient.connect(port))
+                raws.append(RawPeer.connect(port))
             assert wait_for(lambda: "accept failed" in log.read_text(), TIMEOUT), log.read_text()
             # Open connections are still served.
             before.send("during")
@@ -1819,17 +1618,17 @@ def raised_fd_limit(wanted: int) -> Iterator[int]:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def open_raw_connections(port: int | None, count: int, batch: int = 100) -> list[RawClient]:
+def open_raw_connections(port: int | None, count: int, batch: int = 100) -> list[RawPeer]:
     """Open ``count`` WebSocket connections with raw sockets, a batch at a time."""
-    raws: list[RawClient] = []
+    raws: list[RawPeer] = []
     try:
         while len(raws) < count:
-            group = [RawClient.connect(port) for _ in range(min(batch, count - len(raws)))]
+            group = [RawPeer.connect(port) for _ in range(min(batch, count - len(raws)))]
             raws.extend(group)
             for raw in group:
                 raw.send(upgrade_request())
             for raw in group:
-                response = raw.read_head()
+                response = raw.read_response()
                 assert response.status == 101, response.status_line
     except BaseException:
         for raw in raws:
@@ -1866,7 +1665,7 @@ def test_thousand_connections() -> None:
                 stopper.start()
                 try:
                     for raw in raws:
-                        close = raw.read_close()
+                        close, _ = raw.read_close()
                         assert close.close_code == 1001, note
                         raw.send_frame(0x8, close.payload)
                         raw.close()
@@ -1935,7 +1734,7 @@ class Readers:
     Each message starts with its sequence number, 4 bytes big-endian.
     """
 
-    def __init__(self, raws: Sequence[RawClient]) -> None:
+    def __init__(self, raws: Sequence[RawPeer]) -> None:
         self.raws = list(raws)
         self.received = dict.fromkeys(range(len(self.raws)), 0)
         self.errors: list[str] = []
@@ -2002,7 +1801,7 @@ def test_broadcast_with_a_stuck_client(monkeypatch: pytest.MonkeyPatch) -> None:
         with running(server):
             raws = open_raw_connections(server.port, 499)
             try:
-                stuck = RawClient.connect(server.port, rcvbuf=2048)
+                stuck = RawPeer.connect(server.port, rcvbuf=2048)
                 raws.append(stuck)
                 stuck.handshake()
                 assert wait_for(lambda: len(server.connections) == 500, TIMEOUT)
