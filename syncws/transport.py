@@ -1,10 +1,14 @@
-"""Byte transports for connections: a plain socket, or TLS over a socket.
+"""Byte transports for connections: a plain socket, or TLS over another transport.
 
 A connection has one reader thread, blocked in :meth:`Transport.recv`, and writer threads that
 take turns in :meth:`Transport.send` (the connection serializes them). Sends never block on the
 socket's timeout mode: they use non-blocking system calls and wait for the socket to become
 writable with ``poll()``, for at most the time they are given. So a blocking ``recv`` in one
 thread and a send with a write timeout in another work on one socket.
+
+Transports stack: :class:`SocketTransport` is the socket itself, and :class:`TLSTransport`
+encrypts what it carries through an inner transport, which is a socket transport, or another
+TLS transport for ``wss://`` through an ``https://`` proxy (TLS inside TLS).
 
 TLS runs through :class:`ssl.SSLObject` and memory buffers instead of :class:`ssl.SSLSocket`:
 OpenSSL does not allow two threads to use one TLS connection at the same time, so every use of
@@ -19,11 +23,11 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 
 from .deadline import remaining
 
-__all__ = ["TLSTransport", "Transport", "run_tls_handshake", "tls_handshake"]
+__all__ = ["SocketTransport", "TLSTransport", "Transport", "tls_handshake"]
 
 # What a read asks for, unless the last one filled its buffer: the first bytes of a message
 # (once data streams in, reads take up to the full read size).
@@ -39,6 +43,73 @@ _MAX_BUFFERS = 64
 # Linux only: hold the bytes of a send() for the next one, or for the FIN of shutdown().
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
+# The most bytes one read takes during the TLS handshake.
+_HANDSHAKE_BUFSIZE = 65536
+
+
+class Transport(ABC):
+    """A byte stream to the peer, as a connection uses it.
+
+    Only one thread may read at a time, and only one may write at a time; a read and a write
+    may run at the same time in two threads.
+    """
+
+    @abstractmethod
+    def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+        """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
+
+        Raises:
+            TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
+            OSError: the connection is broken.
+        """
+
+    @abstractmethod
+    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+        """Write ``chunks`` in order.
+
+        Args:
+            chunks: what to write. The transport removes from the list what it takes: what
+                is left in it was not taken.
+            timeout: how long to wait each time the socket accepts nothing; ``None`` waits as
+                long as it takes, ``0`` does not wait.
+            last: :meth:`shutdown_write` comes next: the kernel may hold the bytes to send
+                them with the end of the stream, in one packet rather than two.
+
+        Returns:
+            Whether everything is written; always, unless ``timeout`` is ``0``. Otherwise
+            the rest waits: what the transport did not take is left in ``chunks``, and
+            :meth:`backlog` counts what it took but could not write yet. Call :meth:`send`
+            again, with what is left of ``chunks`` first (possibly nothing), to write it.
+
+        Raises:
+            TimeoutError: the socket accepted nothing for ``timeout`` seconds.
+            OSError: the connection is broken.
+        """
+
+    @abstractmethod
+    def backlog(self) -> int:
+        """Bytes that :meth:`send` took but could not write yet."""
+
+    @abstractmethod
+    def shutdown_write(self) -> None:
+        """Close the write side: the peer reads the end of the stream.
+
+        Raises:
+            OSError: the connection is broken.
+        """
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Break the connection now, waking threads blocked in :meth:`recv` or :meth:`send`.
+
+        The socket stays open until :meth:`close`, so that no other socket can take its file
+        descriptor while a thread still uses it.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the socket."""
+
 
 def _poll_fd(fd: int, events: int, timeout: float | None) -> bool:
     """Wait until ``fd`` is ready for ``events``; ``False`` on timeout."""
@@ -47,8 +118,8 @@ def _poll_fd(fd: int, events: int, timeout: float | None) -> bool:
     return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
 
 
-class Transport:
-    """A connected stream socket used by a connection.
+class SocketTransport(Transport):
+    """A connected stream socket.
 
     Args:
         sock: the connected socket; it is put in blocking mode.
@@ -63,13 +134,6 @@ class Transport:
         self._recv_timeout: float | None = None
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
-        """Read up to ``bufsize`` bytes, blocking; ``b""`` at the end of the stream.
-
-        Only one thread may read at a time.
-
-        Raises:
-            TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
-        """
         # A recv() holds its buffer while it waits, as long as the connection is idle: ask for
         # little unless the last read filled its buffer, which says that more is coming.
         size = bufsize if self._streaming else min(bufsize, _WAIT_BUFSIZE)
@@ -116,30 +180,12 @@ class Transport:
         )
         self._recv_timeout = timeout
 
-    def send(
-        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
-    ) -> list[bytes]:
-        """Write ``chunks`` in order, several per system call.
+    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+        """Write ``chunks`` in order, several per system call, as :meth:`Transport.send` says.
 
-        Args:
-            chunks: what to write; the list is consumed.
-            timeout: how long to wait each time the socket accepts nothing; ``None`` waits as
-                long as it takes, ``0`` does not wait.
-            last: :meth:`shutdown_write` comes next: the kernel may hold the bytes to send
-                them with the end of the stream, in one packet rather than two.
-
-        Returns:
-            What was not written: empty unless ``timeout`` is ``0``.
-
-        Raises:
-            TimeoutError: the socket accepted nothing for ``timeout`` seconds.
-            OSError: the connection is broken.
+        The socket takes bytes or leaves them: what it did not take is left in ``chunks``, so
+        :meth:`backlog` is always 0.
         """
-        return self._send_raw(chunks, timeout, last=last)
-
-    def _send_raw(
-        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
-    ) -> list[bytes]:
         sock = self.sock
         flags = socket.MSG_DONTWAIT | _MSG_MORE if last else socket.MSG_DONTWAIT
         while chunks:
@@ -152,34 +198,28 @@ class Transport:
                 sent = 0
             if sent:
                 if len(chunks) == 1 and sent == len(chunks[0]):
-                    return []  # the common case: one chunk, written at once
+                    chunks.clear()  # the common case: one chunk, written at once
+                    return True
                 _consume(chunks, sent)
                 continue
             if timeout == 0:
-                break
+                return False
             if not _poll_fd(self._fd, select.POLLOUT, timeout):
                 raise TimeoutError(f"no progress writing to the socket for {timeout} seconds")
-        return chunks
+        return True
 
     def backlog(self) -> int:
-        """Bytes that :meth:`send` took but the socket did not: none, for a plain socket."""
+        """None: the socket takes bytes or leaves them in the caller's list."""
         return 0
 
     def shutdown_write(self) -> None:
-        """Close the write side: the peer reads the end of the stream."""
         self.sock.shutdown(socket.SHUT_WR)
 
     def abort(self) -> None:
-        """Break the connection now, waking threads blocked in :meth:`recv` or :meth:`send`.
-
-        The socket stays open until :meth:`close`, so that no other socket can take its file
-        descriptor while a thread still uses it.
-        """
         with contextlib.suppress(OSError):  # not connected anymore
             self.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        """Release the socket."""
         self.sock.close()
 
 
@@ -196,26 +236,67 @@ def _consume(chunks: list[bytes], size: int) -> None:
 
 
 class TLSTransport(Transport):
-    """TLS over a connected socket, through :class:`ssl.SSLObject` and memory buffers.
+    """TLS over another transport, through :class:`ssl.SSLObject` and memory buffers.
 
-    Build it with :func:`tls_handshake`.
+    Build it with :func:`tls_handshake`. Closing or aborting it closes or aborts the inner
+    transport, and so the socket.
+
+    Attributes:
+        inner: the transport that carries the encrypted bytes.
+        ssl_object: the TLS session: the peer's certificate, the protocol version, etc.
     """
 
     def __init__(
         self,
-        sock: socket.socket,
-        ssl_object: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
+        inner: Transport,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(sock)
-        self.ssl_object = ssl_object
-        self._incoming = incoming
-        self._outgoing = outgoing
+        self.inner = inner
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.ssl_object = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
         self._tls_lock = threading.Lock()
-        # TLS records produced while reading (e.g. a TLS 1.3 key update answer) go out with the
-        # next write, in order.
+        # Encrypted bytes that the inner transport did not take yet, and TLS records produced
+        # while reading (e.g. a TLS 1.3 key update answer): they go out first with the next
+        # write, in order.
         self._pending: list[bytes] = []
+
+    def handshake(self, deadline: float | None) -> None:
+        """Run the TLS handshake before ``deadline`` (a :func:`time.monotonic` time).
+
+        Raises:
+            TimeoutError: the deadline passed.
+            ssl.SSLError: the handshake failed, e.g. the certificate did not verify.
+            OSError: the connection broke.
+        """
+        while True:
+            try:
+                self.ssl_object.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            records = self._outgoing.read()
+            if records:
+                self.inner.send([records], remaining(deadline, during="TLS handshake"))
+            if done:
+                return
+            try:
+                data = self.inner.recv(
+                    _HANDSHAKE_BUFSIZE, remaining(deadline, during="TLS handshake")
+                )
+            except TimeoutError:
+                raise TimeoutError("timed out during TLS handshake") from None
+            if not data:
+                raise ConnectionResetError("connection closed during TLS handshake")
+            self._incoming.write(data)
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
         while True:
@@ -233,30 +314,19 @@ class TLSTransport(Transport):
                     return data
                 if self._incoming.eof:
                     return b""
-            raw = super().recv(bufsize, timeout)
+            raw = self.inner.recv(bufsize, timeout)
             with self._tls_lock:
                 if raw:
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
 
-    def backlog(self) -> int:
-        """Encrypted bytes waiting for the socket: :meth:`TLSTransport.send` takes the
-        plaintext at once."""
-        with self._tls_lock:
-            return sum(map(len, self._pending))
+    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+        """Encrypt ``chunks`` and write them, as :meth:`Transport.send` says.
 
-    def send(
-        self, chunks: list[bytes], timeout: float | None, *, last: bool = False
-    ) -> list[bytes]:
-        """Encrypt ``chunks`` and write them, as :meth:`Transport.send` does.
-
-        ``last`` is ignored: the end of the stream starts with a TLS record of its own.
-
-        Returns:
-            ``[b""]`` when encrypted bytes are left to write (only when ``timeout`` is
-            ``0``): the plaintext was taken, but the caller must call :meth:`send` again,
-            with this list or more data, for those bytes to go out. Otherwise empty.
+        The plaintext is always taken, all of it: encrypted bytes that the inner transport
+        did not take wait in :meth:`backlog`. ``last`` is ignored: the end of the stream
+        starts with a TLS record of its own.
         """
         with self._tls_lock:
             raw = self._pending
@@ -268,94 +338,67 @@ class TLSTransport(Transport):
             records = self._outgoing.read()
         if records:
             raw.append(records)
-        left = self._send_raw(raw, timeout)
-        if left:
+        written = self.inner.send(raw, timeout)
+        if raw:
             # Encrypted bytes can't be taken back: keep them first in line.
             with self._tls_lock:
-                self._pending[:0] = left
-            return [b""]
-        return []
+                self._pending[:0] = raw
+        return written
+
+    def backlog(self) -> int:
+        """Encrypted bytes waiting, here and in the inner transport."""
+        with self._tls_lock:
+            pending = sum(map(len, self._pending))
+        return pending + self.inner.backlog()
 
     def shutdown_write(self) -> None:
-        # Send close_notify, then end the TCP stream. unwrap() raises SSLWantReadError while
-        # the peer's close_notify has not come; ours is in the buffer by then.
+        # Send close_notify, then end the stream underneath. unwrap() raises SSLWantReadError
+        # while the peer's close_notify has not come; ours is in the buffer by then.
         with self._tls_lock:
             with contextlib.suppress(ssl.SSLError):
                 self.ssl_object.unwrap()
             records = [*self._pending, self._outgoing.read()]
             self._pending = []
         try:
-            self._send_raw([record for record in records if record], 0)
+            self.inner.send([record for record in records if record], 0)
         finally:
-            super().shutdown_write()
+            self.inner.shutdown_write()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def tls_handshake(
-    sock: socket.socket,
+    inner: Transport,
     context: ssl.SSLContext,
     *,
     server_side: bool,
     server_hostname: str | None = None,
     deadline: float | None = None,
 ) -> TLSTransport:
-    """Run the TLS handshake over ``sock`` before ``deadline`` (a :func:`time.monotonic` time).
-
-    Raises:
-        TimeoutError: the deadline passed.
-        ssl.SSLError: the handshake failed, e.g. the certificate did not verify.
-        OSError: the connection broke.
-    """
-    incoming = ssl.MemoryBIO()
-    outgoing = ssl.MemoryBIO()
-    ssl_object = context.wrap_bio(
-        incoming, outgoing, server_side=server_side, server_hostname=server_hostname
-    )
-    transport = TLSTransport(sock, ssl_object, incoming, outgoing)
-    run_tls_handshake(
-        transport,
-        transport._send_raw,
-        # The socket itself, not the TLS layer.
-        lambda size, timeout: Transport.recv(transport, size, timeout),
-        deadline,
-    )
-    return transport
-
-
-def run_tls_handshake(
-    transport: TLSTransport,
-    send: Callable[[list[bytes], float | None], object],
-    recv: Callable[[int, float | None], bytes],
-    deadline: float | None,
-) -> None:
-    """Run the TLS handshake of ``transport`` before ``deadline``, over ``send`` and ``recv``.
+    """Run the TLS handshake over ``inner`` before ``deadline`` (a :func:`time.monotonic` time).
 
     Args:
-        transport: the TLS transport, with its TLS state and memory buffers.
-        send: writes encrypted bytes, waiting at most the given timeout.
-        recv: reads encrypted bytes, waiting at most the given timeout.
-        deadline: the :func:`time.monotonic` time to finish by.
+        inner: the transport to the peer: a :class:`SocketTransport`, or a
+            :class:`TLSTransport` to a proxy for TLS inside TLS.
+        context: the TLS settings: certificates, verification.
+        server_side: run the server's side of the handshake.
+        server_hostname: the name that the server's certificate must have (client side).
+        deadline: the :func:`time.monotonic` time to finish by; ``None`` for no limit.
+
+    Returns:
+        The TLS transport over ``inner``. On failure, ``inner`` is left open.
 
     Raises:
         TimeoutError: the deadline passed.
         ssl.SSLError: the handshake failed, e.g. the certificate did not verify.
         OSError: the connection broke.
     """
-    ssl_object = transport.ssl_object
-    while True:
-        try:
-            ssl_object.do_handshake()
-            done = True
-        except ssl.SSLWantReadError:
-            done = False
-        records = transport._outgoing.read()
-        if records:
-            send([records], remaining(deadline, during="TLS handshake"))
-        if done:
-            return
-        try:
-            data = recv(65536, remaining(deadline, during="TLS handshake"))
-        except TimeoutError:
-            raise TimeoutError("timed out during TLS handshake") from None
-        if not data:
-            raise ConnectionResetError("connection closed during TLS handshake")
-        transport._incoming.write(data)
+    transport = TLSTransport(
+        inner, context, server_side=server_side, server_hostname=server_hostname
+    )
+    transport.handshake(deadline)
+    return transport

@@ -1,4 +1,4 @@
-"""Tests of the plain and TLS transports, over real sockets."""
+"""Tests of the socket and TLS transports, over real sockets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from io_helpers import TIMEOUT, Certificate, make_certificate
 
-from syncws.transport import TLSTransport, Transport, tls_handshake
+from syncws.transport import SocketTransport, TLSTransport, Transport, tls_handshake
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -76,15 +76,15 @@ def recv_exactly(transport: Transport, size: int) -> bytes:
     return bytes(data)
 
 
-# Plain transport.
+# Socket transport.
 
 
 def test_send_recv() -> None:
     with unix_pair() as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         assert a.gettimeout() is None  # blocking mode
         chunks = [b"one", b"two", b"three"]
-        assert transport.send(chunks, None) == []
+        assert transport.send(chunks, None) is True
         assert chunks == []  # consumed
         assert read_exactly(b, 11) == b"onetwothree"
         b.sendall(b"back")
@@ -94,10 +94,10 @@ def test_send_recv() -> None:
 def test_send_many_chunks() -> None:
     # More buffers than one sendmsg() call takes.
     with unix_pair() as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         chunks = [bytes([i]) * 10 for i in range(200)]
         expected = b"".join(chunks)
-        assert transport.send(chunks, TIMEOUT) == []
+        assert transport.send(chunks, TIMEOUT) is True
         assert read_exactly(b, len(expected)) == expected
 
 
@@ -111,13 +111,13 @@ def seconds_to_time_out(transport: Transport, timeout: float) -> float:
 
 def test_recv_timeout() -> None:
     with unix_pair() as (a, _):
-        assert 0.05 <= seconds_to_time_out(Transport(a), 0.1) < 3
+        assert 0.05 <= seconds_to_time_out(SocketTransport(a), 0.1) < 3
 
 
 def test_recv_timeouts_near_the_last_one_keep_the_socket_timeout() -> None:
     """A read with a deadline asks for a little less each time: no system call for that."""
     with unix_pair() as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         calls: list[float | None] = []
         set_recv_timeout = transport._set_recv_timeout
 
@@ -141,7 +141,7 @@ def test_recv_timeouts_near_the_last_one_keep_the_socket_timeout() -> None:
 
 def test_recv_timeout_shorter_than_the_socket_timeout() -> None:
     with unix_pair() as (a, _):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         seconds_to_time_out(transport, 0.4)  # the socket's timeout is 0.4 s now
         assert 0.2 <= seconds_to_time_out(transport, 0.3) < 0.38  # not the socket's 0.4 s
 
@@ -149,7 +149,7 @@ def test_recv_timeout_shorter_than_the_socket_timeout() -> None:
 def test_recv_timeout_longer_than_the_socket_timeout() -> None:
     """The socket's timeout runs out first: the read goes on for the rest of the time."""
     with unix_pair() as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         seconds_to_time_out(transport, 0.4)  # the socket's timeout is 0.4 s now
         # It keeps 0.4 s, then waits 0.2 s more.
         assert 0.55 <= seconds_to_time_out(transport, 0.6) < 3
@@ -164,20 +164,21 @@ def test_recv_timeout_longer_than_the_socket_timeout() -> None:
 
 def test_recv_end_of_stream() -> None:
     with unix_pair() as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         b.shutdown(socket.SHUT_WR)
         assert transport.recv(10, TIMEOUT) == b""
 
 
-def test_send_timeout_zero_returns_what_did_not_fit() -> None:
+def test_send_timeout_zero_leaves_what_did_not_fit() -> None:
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         data = bytes(range(256)) * 4096  # 1 MiB: much more than the buffers hold
         chunks = [data[: len(data) // 2], data[len(data) // 2 :]]
         start = time.monotonic()
-        left = transport.send(chunks, 0)
+        assert transport.send(chunks, 0) is False
         assert time.monotonic() - start < 3  # it did not wait
-        assert left
+        assert transport.backlog() == 0  # what the socket did not take is in chunks
+        left = chunks
         rest = b"".join(left)
         written = len(data) - len(rest)
         assert 0 < written < len(data)
@@ -195,7 +196,7 @@ def test_send_timeout_zero_returns_what_did_not_fit() -> None:
 
 def test_send_timeout_raises_when_peer_does_not_read() -> None:
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, _):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         start = time.monotonic()
         with pytest.raises(TimeoutError):
             transport.send([b"x" * 2**20], 0.2)
@@ -205,7 +206,7 @@ def test_send_timeout_raises_when_peer_does_not_read() -> None:
 def test_send_waits_for_progress() -> None:
     """The timeout bounds each wait without progress, not the whole send."""
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         data = b"y" * 2**19
         received = bytearray()
 
@@ -220,7 +221,7 @@ def test_send_waits_for_progress() -> None:
         reader = threading.Thread(target=read_slowly)
         reader.start()
         try:
-            assert transport.send([data], 0.5) == []
+            assert transport.send([data], 0.5) is True
         finally:
             reader.join(TIMEOUT)
         assert not reader.is_alive()
@@ -229,7 +230,7 @@ def test_send_waits_for_progress() -> None:
 
 def test_abort_wakes_blocked_recv() -> None:
     with tcp_pair() as (client, _):
-        transport = Transport(client)
+        transport = SocketTransport(client)
         results: list[bytes | BaseException] = []
 
         def receive() -> None:
@@ -256,7 +257,7 @@ def test_abort_wakes_blocked_recv() -> None:
 
 def test_abort_wakes_blocked_send() -> None:
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, _):
-        transport = Transport(a)
+        transport = SocketTransport(a)
         errors: list[BaseException] = []
 
         def send() -> None:
@@ -280,7 +281,7 @@ def test_abort_wakes_blocked_send() -> None:
 
 def test_shutdown_write() -> None:
     with tcp_pair() as (client, server):
-        transport = Transport(client)
+        transport = SocketTransport(client)
         transport.send([b"last"], TIMEOUT)
         transport.shutdown_write()
         assert read_exactly(server, 4) == b"last"
@@ -288,7 +289,6 @@ def test_shutdown_write() -> None:
         # The other direction still works.
         server.sendall(b"reply")
         assert recv_exactly(transport, 5) == b"reply"
-
 
 
 def segments_sent(sock: socket.socket) -> int:
@@ -304,13 +304,14 @@ def test_last_bytes_go_out_with_the_end_of_the_stream(last: bool, segments: int)
     packet, not two, to wake up for (the server's Close, at the end of every connection)."""
     with tcp_pair() as (client, server):
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport = Transport(client)
+        transport = SocketTransport(client)
         before = segments_sent(client)
         transport.send([b"\x88\x02", b"\x03\xe8"], TIMEOUT, last=last)
         transport.shutdown_write()
         assert read_exactly(server, 4) == b"\x88\x02\x03\xe8"
         assert server.recv(10) == b""
         assert segments_sent(client) - before == segments
+
 
 # TLS transport.
 
@@ -331,55 +332,73 @@ def client_context(certificate: Certificate) -> ssl.SSLContext:
     return context
 
 
+def tls_handshakes(
+    client_inner: Transport,
+    server_inner: Transport,
+    certificate: Certificate,
+    *,
+    server_hostname: str = "localhost",
+) -> tuple[TLSTransport, TLSTransport]:
+    """Run the client's TLS handshake over ``client_inner``, the server's over
+    ``server_inner`` in a thread."""
+    deadline = time.monotonic() + TIMEOUT
+    servers: list[TLSTransport] = []
+    errors: list[BaseException] = []
+
+    def handshake() -> None:
+        try:
+            servers.append(
+                tls_handshake(
+                    server_inner, server_context(certificate), server_side=True,
+                    deadline=deadline,
+                )
+            )  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=handshake)
+    thread.start()
+    try:
+        client = tls_handshake(
+            client_inner,
+            client_context(certificate),
+            server_side=False,
+            server_hostname=server_hostname,
+            deadline=deadline,
+        )
+    finally:
+        if thread.is_alive():
+            thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+    return client, servers[0]
+
+
 @contextlib.contextmanager
 def tls_pair(
     certificate: Certificate, *, small: bool = False, server_hostname: str = "localhost"
 ) -> Iterator[tuple[TLSTransport, TLSTransport]]:
-    """Client and server TLS transports, handshake done."""
+    """Client and server TLS transports over TCP sockets, handshake done."""
     with tcp_pair(small) as (client_sock, server_sock):
-        deadline = time.monotonic() + TIMEOUT
-        servers: list[TLSTransport] = []
-        errors: list[BaseException] = []
-
-        def handshake() -> None:
-            try:
-                servers.append(
-                    tls_handshake(
-                        server_sock, server_context(certificate), server_side=True,
-                        deadline=deadline,
-                    )
-                )  # fmt: skip
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=handshake)
-        thread.start()
-        try:
-            client = tls_handshake(
-                client_sock,
-                client_context(certificate),
-                server_side=False,
-                server_hostname=server_hostname,
-                deadline=deadline,
-            )
-        finally:
-            if thread.is_alive():
-                thread.join(TIMEOUT)
-        assert not thread.is_alive()
-        if errors:
-            raise errors[0]
-        yield client, servers[0]
+        yield tls_handshakes(
+            SocketTransport(client_sock),
+            SocketTransport(server_sock),
+            certificate,
+            server_hostname=server_hostname,
+        )
 
 
 def test_tls_handshake_and_echo(certificate: Certificate) -> None:
     with tls_pair(certificate) as (client, server):
         assert isinstance(client, TLSTransport)
+        assert isinstance(client.inner, SocketTransport)
         assert client.ssl_object.version() in ("TLSv1.2", "TLSv1.3")
         cert = client.ssl_object.getpeercert()
         assert cert is not None
-        assert client.send([b"hello", b" ", b"tls"], TIMEOUT) == []
+        assert client.send([b"hello", b" ", b"tls"], TIMEOUT) is True
         assert recv_exactly(server, 9) == b"hello tls"
-        assert server.send([b"echo: hello tls"], TIMEOUT) == []
+        assert server.send([b"echo: hello tls"], TIMEOUT) is True
         assert recv_exactly(client, 15) == b"echo: hello tls"
 
 
@@ -396,7 +415,7 @@ def test_tls_large_transfer_both_ways(certificate: Certificate) -> None:
         thread = threading.Thread(target=echo)
         thread.start()
         try:
-            assert client.send([data], TIMEOUT) == []
+            assert client.send([data], TIMEOUT) is True
             assert recv_exactly(client, len(data)) == data
         finally:
             thread.join(TIMEOUT)
@@ -437,23 +456,25 @@ def test_tls_abort_wakes_blocked_recv(certificate: Certificate) -> None:
         assert results[0] == b"" or isinstance(results[0], ssl.SSLError)
 
 
-def test_tls_send_timeout_zero_reports_pending_bytes(certificate: Certificate) -> None:
-    """Encrypted bytes that did not fit are reported, so that the caller sends them later."""
+def test_tls_send_timeout_zero_keeps_encrypted_bytes(certificate: Certificate) -> None:
+    """Encrypted bytes that did not fit wait in the backlog, until the caller sends again."""
     data = b"q" * 2**20
     with tls_pair(certificate, small=True) as (client, server):
-        left = client.send([data], 0)
+        chunks = [data]
+        assert client.send(chunks, 0) is False
         # The plaintext is taken, but encrypted bytes wait: the caller must call again.
-        assert left
-        assert b"".join(left) == b""
+        assert chunks == []
+        assert client.backlog() > 0
         received: list[bytes] = []
         reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
         reader.start()
         try:
-            assert client.send(left, TIMEOUT) == []
+            assert client.send([], TIMEOUT) is True
         finally:
             reader.join(TIMEOUT)
         assert not reader.is_alive()
         assert received == [data]
+        assert client.backlog() == 0
 
 
 def test_tls_send_timeout(certificate: Certificate) -> None:
@@ -471,7 +492,10 @@ def test_tls_handshake_fails_verification(certificate: Certificate) -> None:
         def handshake() -> None:
             with contextlib.suppress(OSError):
                 tls_handshake(
-                    server_sock, server_context(certificate), server_side=True, deadline=deadline
+                    SocketTransport(server_sock),
+                    server_context(certificate),
+                    server_side=True,
+                    deadline=deadline,
                 )
 
         thread = threading.Thread(target=handshake)
@@ -479,7 +503,7 @@ def test_tls_handshake_fails_verification(certificate: Certificate) -> None:
         try:
             with pytest.raises(ssl.SSLCertVerificationError):
                 tls_handshake(
-                    client_sock,
+                    SocketTransport(client_sock),
                     client_context(certificate),
                     server_side=False,
                     server_hostname="not-localhost.example",
@@ -496,7 +520,7 @@ def test_tls_handshake_timeout(certificate: Certificate) -> None:
         start = time.monotonic()
         with pytest.raises(TimeoutError):
             tls_handshake(
-                client_sock,
+                SocketTransport(client_sock),
                 client_context(certificate),
                 server_side=False,
                 server_hostname="localhost",
@@ -510,9 +534,43 @@ def test_tls_handshake_connection_closed(certificate: Certificate) -> None:
         server_sock.shutdown(socket.SHUT_RDWR)
         with pytest.raises(OSError):  # noqa: PT011 (reset or end of stream)
             tls_handshake(
-                client_sock,
+                SocketTransport(client_sock),
                 client_context(certificate),
                 server_side=False,
                 server_hostname="localhost",
                 deadline=time.monotonic() + TIMEOUT,
             )
+
+
+# TLS inside TLS: to a wss:// server through an https:// proxy.
+
+
+def test_tls_inside_tls(certificate: Certificate) -> None:
+    data = bytes(range(256)) * 4096
+    with tls_pair(certificate, small=True) as (outer_client, outer_server):
+        client, server = tls_handshakes(outer_client, outer_server, certificate)
+        # The same class, over another TLS transport instead of a socket.
+        assert type(client) is type(outer_client) is TLSTransport
+        assert client.inner is outer_client
+        assert client.ssl_object is not outer_client.ssl_object
+
+        # Encrypted twice; what the socket does not take waits in the outer transport.
+        assert client.send([data], 0) is False
+        assert client.backlog() == outer_client.backlog() > 0
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
+        reader.start()
+        try:
+            assert client.send([], TIMEOUT) is True
+        finally:
+            reader.join(TIMEOUT)
+        assert not reader.is_alive()
+        assert received == [data]
+        assert client.backlog() == 0
+
+        # Both close_notify, then the end of the TCP stream.
+        server.send([b"bye"], TIMEOUT)
+        server.shutdown_write()
+        assert recv_exactly(client, 3) == b"bye"
+        assert client.recv(10, TIMEOUT) == b""
+        assert outer_client.recv(10, TIMEOUT) == b""
