@@ -587,6 +587,38 @@ def test_parse_response_body_without_length_waits_for_eof() -> None:
         run(response_parser(), [response(b"HTTP/1.1 200 OK") + b"partial"], eof=False)
 
 
+# A proxy's answer to CONNECT.
+
+
+def connect_parser(reader: StreamReader) -> Generator[None, None, Response]:
+    return Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof, connect=True)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"HTTP/1.1 200 Connection established",
+        b"HTTP/1.0 200 Connection established",
+        b"HTTP/1.1 407 Proxy Authentication Required",
+    ],
+)
+def test_parse_connect_response_leaves_what_follows_the_head(line: bytes) -> None:
+    # After a 2xx, the tunnel's bytes; after a refusal, the caller takes what came.
+    reader = StreamReader()
+    data = response(line, b"Content-Length: 5") + b"bytes"
+    parsed = run(connect_parser, [data], eof=False, reader=reader)
+    assert parsed.status_code == int(line[9:12])
+    assert parsed.body == b""
+    assert reader.buffer == b"bytes"
+
+
+def test_parse_http_1_0_response_only_from_a_proxy() -> None:
+    with pytest.raises(InvalidMessage, match="unsupported HTTP version"):
+        parse_response(response(b"HTTP/1.0 200 OK"))
+    with pytest.raises(InvalidMessage, match="unsupported HTTP version"):
+        parse(connect_parser, response(b"HTTP/2.0 200 OK"))
+
+
 @pytest.mark.parametrize("max_body", [0, 5, 100])
 def test_parse_response_max_body(max_body: int) -> None:
     data = response(b"HTTP/1.1 200 OK", b"Content-Length: 5") + b"hello"

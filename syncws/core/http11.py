@@ -211,6 +211,7 @@ class Response:
         read_to_eof: ReadToEOF,
         *,
         max_body: int = MAX_BODY,
+        connect: bool = False,
     ) -> Generator[None, None, Response]:
         """Parse a handshake response; a generator that returns the :class:`Response`.
 
@@ -222,6 +223,11 @@ class Response:
             read_exact: reads exactly the given number of bytes.
             read_to_eof: reads up to the end of the stream, at most the given number of bytes.
             max_body: the largest body accepted, in bytes.
+            connect: the response is a proxy's answer to ``CONNECT``. ``HTTP/1.0`` is
+                accepted too, as many proxies answer in it, and the body is not read: after
+                a 2xx, the bytes that follow belong to the tunnel (RFC 9110 §9.3.6); after a
+                refusal, the client gives up on the connection, and whatever came with the
+                header section is left in the reader.
 
         Raises:
             SecurityError: if a line is longer than :data:`MAX_LINE`, there are more than
@@ -234,7 +240,7 @@ class Response:
         # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. Some
         # servers also leave out the second SP when there is no reason phrase.
         version, code, sep, reason = line[:8], line[9:12], line[12:13], line[13:]
-        if version != b"HTTP/1.1":
+        if version != b"HTTP/1.1" and not (connect and version == b"HTTP/1.0"):
             raise InvalidMessage(f"unsupported HTTP version: {version[:80]!r}")
         if (
             line[8:9] != b" "
@@ -248,6 +254,8 @@ class Response:
         if not 100 <= status_code <= 599:
             raise InvalidMessage(f"invalid status code: {status_code}")
         headers = yield from _parse_headers(read_line)
+        if connect:
+            return cls(status_code, reason.decode("latin-1"), headers)
         body = yield from _read_body(status_code, headers, read_exact, read_to_eof, max_body)
         return cls(status_code, reason.decode("latin-1"), headers, body)
 
