@@ -13,15 +13,16 @@ With a proxy URL, the client goes through it. Without one, it follows the enviro
 
 from __future__ import annotations
 
+import os
 import sys
 
 import syncws
+from syncws.core.proxy import get_proxy
 from syncws.core.uri import parse_uri
-from syncws.proxy import get_proxy
 
 
 def main(uri: str, proxy: str | None) -> None:
-    route = proxy or get_proxy(parse_uri(uri)) or "a direct connection"
+    route = proxy or get_proxy(parse_uri(uri), os.environ) or "a direct connection"
     print(f"connecting to {uri} through {route}")
     try:
         with syncws.connect(uri, proxy=proxy or True, open_timeout=10) as websocket:

@@ -16,10 +16,15 @@
     │   │   ├── InvalidHeaderValue    ... it parses but has a value that is not allowed
     │   │   ├── InvalidOrigin         ... Origin is not allowed (403)
     │   │   └── InvalidUpgrade        ... Upgrade / Connection do not ask for websocket (426)
-    │   └── NegotiationError          extensions or subprotocols could not be agreed
-    │       ├── DuplicateParameter
-    │       ├── InvalidParameterName
-    │       └── InvalidParameterValue
+    │   ├── NegotiationError          extensions or subprotocols could not be agreed
+    │   │   ├── DuplicateParameter
+    │   │   ├── InvalidParameterName
+    │   │   └── InvalidParameterValue
+    │   ├── InvalidProxy              a proxy's URL is not usable
+    │   └── ProxyError                the proxy did not open the tunnel
+    │       ├── InvalidProxyMessage   ... its answer was not valid HTTP or SOCKS5
+    │       ├── InvalidProxyStatus    ... an HTTP proxy refused: 407, 403, 502... (has .response)
+    │       └── SocksProxyError       ... a SOCKS5 proxy refused (has .code)
     ├── ProtocolError                 the peer broke RFC 6455 / RFC 7692 (has .code, the close code)
     │   └── PayloadTooBig             a message is larger than max_size (close code 1009)
     ├── InvalidState                  the API was misused for the connection's state
@@ -52,6 +57,9 @@ __all__ = [
     "InvalidOrigin",
     "InvalidParameterName",
     "InvalidParameterValue",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -59,7 +67,9 @@ __all__ = [
     "NegotiationError",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
     "SecurityError",
+    "SocksProxyError",
     "WebSocketException",
 ]
 
@@ -237,6 +247,61 @@ class InvalidParameterValue(NegotiationError):
         super().__init__(msg)
 
 
+class InvalidProxy(InvalidHandshake):
+    """A proxy URL is not a valid ``http://``, ``https://``, ``socks5://`` or ``socks5h://``
+    URL.
+
+    Attributes:
+        proxy: the URL, password included.
+        msg: what is wrong with it.
+    """
+
+    def __init__(self, proxy: str, msg: str) -> None:
+        self.proxy = proxy
+        self.msg = msg
+        super().__init__(f"{_redact(proxy)!r} is not a valid proxy: {msg}")
+
+
+class ProxyError(InvalidHandshake):
+    """The proxy did not open a tunnel to the server."""
+
+
+class InvalidProxyMessage(ProxyError):
+    """The proxy's answer is not valid: not an HTTP response to ``CONNECT`` from an HTTP
+    proxy, not a SOCKS5 reply from a SOCKS proxy."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """The proxy refused to open the tunnel: it answered with a status other than 2xx.
+
+    Attributes:
+        response: the proxy's response; its body holds what came with the header section.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        super().__init__(f"proxy rejected connection: HTTP {response.status_code}")
+
+    @property
+    def status_code(self) -> int:
+        """The proxy's status code, e.g. 407 (Proxy Authentication Required) or 403."""
+        return self.response.status_code
+
+
+class SocksProxyError(ProxyError):
+    """A SOCKS5 proxy refused to open the tunnel.
+
+    Attributes:
+        code: the proxy's reply code (RFC 1928 §6), e.g. 5 when the server refused the
+            connection or 2 when the proxy's rules forbid it; ``None`` when the proxy
+            refused the credentials, or asked for a kind of authentication syncws lacks.
+    """
+
+    def __init__(self, msg: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(msg)
+
+
 class ProtocolError(WebSocketException):
     """The peer broke the WebSocket protocol.
 
@@ -264,6 +329,15 @@ class InvalidState(WebSocketException):
 
 class ConcurrencyError(WebSocketException, RuntimeError):
     """Two threads tried to receive from one connection at the same time."""
+
+
+def _redact(proxy: str) -> str:
+    """``proxy`` without its password, for error messages and logs."""
+    scheme, sep, rest = proxy.rpartition("://")
+    userinfo, at, hostport = rest.rpartition("@")
+    if not at:
+        return proxy
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hostport}"
 
 
 def _shorten(text: str, limit: int = 80) -> str:

@@ -20,6 +20,9 @@ from syncws.exceptions import (
     InvalidOrigin,
     InvalidParameterName,
     InvalidParameterValue,
+    InvalidProxy,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
     InvalidState,
     InvalidStatus,
     InvalidUpgrade,
@@ -27,7 +30,9 @@ from syncws.exceptions import (
     NegotiationError,
     PayloadTooBig,
     ProtocolError,
+    ProxyError,
     SecurityError,
+    SocksProxyError,
     WebSocketException,
 )
 
@@ -50,6 +55,11 @@ TREE: list[tuple[type[Exception], type[Exception]]] = [
     (DuplicateParameter, NegotiationError),
     (InvalidParameterName, NegotiationError),
     (InvalidParameterValue, NegotiationError),
+    (InvalidProxy, InvalidHandshake),
+    (ProxyError, InvalidHandshake),
+    (InvalidProxyMessage, ProxyError),
+    (InvalidProxyStatus, ProxyError),
+    (SocksProxyError, ProxyError),
     (ProtocolError, WebSocketException),
     (PayloadTooBig, ProtocolError),
     (InvalidState, WebSocketException),
@@ -251,6 +261,39 @@ def test_invalid_status() -> None:
     exc = InvalidStatus(response)
     assert exc.response is response
     assert str(exc) == "server rejected WebSocket connection: HTTP 403"
+
+
+# Proxies
+
+
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        pytest.param("socks4://proxy:1080", "socks4://proxy:1080", id="no-credentials"),
+        pytest.param("http://user:secret@proxy", "http://user:***@proxy", id="password"),
+        pytest.param("user:secret@proxy:3128", "user:***@proxy:3128", id="no-scheme"),
+    ],
+)
+def test_invalid_proxy_hides_the_password(proxy: str, shown: str) -> None:
+    exc = InvalidProxy(proxy, "unsupported scheme")
+    assert exc.proxy == proxy
+    assert exc.msg == "unsupported scheme"
+    assert str(exc) == f"{shown!r} is not a valid proxy: unsupported scheme"
+
+
+def test_invalid_proxy_status() -> None:
+    response = Response(407, "Proxy Authentication Required", body=b"log in")
+    exc = InvalidProxyStatus(response)
+    assert exc.response is response
+    assert exc.status_code == 407
+    assert str(exc) == "proxy rejected connection: HTTP 407"
+
+
+@pytest.mark.parametrize("code", [None, 5])
+def test_socks_proxy_error(code: int | None) -> None:
+    exc = SocksProxyError("SOCKS5 proxy did not connect", code)
+    assert exc.code == code
+    assert str(exc) == "SOCKS5 proxy did not connect"
 
 
 def test_duplicate_parameter() -> None:

@@ -23,18 +23,15 @@ from io_helpers import syncws_echo as echo
 
 import syncws
 from syncws.client import _is_transient
+from syncws.core.proxy import Proxy, get_proxy, parse_proxy, proxy_bypass
 from syncws.core.uri import parse_uri
-from syncws.proxy import (
+from syncws.exceptions import (
     InvalidProxy,
     InvalidProxyMessage,
     InvalidProxyStatus,
-    Proxy,
     SocksProxyError,
-    TunnelTLSTransport,
-    get_proxy,
-    parse_proxy,
-    proxy_bypass,
 )
+from syncws.transport import SocketTransport, TLSTransport
 
 CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"
@@ -284,6 +281,100 @@ def test_proxy_connection_refused() -> None:
         open_client("ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{free_port()}")
 
 
+# The proxy's answer to CONNECT, from a scripted proxy.
+
+
+def answering(answer: bytes) -> Callable[[RawPeer], None]:
+    """A scripted HTTP proxy that reads the CONNECT request and sends ``answer``."""
+
+    def script(peer: RawPeer) -> None:
+        peer.read_request()
+        peer.send(answer)
+        peer.sock.shutdown(socket.SHUT_WR)
+        peer.idle()
+
+    return script
+
+
+def connect_then_websocket(answer: bytes) -> Callable[[RawPeer], None]:
+    """A scripted HTTP proxy that answers CONNECT with ``answer``, then a WebSocket server
+    that closes properly."""
+
+    def script(peer: RawPeer) -> None:
+        peer.read_request()
+        peer.send(answer)
+        peer.accept()
+        close, _ = peer.read_close()
+        peer.send(b"\x88\x02" + close.payload[:2])
+        peer.sock.shutdown(socket.SHUT_WR)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 Connection established\r\n\r\n",
+        b"HTTP/1.0 200 Connection established\r\nProxy-agent: test\r\n\r\n",
+        # A 2xx has no body, whatever its headers say: the tunnel starts after the head.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 204\r\n\r\n",
+    ],
+    ids=["http-1.1", "http-1.0", "content-length", "no-reason"],
+)
+def test_proxy_answer_opens_the_tunnel(answer: bytes) -> None:
+    with RawServer(connect_then_websocket(answer)) as proxy:
+        with open_client("ws://example.com/", proxy=f"http://127.0.0.1:{proxy.port}") as ws:
+            assert ws.subprotocol is None
+        assert ws.close_code == 1000
+        proxy.join()
+
+
+def test_proxy_refusal_keeps_what_came_with_the_head() -> None:
+    answer = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+        b"Proxy-Authenticate: Basic\r\nContent-Length: 100\r\n\r\nlog in"
+    )
+    with RawServer(answering(answer)) as proxy, pytest.raises(InvalidProxyStatus) as exc_info:
+        open_client("ws://example.com/", proxy=f"http://127.0.0.1:{proxy.port}")
+    response = exc_info.value.response
+    assert response.status_code == 407
+    assert response.headers["Proxy-Authenticate"] == "Basic"
+    # The rest of the body is not waited for.
+    assert response.body == b"log in"
+    assert str(exc_info.value) == "proxy rejected connection: HTTP 407"
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"", "closed the connection before answering CONNECT"),
+        (b"HTTP/1.1 200 OK\r\nVia: x", "closed the connection before answering CONNECT"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "invalid answer to CONNECT from proxy: unsupported"),
+        (b"HTTP/2.0 200 OK\r\n\r\n", "unsupported HTTP version"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "invalid status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "invalid header line"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"x" * 9000 + b"\r\n\r\n", "longer than 8192 bytes"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: x\r\n" * 200 + b"\r\n", "more than 128 headers"),
+        (b"HTTP/1.1 200 OK\r\n\r\nearly", "proxy sent data after its answer to CONNECT"),
+    ],
+    ids=[
+        "closed",
+        "closed-in-head",
+        "not-http",
+        "version",
+        "status-line",
+        "header-line",
+        "line-too-long",
+        "too-many-headers",
+        "data-after",
+    ],
+)
+def test_invalid_proxy_answer(answer: bytes, match: str) -> None:
+    with RawServer(answering(answer)) as proxy, pytest.raises(InvalidProxyMessage, match=match):
+        open_client("ws://example.com/", proxy=f"http://127.0.0.1:{proxy.port}")
+
+
 # An HTTPS proxy: TLS to the proxy, then TLS to the server inside it.
 
 
@@ -374,8 +465,10 @@ def test_wss_through_https_proxy(https_proxy: str, tinyproxy: Tinyproxy) -> None
         )
         # TLS inside TLS: one session with the proxy, one with the server through it.
         transport = connection.transport
-        assert isinstance(transport, TunnelTLSTransport)
+        assert isinstance(transport, TLSTransport)
         assert transport.ssl_object.server_hostname == "localhost"
+        assert isinstance(transport.inner, TLSTransport)
+        assert isinstance(transport.inner.inner, SocketTransport)
         exchange(connection)
     assert tinyproxy.carried(f"localhost:{port}")
 

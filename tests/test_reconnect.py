@@ -24,11 +24,11 @@ from syncws.core.http11 import Request, Response
 from syncws.exceptions import (
     InvalidHeaderValue,
     InvalidMessage,
+    InvalidProxyStatus,
     InvalidStatus,
     InvalidURI,
     NegotiationError,
 )
-from syncws.proxy import InvalidProxyStatus
 from syncws.server import Server, ServerConnection
 
 CERT = Path(__file__).resolve().parent / "localhost.pem"
