@@ -27,7 +27,7 @@ from websockets import protocol as ws_protocol
 
 from syncws.core.extensions.base import Extension
 from syncws.core.frames import Close, Frame, Opcode, apply_mask
-from syncws.core.protocol import Protocol, Side, State
+from syncws.core.protocol import FRAME_OVERHEAD, Protocol, Side, State
 from syncws.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -379,42 +379,59 @@ def test_G3_pong_bytes_from_server() -> None:
     assert protocol.data_to_send() == [b"\x8a\x01p"]
 
 
+def fragments_that_fit(max_size: int, size: int) -> int:
+    """How many frames of ``size`` bytes a message may have: each after the first costs more."""
+    return (max_size + FRAME_OVERHEAD) // (size + FRAME_OVERHEAD)
+
+
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("payload", [b"a", b""], ids=["1-byte", "empty"])
 def test_G4_endless_fragments(side: Side, payload: bytes) -> None:
     protocol = Protocol(side)
-    assert protocol.max_fragments == 4096
+    assert protocol.max_size == 2**20
     length = f"{len(payload):02X}"
     cont = frame_in(side, f"00 {length}", payload)
     data = frame_in(side, f"02 {length}", payload) + cont * 100_000  # FIN never set
-    for start in range(0, len(data), 1 << 20):
-        protocol.receive_data(data[start : start + (1 << 20)])
-    events = received(protocol)
-    # Frames 1 to 4096 are delivered; frame 4097 fails the connection.
-    assert len(events) == 4096
+    events: list[Frame] = []  # held as the I/O layer holds a message until its end
+    tracemalloc.start()
+    try:
+        for start in range(0, len(data), 1 << 16):
+            protocol.receive_data(data[start : start + (1 << 16)])
+            events += received(protocol)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Each fragment after the first costs FRAME_OVERHEAD bytes more than its payload: the
+    # flood fails at once, after 8193 empty or 8129 one-byte frames, not after 100 001.
+    assert len(events) == fragments_that_fit(2**20, len(payload))
+    assert len(events) == (8193 if payload == b"" else 8129)
     assert events[0] == Frame(BINARY, payload, fin=False)
     assert all(frame == Frame(CONT, payload, fin=False) for frame in events[1:])
+    # What the fragments take in memory stays under max_size; input buffers come on top.
+    assert held < 2**20
+    assert peak < 2 * 2**20
     assert_failed(protocol, 1009)
 
 
 @pytest.mark.parametrize("side", SIDES)
-@pytest.mark.parametrize("max_fragments", [1, 2, 10])
-def test_G4_fails_exactly_after_max_fragments(side: Side, max_fragments: int) -> None:
-    protocol = Protocol(side, max_fragments=max_fragments)
-    protocol.receive_data(frame_in(side, "02 01", b"a"))
-    for _ in range(max_fragments - 1):
-        protocol.receive_data(frame_in(side, "00 01", b"a"))
-    assert len(received(protocol)) == max_fragments
+@pytest.mark.parametrize("max_size", [0, 127, 128, 1000])
+def test_G4_fails_exactly_at_max_size(side: Side, max_size: int) -> None:
+    protocol = Protocol(side, max_size=max_size)
+    protocol.receive_data(frame_in(side, "02 00"))
+    for _ in range(max_size // FRAME_OVERHEAD):
+        protocol.receive_data(frame_in(side, "00 00"))
+    assert len(received(protocol)) == 1 + max_size // FRAME_OVERHEAD
     assert_open(protocol)
     protocol.receive_data(frame_in(side, "00 00"))
     assert protocol.events_received() == []
+    assert f"({FRAME_OVERHEAD} bytes per frame after the first)" in str(protocol.parser_exc)
     assert_failed(protocol, 1009)
 
 
 @pytest.mark.parametrize("side", SIDES)
-def test_G4_max_fragments_reached_by_last_frame(side: Side) -> None:
-    # A message of exactly max_fragments frames is fine, and the count restarts after it.
-    protocol = Protocol(side, max_fragments=3)
+def test_G4_cost_restarts_with_each_message(side: Side) -> None:
+    # Three one-byte frames cost exactly max_size; the next message starts from zero.
+    protocol = Protocol(side, max_size=3 + 2 * FRAME_OVERHEAD)
     for _ in range(2):
         protocol.receive_data(
             frame_in(side, "01 01", b"a") + frame_in(side, "00 01", b"b")
@@ -424,37 +441,92 @@ def test_G4_max_fragments_reached_by_last_frame(side: Side) -> None:
     assert_open(protocol)
 
 
-def test_G4_no_fragment_limit() -> None:
-    protocol = Protocol(Side.CLIENT, max_fragments=None)
-    protocol.receive_data(b"\x02\x01a" + b"\x00\x01a" * 20_000 + b"\x80\x00")
-    assert len(received(protocol)) == 20_002
+@pytest.mark.parametrize("side", SIDES)
+def test_G4_no_limit_without_max_size(side: Side) -> None:
+    # max_size=None is no limit at all: neither on the size nor on the number of frames.
+    protocol = Protocol(side, max_size=None)
+    protocol.receive_data(
+        frame_in(side, "02 01", b"a") + frame_in(side, "00 00") * 100_000
+        + frame_in(side, "80 01", b"z")
+    )  # fmt: skip
+    assert len(received(protocol)) == 100_002
     assert_open(protocol)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("opcode", [TEXT, BINARY], ids=["text", "binary"])
+@pytest.mark.parametrize("fragment_size", [64, 256, 1024, 4096, 65536])
+def test_G4_large_message_in_small_fragments(
+    side: Side, opcode: Opcode, fragment_size: int
+) -> None:
+    # Autobahn 9.3.x (text) / 9.4.x (binary): a 4 MiB message in fragments of 64 bytes to
+    # 4 MiB, received with max_size=32 MiB. In 64-byte fragments it costs 4 MiB of payload
+    # plus 65 535 * FRAME_OVERHEAD bytes, about 12 MiB: well within the limit.
+    message = (b"*" if opcode is TEXT else b"\xfe") * 2**22
+    protocol = Protocol(side, max_size=2**25)
+    chunks = [message[start : start + fragment_size] for start in range(0, 2**22, fragment_size)]
+    frames = [Frame(CONT, chunk, fin=False) for chunk in chunks]
+    frames[0].opcode = opcode
+    frames[-1].fin = True
+    data = b"".join(encode_in(side, frame) for frame in frames)
+    protocol.receive_data(data)
+    events = received(protocol)
+    assert len(events) == 2**22 // fragment_size
+    assert b"".join(frame.data for frame in events) == message
+    assert events[-1].fin
+    assert_open(protocol)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_G4_largest_message_in_small_fragments(side: Side) -> None:
+    # 64-byte fragments, then a last one that brings the cost to max_size exactly.
+    count = fragments_that_fit(2**20, 64)  # 5462 frames of 64 bytes
+    first = encode_in(side, Frame(BINARY, b"x" * 64, fin=False))
+    middle = encode_in(side, Frame(CONT, b"x" * 64, fin=False)) * (count - 2)
+    size = 2**20 - 64 * (count - 1) - FRAME_OVERHEAD * (count - 1)
+    assert size == 64
+    protocol = Protocol(side)
+    protocol.receive_data(first + middle + encode_in(side, Frame(CONT, b"x" * size)))
+    assert len(received(protocol)) == count
+    assert_open(protocol)
+    protocol.receive_data(first + middle + encode_in(side, Frame(CONT, b"x" * (size + 1))))
+    assert len(received(protocol)) == count - 1
+    assert_failed(protocol, 1009)
 
 
 @pytest.mark.parametrize("side", SIDES)
 def test_G5_cumulative_size(side: Side) -> None:
     protocol = Protocol(side)
     assert protocol.max_size is not None
-    size = protocol.max_size // 999  # 999 fragments fit, 1000 do not
+    size = protocol.max_size // 999  # 999 fragments of payload would fit, 1000 would not
     payload = b"s" * size
     frames = [Frame(BINARY, payload, fin=False)] + [Frame(CONT, payload, fin=False)] * 999
     protocol.receive_data(b"".join(encode_in(side, frame) for frame in frames))
     events = received(protocol)
-    assert len(events) == 999  # fragment 1000 crosses max_size
-    assert events == frames[:999]
+    # With FRAME_OVERHEAD per fragment after the first, 890 fit: the 891st crosses max_size.
+    assert len(events) == fragments_that_fit(protocol.max_size, size) == 890
+    assert events == frames[:890]
+    assert "exceeds limit of 1048576 bytes" in str(protocol.parser_exc)
     assert_failed(protocol, 1009)
 
 
 @pytest.mark.parametrize("side", SIDES)
 def test_G5_message_of_exactly_max_size(side: Side) -> None:
-    protocol = Protocol(side, max_size=1000)
+    # Ten frames: 1000 bytes of payload and nine times FRAME_OVERHEAD make max_size.
+    max_size = 1000 + 9 * FRAME_OVERHEAD
+    protocol = Protocol(side, max_size=max_size)
     frames = text_frames(b"m" * 1000, list(range(100, 1000, 100)))
     protocol.receive_data(b"".join(encode_in(side, frame) for frame in frames))
     assert received(protocol) == frames
     assert_open(protocol)
-    protocol.receive_data(encode_in(side, Frame(TEXT, b"m" * 1000, fin=False)))
-    protocol.receive_data(encode_in(side, Frame(CONT, b"m")))
-    assert len(received(protocol)) == 1
+    # One frame may hold all of max_size: only fragments after the first cost more.
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"m" * max_size)))
+    assert received(protocol) == [Frame(BINARY, b"m" * max_size)]
+    assert_open(protocol)
+    # One byte more in the last of ten frames crosses the limit.
+    frames = text_frames(b"m" * 1001, list(range(100, 1000, 100)))
+    protocol.receive_data(b"".join(encode_in(side, frame) for frame in frames))
+    assert len(received(protocol)) == 9
     assert_failed(protocol, 1009)
 
 
@@ -1520,7 +1592,9 @@ def test_extension_protocol_error(side: Side) -> None:
 
 @pytest.mark.parametrize("side", SIDES)
 def test_extension_max_size_of_decoded_message(side: Side) -> None:
-    protocol = Protocol(side, max_size=100)
+    # 100 bytes once decoded, in four frames: three of them cost FRAME_OVERHEAD each as well.
+    overhead = FRAME_OVERHEAD
+    protocol = Protocol(side, max_size=100 + 3 * overhead)
     extension = ReverseExtension(expand=10)
     protocol.extensions = [extension]
     protocol.receive_data(frame_in(side, "42 05", b"abcde"))  # 50 bytes once decoded
@@ -1530,8 +1604,22 @@ def test_extension_max_size_of_decoded_message(side: Side) -> None:
     protocol.receive_data(frame_in(side, "40 01", b"g"))  # 100 decoded: the limit
     assert len(received(protocol)) == 1
     protocol.receive_data(frame_in(side, "80 01", b"p"))  # 101 decoded
-    assert extension.max_sizes == [100, 50, 10, 0]  # what the message may still hold
+    # What the message may still hold, once the frame's own overhead is charged.
+    assert extension.max_sizes == [100 + 3 * overhead, 50 + 2 * overhead, 10 + overhead, 0]
     assert protocol.events_received() == []
+    assert_failed(protocol, 1009)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_extension_empty_fragments_fail_before_decoding(side: Side) -> None:
+    # G4 in a message an extension transforms: empty fragments decode to nothing, but each
+    # costs FRAME_OVERHEAD; the one that crosses max_size fails before it reaches the extension.
+    protocol = Protocol(side, max_size=2 * FRAME_OVERHEAD + 10)
+    extension = ReverseExtension(expand=10)
+    protocol.extensions = [extension]
+    protocol.receive_data(frame_in(side, "42 01", b"a") + frame_in(side, "00 00") * 3)
+    assert len(received(protocol)) == 3
+    assert extension.max_sizes == [2 * FRAME_OVERHEAD + 10, FRAME_OVERHEAD, 0]
     assert_failed(protocol, 1009)
 
 
@@ -1624,8 +1712,8 @@ DIFF_CASES: dict[str, Case] = {
     "G1": Case(_frames(("80 01", b"x"))),
     "G2": Case(_frames(("01 01", b"a"), ("81 01", b"b"))),
     "G3": Case(_frames(("01 05", b"frag1"), ("89 01", b"p"), ("80 05", b"frag2"))),
-    "G4": Case(_fragments(5000)),
-    "G4-below-limit": Case(_fragments(4095)),
+    "G4": Case(_fragments(10_000)),
+    "G4-within-max-size": Case(_fragments(5000)),
     "G5": Case(_g5),
     "U1-surrogate": Case(_frames(("81 03", b"\xed\xa0\x80"))),
     "U1-overlong": Case(_frames(("81 02", b"\xc0\xaf"))),
@@ -1678,8 +1766,10 @@ DIFFERENCES: dict[str, Difference] = {
     "F2": Difference("syncws rejects a length with the MSB set as a protocol error",
                      1002, 1009, 0, 0),
     "F2-no-max-size": Difference("websockets waits for the payload", 1002, None, 0, 0),
-    # syncws caps the number of frames in a message (max_fragments); websockets has no cap.
-    "G4": Difference("syncws limits fragments per message", 1009, None, 4096, 5001),
+    # syncws charges FRAME_OVERHEAD bytes per fragment after the first against max_size;
+    # websockets counts the payload only, so a flood of tiny fragments never reaches its limit.
+    "G4": Difference("syncws charges each fragment against max_size", 1009, None, 8129, 10_001),
+    "G5": Difference("syncws charges each fragment against max_size", 1009, 1009, 890, 999),
     # RFC 6455 §8.1: invalid UTF-8 fails the connection (1007) as soon as it is known.
     "U1-surrogate": Difference(_UTF8, 1007, None, 0, 1),
     "U1-overlong": Difference(_UTF8, 1007, None, 0, 1),

@@ -58,7 +58,6 @@ class ClientProtocol(Protocol):
         subprotocols: the subprotocols to offer, in order of preference.
         state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` skips the handshake.
         max_size: see :class:`~syncws.core.protocol.Protocol`.
-        max_fragments: see :class:`~syncws.core.protocol.Protocol`.
         logger: see :class:`~syncws.core.protocol.Protocol`.
     """
 
@@ -84,7 +83,6 @@ class ClientProtocol(Protocol):
         subprotocols: Sequence[str] | None = None,
         state: State = State.CONNECTING,
         max_size: int | None = 2**20,
-        max_fragments: int | None = 4096,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if subprotocols is not None:
@@ -106,7 +104,6 @@ class ClientProtocol(Protocol):
             Side.CLIENT,
             state=state,
             max_size=max_size,
-            max_fragments=max_fragments,
             logger=logger,
         )
 

@@ -46,11 +46,22 @@ from .frames import (
 from .http11 import Request, Response
 from .streams import StreamReader
 
-__all__ = ["Event", "Protocol", "Side", "State"]
+__all__ = ["FRAME_OVERHEAD", "Event", "Protocol", "Side", "State"]
 
 Event: TypeAlias = Request | Response | Frame
 """What :meth:`Protocol.events_received` returns: frames, and in a handshake a request or a
 response."""
+
+FRAME_OVERHEAD = 128
+"""What each frame of a message after the first costs against ``max_size``, beyond its payload.
+
+It is about what a fragment takes in memory, beyond its payload, while the I/O layer holds it
+until the end of its message, on 64-bit CPython: the :class:`~syncws.core.frames.Frame` (80
+bytes), the header of its ``bytes`` payload (33 bytes, allocated in multiples of 8) and its
+entry in the message queue (8 bytes). So a flood of tiny or empty fragments fails once it
+would take about ``max_size`` bytes (after ``max_size / 128`` frames), while a message in
+fragments of a few hundred bytes or more is limited by its size rather than by its number of
+frames (RFC 6455 §5.4 sets no limit on it)."""
 
 _MASK_POOL_SIZE = 1024
 
@@ -83,10 +94,12 @@ class Protocol:
         side: which end of the connection this is.
         state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` to use the protocol
             without a handshake.
-        max_size: the largest message accepted, in bytes, after decompression; ``None`` for no
-            limit. Larger messages fail the connection with 1009.
-        max_fragments: the most frames one message may have; ``None`` for no limit. More fail
-            the connection with 1009.
+        max_size: the largest message accepted, in bytes, after decompression. Each frame of a
+            message after the first costs :data:`FRAME_OVERHEAD` (128) bytes more against it,
+            about what holding the frame takes in memory: a message in 1000 frames may hold
+            ``max_size - 999 * 128`` bytes. Larger messages fail the connection with 1009.
+            ``None`` for no limit, neither on the size nor on the number of frames: a message
+            then takes as much memory as the peer sends, so only for trusted peers.
         logger: where to log; frames are logged at DEBUG level.
     """
 
@@ -95,7 +108,6 @@ class Protocol:
         "__dict__",
         "_mask_pool",
         "_mask_position",
-        "_recv_fragments",
         "_recv_opcode",
         "_recv_size",
         "_recv_transformed",
@@ -110,7 +122,6 @@ class Protocol:
         "events",
         "extensions",
         "logger",
-        "max_fragments",
         "max_size",
         "parser",
         "parser_exc",
@@ -126,13 +137,11 @@ class Protocol:
         *,
         state: State = State.OPEN,
         max_size: int | None = 2**20,
-        max_fragments: int | None = 4096,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.side = side
         self.state = state
         self.max_size = max_size
-        self.max_fragments = max_fragments
         if logger is None:
             logger = logging.getLogger("syncws.client" if side is Side.CLIENT else "syncws.server")
         self.logger = logger
@@ -159,11 +168,11 @@ class Protocol:
         self.events: list[Event] = []
         self.writes: list[bytes] = []
 
-        # The message being received: its opcode (None between messages), size so far,
-        # number of frames, whether an extension transforms it (RSV bit on its first frame).
+        # The message being received: its opcode (None between messages), its cost so far
+        # against max_size (payload after decompression, plus FRAME_OVERHEAD per frame after
+        # the first), whether an extension transforms it (RSV bit on its first frame).
         self._recv_opcode: Opcode | None = None
         self._recv_size = 0
-        self._recv_fragments = 0
         self._recv_transformed = False
         # UTF-8 validation of the text message being received. The decoder is made only for
         # the first non-ASCII byte: ASCII text, the common case, needs one isascii() call.
@@ -484,26 +493,26 @@ class Protocol:
         if opcode is Opcode.CONT:
             if self._recv_opcode is None:
                 raise ProtocolError("unexpected continuation frame")
+            # A fragment costs memory beyond its payload until its message ends: without this
+            # charge, a flood of empty fragments would never reach max_size (G4).
+            self._recv_size += FRAME_OVERHEAD
         else:
             if self._recv_opcode is not None:
                 raise ProtocolError("expected a continuation frame")
             self._recv_opcode = opcode
             self._recv_size = 0
-            self._recv_fragments = 0
             self._recv_transformed = any(rsv)
-        self._recv_fragments += 1
-        if self.max_fragments is not None and self._recv_fragments > self.max_fragments:
-            raise PayloadTooBig(f"message has more than {self.max_fragments} frames")
-        # The size of a message that no extension transforms is known from the header;
-        # an extension checks the size of the data it produces.
-        if (
-            not self._recv_transformed
-            and self.max_size is not None
-            and self._recv_size + size > self.max_size
-        ):
+        if self.max_size is None:
+            return
+        # The size of a message that no extension transforms is known from the header; an
+        # extension checks the size of the data it produces against what is left (recv_frame).
+        cost = self._recv_size if self._recv_transformed else self._recv_size + size
+        if cost > self.max_size:
+            counted = ""
+            if opcode is Opcode.CONT:
+                counted = f" ({FRAME_OVERHEAD} bytes per frame after the first)"
             raise PayloadTooBig(
-                f"message of over {self._recv_size + size} bytes exceeds limit of "
-                f"{self.max_size} bytes"
+                f"message of over {cost} bytes exceeds limit of {self.max_size} bytes{counted}"
             )
 
     def _check_utf8(self, data: bytes) -> None:

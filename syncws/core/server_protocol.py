@@ -73,7 +73,6 @@ class ServerProtocol(Protocol):
             the client offers that the server supports).
         state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` skips the handshake.
         max_size: see :class:`~syncws.core.protocol.Protocol`.
-        max_fragments: see :class:`~syncws.core.protocol.Protocol`.
         logger: see :class:`~syncws.core.protocol.Protocol`.
     """
 
@@ -98,7 +97,6 @@ class ServerProtocol(Protocol):
         select_subprotocol: SubprotocolSelector | None = None,
         state: State = State.CONNECTING,
         max_size: int | None = 2**20,
-        max_fragments: int | None = 4096,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if isinstance(origins, str):
@@ -119,7 +117,6 @@ class ServerProtocol(Protocol):
             Side.SERVER,
             state=state,
             max_size=max_size,
-            max_fragments=max_fragments,
             logger=logger,
         )
 
