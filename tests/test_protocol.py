@@ -310,7 +310,7 @@ def f8_stream(side: Side) -> bytes:
 F8_EXPECTED_SENT = [
     Frame(PONG, b"ping between fragments"),
     Frame(PONG, b""),
-    Frame(CLOSE, b"\x03\xe8"),
+    Frame(CLOSE, b"\x03\xe8done"),
 ]
 
 
@@ -319,7 +319,7 @@ def test_F8_stream_whole(side: Side) -> None:
     delivery = deliver(side, [f8_stream(side)])
     assert delivery.events == F8_FRAMES
     assert delivery.sent == F8_EXPECTED_SENT
-    assert delivery.state == (State.CLOSED, True, Close(1000, "done"), Close(1000, ""))
+    assert delivery.state == (State.CLOSED, True, Close(1000, "done"), Close(1000, "done"))
 
 
 @pytest.mark.parametrize("side", SIDES)
@@ -772,9 +772,8 @@ def test_L1_valid_close_code_echoed(side: Side, code: int) -> None:
     payload = code.to_bytes(2, "big") + b"reason"
     protocol.receive_data(frame_in(side, "88 08", payload))
     assert received(protocol) == [Frame(CLOSE, payload)]
-    assert sent(protocol) == [Frame(CLOSE, code.to_bytes(2, "big"))]  # the same code
-    assert protocol.close_rcvd == Close(code, "reason")
-    assert protocol.close_sent == Close(code, "")
+    assert sent(protocol) == [Frame(CLOSE, payload)]  # the same code and reason
+    assert protocol.close_rcvd == protocol.close_sent == Close(code, "reason")
     assert state(protocol) is State.CLOSING
     assert protocol.parser_exc is None
 
@@ -810,8 +809,8 @@ def test_L2_125_byte_close(side: Side) -> None:
     assert len(payload) == 125
     protocol.receive_data(frame_in(side, "88 7D", payload))
     assert received(protocol) == [Frame(CLOSE, payload)]
-    assert sent(protocol) == [Frame(CLOSE, b"\x03\xe8")]
-    assert protocol.close_rcvd == Close(1000, reason)
+    assert sent(protocol) == [Frame(CLOSE, payload)]  # the longest reason fits in the echo
+    assert protocol.close_rcvd == protocol.close_sent == Close(1000, reason)
 
 
 @pytest.mark.parametrize("side", SIDES)
@@ -922,11 +921,11 @@ def test_closing_handshake_client_first() -> None:
     assert server.eof_sent  # the server closes the TCP connection first
     assert server.close_expected()
     assert server.close_rcvd == Close(1000, "bye")
-    assert server.close_sent == Close(1000, "")
+    assert server.close_sent == Close(1000, "bye")  # the echo repeats the reason
     assert server.close_rcvd_then_sent is True
 
     transfer(server, client)
-    assert received(client) == [Frame(CLOSE, b"\x03\xe8")]
+    assert received(client) == [Frame(CLOSE, b"\x03\xe8bye")]
     assert state(client) is State.CLOSING
     assert not client.eof_sent  # the client waits for the server to close TCP
     assert client.close_expected()
@@ -936,15 +935,15 @@ def test_closing_handshake_client_first() -> None:
     assert state(client) is State.CLOSED
     assert client.eof_sent  # now the client closes its side too
     assert not client.close_expected()
-    assert (client.close_code, client.close_reason) == (1000, "")
+    assert (client.close_code, client.close_reason) == (1000, "bye")
     exc = client.close_exc
     assert isinstance(exc, ConnectionClosedOK)
-    assert str(exc) == "sent 1000 (OK) bye; then received 1000 (OK)"
+    assert str(exc) == "sent 1000 (OK) bye; then received 1000 (OK) bye"
 
     server.receive_eof()
     assert state(server) is State.CLOSED
     assert (server.close_code, server.close_reason) == (1000, "bye")
-    assert str(server.close_exc) == "received 1000 (OK) bye; then sent 1000 (OK)"
+    assert str(server.close_exc) == "received 1000 (OK) bye; then sent 1000 (OK) bye"
     assert server.data_to_send() == client.data_to_send() == []
 
 
@@ -958,14 +957,14 @@ def test_closing_handshake_server_first() -> None:
     transfer(server, client)
     assert state(client) is State.CLOSING
     assert client.close_rcvd_then_sent is True
-    assert client.close_sent == Close(1001, "")
+    assert client.close_sent == Close(1001, "restart")
     assert not client.eof_sent
     assert client.close_expected()
 
     transfer(client, server)
     assert server.eof_sent
     assert server.close_rcvd_then_sent is False
-    assert server.close_rcvd == Close(1001, "")
+    assert server.close_rcvd == Close(1001, "restart")
 
     client.receive_eof()
     server.receive_eof()
@@ -974,7 +973,25 @@ def test_closing_handshake_server_first() -> None:
         assert protocol.eof_sent
         assert not protocol.close_expected()
         assert isinstance(protocol.close_exc, ConnectionClosedOK)
-    assert client.close_reason == "restart"
+    assert client.close_reason == server.close_reason == "restart"
+
+
+def test_close_echo_bytes_from_server() -> None:
+    # RFC 6455 §5.5.1: the echo repeats the code and the reason, byte for byte.
+    server = Protocol(Side.SERVER)
+    server.receive_data(wire("88 0C", b"\x0f\xa1client-bye", masked=True))  # 4001 client-bye
+    assert server.data_to_send() == [b"\x88\x0c\x0f\xa1client-bye"]
+    assert server.close_sent == Close(4001, "client-bye")
+
+
+def test_close_echo_bytes_from_client() -> None:
+    client = Protocol(Side.CLIENT)
+    client.receive_data(b"\x88\x0c\x0f\xa1server-bye")  # 4001 server-bye
+    [data] = client.data_to_send()
+    mask_key = data[2:6]
+    assert data[:2] == b"\x88\x8c"  # masked, 12 bytes
+    assert apply_mask(data[6:], mask_key) == b"\x0f\xa1server-bye"
+    assert client.close_sent == Close(4001, "server-bye")
 
 
 def test_closing_handshake_simultaneous() -> None:
@@ -1778,10 +1795,6 @@ DIFFERENCES: dict[str, Difference] = {
     # RFC 6455 §5.4 allows control frames, Close included, in the middle of a fragmented
     # message; websockets fails with 1002, syncws closes normally.
     "L3": Difference("syncws accepts a Close in the middle of a message", 1000, 1002, 2, 1),
-    # When it echoes a Close, syncws sends the code only; websockets echoes the reason too.
-    "L1-with-reason": Difference("syncws echoes the close code only", 4000, 4000, 1, 1),
-    "L2-125-bytes": Difference("syncws echoes the close code only", 1000, 1000, 1, 1),
-    "F8-stream": Difference("syncws echoes the close code only", 1000, 1000, 12, 12),
     # Once syncws sent a Close it owes no Pong (the closing handshake has started);
     # websockets still answers.
     "ping-while-closing": Difference("syncws sends no pong while closing", None, None, 1, 1),

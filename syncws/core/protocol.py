@@ -585,10 +585,11 @@ class Protocol:
         if self._utf8 is not None:
             self._utf8.reset()
         if self.state is State.OPEN:
-            # RFC 6455 §5.5.1: answer with a Close, echoing the code.
+            # RFC 6455 §5.5.1: answer with a Close, echoing the code and the reason received
+            # (a valid payload, at most 125 bytes: it fits as it is).
             self.close_rcvd_then_sent = True
-            self.send_frame(Frame(Opcode.CLOSE, frame.data[:2]))
-            self.close_sent = Close(self.close_rcvd.code, "")
+            self.send_frame(Frame(Opcode.CLOSE, frame.data))
+            self.close_sent = self.close_rcvd
             self.state = State.CLOSING
         elif self.close_rcvd_then_sent is None:
             self.close_rcvd_then_sent = False
