@@ -40,6 +40,7 @@ from .deadline import remaining
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from .messages import Data, MessageQueue
 from .options import ConnectionOptions
+from .reading import Reader
 from .timers import Timer, call_later
 from .transport import SocketTransport, Transport
 
@@ -51,21 +52,6 @@ _DEFAULT_OPTIONS = ConnectionOptions()
 
 # broadcast() logs where the server logs: it is mostly used on a server's connections.
 _broadcast_logger = logging.getLogger("syncws.server")
-
-# How long the socket of a new connection may go unread before a reader thread reads it: a
-# handler or client that never receives gets one soon, to answer pings and Close frames.
-_HAND_BACK_DELAY = 0.01
-
-# How long the socket may go unread after a recv() stopped reading it, before the reader thread
-# reads it again. A thread that receives in a loop is often away longer than the delay above,
-# for its own work or waiting for the GIL among many threads; handing reading back and forth
-# then costs two thread switches per message. Control frames from the peer wait up to twice
-# this long while nobody receives; pings sent here have their pong read at once.
-_RECV_HAND_BACK_DELAY = 0.25
-
-# How long a reader thread with nothing to do (recv() reads the socket itself) waits before it
-# ends. A connection whose handler waits in recv() then costs no thread but the handler's.
-_READER_LINGER = 1.0
 
 # When the socket doesn't take everything that is queued without waiting (broadcast, keepalive),
 # the rest is written from the timer thread: soon while the peer reads, then less and less
@@ -121,11 +107,7 @@ class Connection:
         "_aborted",
         "_close_timer",
         "_closed",
-        "_consumer_reading",
         "_eof_written",
-        "_finishing",
-        "_hand_back_at",
-        "_hand_back_due",
         "_id",
         "_keepalive_timer",
         "_masks",
@@ -134,13 +116,7 @@ class Connection:
         "_pong_timers",
         "_protocol_lock",
         "_queue",
-        "_read_cond",
-        "_read_done",
-        "_read_lock",
-        "_reader",
-        "_reader_alive",
-        "_reader_parked",
-        "_reader_reading",
+        "_reading",
         "_retry_delay",
         "_retry_timer",
         "_send_lock",
@@ -219,30 +195,17 @@ class Connection:
         self._transport_error: BaseException | None = None
         self._aborted = False
         self._closed = _Flag()
-        self._reader: threading.Thread | None = None
-        # Who reads the socket: the reader thread, or a thread in recv() or close() while it
-        # waits (no hand-off between threads then). The reader parks after handing a message
-        # to recv(), and takes over again once the socket went unread for _HAND_BACK_DELAY,
-        # so that pings are answered and TCP pushes back while nobody receives. The reader
-        # thread starts only then, and ends after _READER_LINGER with nothing to do.
-        #
-        # Whenever nobody holds the socket and reading is not over, the reader thread is
-        # about to read, or a hand-back check is due: the socket is never left unread.
-        self._read_lock = threading.Lock()
-        # For the reader thread to wait on; made with the first one (many connections need none).
-        self._read_cond: threading.Condition | None = None
-        self._reader_alive = False
-        self._reader_reading = False
-        self._consumer_reading = False
-        self._reader_parked = False
-        self._read_done = False
-        # Set by the one thread that tears the connection down, once reading is over and
-        # nobody holds the socket anymore.
-        self._finishing = False
-        # When a hand-back check may give reading to the reader thread, and whether one is
-        # due (see _HandBacks).
-        self._hand_back_at = 0.0
-        self._hand_back_due = False
+        self._reading = Reader(
+            name=lambda: f"syncws-reader-{self.id.hex[:8]}",
+            transport=self.transport,
+            read_limit=options.read_limit,
+            receive=self._receive,
+            waiting=lambda: self._queue.waiting,
+            poke=self._queue.poke,
+            broken=self._reading_failed,
+            finish=self._finish,
+            logger=self.logger,
+        )
         # Clients mask every frame with a fresh key: their frames can't be shared.
         self._masks = protocol.side is Side.CLIENT
 
@@ -267,19 +230,14 @@ class Connection:
                 self._transport_error = exc
                 self.abort()
                 return
-        finish = False
-        with self._read_lock:
-            if events:
-                # The reader thread queues the frames that came with the handshake before
-                # anything else: until it has, recv() must not read the socket, or later
-                # frames would overtake them. The reader clears this once they are queued.
-                self._reader_reading = True
-                finish = self._start_reader(events)
-            else:
-                # No thread yet: a recv() soon reads the socket itself.
-                self._schedule_hand_back(_HAND_BACK_DELAY)
-        if finish:
-            self._finish()
+        if events:
+            # A reader thread queues the frames that came with the handshake before anything
+            # else: until it has, recv() must not read the socket, or later frames would
+            # overtake them.
+            self._reading.start(lambda: self._process_events(events, block=True))
+        else:
+            # No thread yet: a recv() soon reads the socket itself.
+            self._reading.start(None)
         if self.ping_interval is not None:
             self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
 
@@ -396,12 +354,12 @@ class Connection:
                 return message
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
-                if self._claim_read():
+                if self._reading.claim():
                     # Nobody reads the socket: read it here, with no thread hand-off.
                     try:
-                        self._read_directly(deadline)
+                        self._reading.read(deadline)
                     finally:
-                        self._release_read()
+                        self._reading.release()
                 else:
                     # The reader thread is reading: it hands the message over.
                     queue.wait(remaining(deadline))
@@ -430,7 +388,7 @@ class Connection:
             ConcurrencyError: another thread is receiving on this connection.
         """
         # Fragments come through the reader thread: make sure it reads.
-        self._wake_reader()
+        self._reading.wake()
         try:
             yield from self._queue.get_iter(decode)
         except EOFError:
@@ -590,7 +548,7 @@ class Connection:
             _, waiter = self._send_ping(data)
         self._flush_or_abort(None)
         # Read the pong as it comes, even if nobody receives: it gives the latency.
-        self._wake_reader()
+        self._reading.wake()
         return waiter
 
     def _send_ping(self, data: bytes | None) -> tuple[bytes, PingWaiter]:
@@ -653,6 +611,7 @@ class Connection:
                 self._collect_output()
         # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
+        self._reading.start_closing()
 
     def _start_close(self, code: int, reason: str = "") -> None:
         """Send a Close without waiting for anything, e.g. for a server shutting down."""
@@ -717,124 +676,21 @@ class Connection:
         self._aborted = True
         self.transport.abort()
         self._queue.close()
-        self._mark_read_done()
+        self._reading.stop()
 
-    # Reader thread.
+    # Reading, for the reading part.
 
-    def _wake_reader_thread(self) -> None:
-        """Wake the reader thread if it waits for its turn to read; read lock held."""
-        if self._read_cond is not None:
-            self._read_cond.notify_all()
+    @property
+    def _reader(self) -> threading.Thread | None:
+        """The last reader thread started, to join it."""
+        return self._reading.thread
 
-    def _start_reader(self, events: list[Event]) -> bool:
-        """Start a reader thread; read lock held.
-
-        Returns:
-            Whether the caller must tear the connection down: no thread could start.
-        """
-        if self._read_cond is None:
-            self._read_cond = threading.Condition(self._read_lock)
-        thread = threading.Thread(
-            target=self._run,
-            args=(events,),
-            name=f"syncws-reader-{self.id.hex[:8]}",
-            daemon=True,
-        )
-        self._reader = thread
-        self._reader_alive = True
-        try:
-            thread.start()
-        except RuntimeError as exc:  # out of threads or memory
-            self.logger.error("cannot start a reader thread: %s", exc)
+    def _reading_failed(self, exc: BaseException) -> None:
+        if not self._aborted:
             self._transport_error = exc
-            self._reader_alive = False
-            self._reader_reading = False
-            self._read_done = True
-            self.transport.abort()
-            return self._claim_finish()
-        return False
+            self.logger.debug("connection broken: %s", exc)
 
-    def _claim_finish(self) -> bool:
-        """Whether the caller tears the connection down: only one thread does; read lock held."""
-        if (
-            self._read_done
-            and not self._reader_reading
-            and not self._consumer_reading
-            and not self._finishing
-        ):
-            self._finishing = True
-            return True
-        return False
-
-    def _run(self, events: list[Event]) -> None:
-        transport = self.transport
-        read_lock = self._read_lock
-        read_cond = self._read_cond
-        assert read_cond is not None
-        idle = False
-        try:
-            try:
-                for event in events:
-                    self._process_event(event, block=True)
-            finally:
-                with read_lock:
-                    self._reader_reading = False
-            while True:
-                with read_lock:
-                    while (
-                        self._consumer_reading or self._reader_parked
-                    ) and not self._read_done:
-                        if (
-                            not read_cond.wait(_READER_LINGER)
-                            and (self._consumer_reading or self._reader_parked)
-                            and not self._read_done
-                        ):
-                            # recv() does the reading: end this thread. A hand-back check
-                            # is due, or recv() schedules one when it lets go of the socket.
-                            idle = True
-                            self._reader_alive = False
-                            return
-                    if self._read_done:
-                        break
-                    self._reader_reading = True
-                # Reading and queuing what was read go together: until every frame of this
-                # chunk is queued (put() may wait for room), recv() must not read the socket,
-                # or it would wait for bytes already read, or get frames out of order.
-                handed = False
-                try:
-                    data = transport.recv(self.read_limit)
-                    if data:
-                        handed = self._receive(data, block=True)
-                finally:
-                    with read_lock:
-                        self._reader_reading = False
-                        if handed:
-                            # A recv() was waiting and got a message: it will likely be back
-                            # soon. Let it read the socket itself then, rather than hand each
-                            # message over.
-                            self._reader_parked = True
-                            self._schedule_hand_back(_RECV_HAND_BACK_DELAY)
-                if not data:
-                    break
-        except (OSError, TimeoutError) as exc:
-            if not self._aborted:
-                self._transport_error = exc
-                self.logger.debug("connection broken: %s", exc)
-        except Exception:  # pragma: no cover (a bug)
-            self.logger.error("unexpected error in reader thread", exc_info=True)
-        finally:
-            finish = False
-            if not idle:
-                with read_lock:
-                    self._reader_reading = False
-                    self._reader_alive = False
-                    self._read_done = True
-                    read_cond.notify_all()
-                    finish = self._claim_finish()
-            if finish:
-                self._finish()
-
-    def _receive(self, data: bytes, *, block: bool) -> bool:
+    def _receive(self, data: bytes, block: bool) -> bool:
         """Feed bytes read from the socket to the protocol, write its answers, queue messages.
 
         Args:
@@ -854,6 +710,10 @@ class Connection:
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
             self._flush(wait=backlog > self.write_limit, wait_socket=True)
+        return self._process_events(events, block=block)
+
+    def _process_events(self, events: Iterable[Event], *, block: bool) -> bool:
+        """Queue data frames, take note of pongs; whether a message was handed over."""
         handed = False
         for event in events:
             handed |= self._process_event(event, block=block)
@@ -871,112 +731,6 @@ class Connection:
         if opcode is Opcode.PONG:
             self._acknowledge_pings(event.data)
         return False
-
-    # Direct reading by the thread in recv().
-
-    def _claim_read(self) -> bool:
-        """Take the socket for the thread in ``recv()`` or ``close()``, unless another reads."""
-        with self._read_lock:
-            if (
-                self._reader_reading
-                or self._consumer_reading
-                or self._read_done
-                or self._queue.closed
-            ):
-                return False
-            self._consumer_reading = True
-            return True
-
-    def _release_read(self) -> None:
-        with self._read_lock:
-            self._consumer_reading = False
-            if self._read_done:
-                finish = self._claim_finish()
-            else:
-                finish = False
-                if self._reader_alive and not self._reader_parked:
-                    self._wake_reader_thread()  # it waits for the socket
-                else:
-                    self._schedule_hand_back(_RECV_HAND_BACK_DELAY)
-        if finish:
-            self._finish()
-
-    def _read_directly(self, deadline: float | None) -> None:
-        """Read once from the socket in the thread of ``recv()``, which claimed it.
-
-        Raises:
-            TimeoutError: nothing came before ``deadline``; nothing was read.
-        """
-        try:
-            data = self.transport.recv(self.read_limit, remaining(deadline))
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            if not self._aborted:
-                self._transport_error = exc
-                self.logger.debug("connection broken: %s", exc)
-            data = b""
-        if data:
-            self._receive(data, block=False)
-        else:
-            # The end: this thread tears the connection down when it lets go of the socket.
-            self._mark_read_done()
-
-    def _mark_read_done(self) -> None:
-        """Reading is over: tear down now if nobody holds the socket; otherwise the thread
-        that holds it does when it lets go."""
-        with self._read_lock:
-            self._read_done = True
-            self._wake_reader_thread()
-            finish = self._claim_finish()
-        if finish:
-            self._finish()
-
-    def _wake_reader(self) -> None:
-        """Make the reader thread read now, starting one if needed."""
-        with self._read_lock:
-            if self._read_done:
-                return
-            finish = self._resume_reader()
-        if finish:
-            self._finish()
-
-    def _resume_reader(self) -> bool:
-        """Unpark the reader thread, or start one unless recv() holds the socket; read lock held.
-
-        Returns:
-            Whether the caller must tear the connection down: no thread could start.
-        """
-        self._reader_parked = False
-        if self._reader_alive:
-            self._wake_reader_thread()
-            return False
-        if self._consumer_reading:
-            return False
-        return self._start_reader([])
-
-    def _schedule_hand_back(self, delay: float) -> None:
-        """Check in ``delay`` seconds that somebody reads the socket; read lock held."""
-        self._hand_back_at = time.monotonic() + delay
-        if not self._hand_back_due:
-            self._hand_back_due = True
-            (_hand_backs if delay > _HAND_BACK_DELAY else _early_hand_backs).add(self)
-
-    def _hand_back(self) -> None:
-        """Give reading back to the reader thread when ``recv()`` went quiet; timer thread."""
-        with self._read_lock:
-            self._hand_back_due = False
-            if self._consumer_reading or self._read_done:
-                return  # the next release schedules another check
-            if self._reader_alive and not self._reader_parked:
-                return  # it reads
-            wait = self._hand_back_at - time.monotonic()
-            if wait > 0:
-                self._schedule_hand_back(wait)
-                return
-            finish = self._resume_reader()
-        if finish:
-            self._finish()
 
     def _finish(self) -> None:
         """Tear down, in the reader thread, once the connection is over."""
@@ -1010,17 +764,17 @@ class Connection:
 
         The socket is read in this thread when nobody else reads it: closing needs no thread.
         """
-        if threading.current_thread() is self._reader:
+        if self._reading.in_reader_thread():
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed.is_set():
-            if self._claim_read():
+            if self._reading.claim():
                 try:
-                    self._read_directly(deadline)
+                    self._reading.read(deadline)
                 except TimeoutError:
                     self.abort()
                 finally:
-                    self._release_read()
+                    self._reading.release()
             elif not self._closed.wait(remaining(deadline)):
                 self.abort()
                 self._closed.wait()
@@ -1155,7 +909,7 @@ class Connection:
             except OSError:
                 self.abort()
                 return
-            self._wake_reader()
+            self._reading.wake()
             if self.ping_timeout is not None:
                 pauses = self._queue.pauses
                 self._pong_timers[data] = call_later(
@@ -1238,48 +992,9 @@ class Connection:
         When the connection is still closing, wait a little for it to finish, so that the
         exception tells what the peer sent.
         """
-        if self.protocol.state is not State.OPEN and threading.current_thread() is not self._reader:
+        if self.protocol.state is not State.OPEN and not self._reading.in_reader_thread():
             self._closed.wait(self.close_timeout)
         return self.protocol.close_exc
-
-
-class _HandBacks:
-    """The connections whose socket may go unread: one timer checks them all.
-
-    A recv() that returns lets go of the socket, and the reader thread must take over if no
-    recv() comes back in time. A timer per release would wake the timer thread for every
-    message of every connection; this checks every connection that let go in one callback,
-    every ``interval`` seconds while there are some.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._due: list[Connection] = []
-        self._timer: Timer | None = None
-
-    def add(self, connection: Connection) -> None:
-        """Check ``connection`` at the next round."""
-        with self._lock:
-            self._due.append(connection)
-            if self._timer is None:
-                self._timer = call_later(self.interval, self._check)
-
-    def _check(self) -> None:
-        """A round, in the timer thread. A connection checked too early adds itself again."""
-        with self._lock:
-            self._timer = None
-            due, self._due = self._due, []
-        for connection in due:
-            try:
-                connection._hand_back()
-            except Exception:  # pragma: no cover (a bug: the others are still checked)
-                connection.logger.error("hand-back check failed", exc_info=True)
-
-
-# New connections are checked soon, connections that recv() let go of less often.
-_early_hand_backs = _HandBacks(_HAND_BACK_DELAY)
-_hand_backs = _HandBacks(_RECV_HAND_BACK_DELAY)
 
 
 class _Flag:

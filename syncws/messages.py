@@ -50,8 +50,12 @@ class MessageQueue:
         # How many complete messages _frames holds: its frames with fin set.
         self._complete = 0
         self._getting = False
-        # Whether the consumer waits for a message: then put() hands one over.
+        # Whether the consumer waits in wait() for a whole message, or in get_iter() for a
+        # frame: then put() hands one over.
         self._waiting = False
+        self._streaming = False
+        # Whether poke() asked the consumer waiting in wait() to stop waiting.
+        self._poked = False
         # Whether put() drops frames up to the end of a message whose streaming was abandoned.
         self._skipping = False
         self._closed = False
@@ -77,7 +81,8 @@ class MessageQueue:
             block: wait for room; the thread that receives never waits for itself.
 
         Returns:
-            Whether a consumer was waiting for it: it was handed over.
+            Whether it completed a message that a consumer waiting in :meth:`wait` takes
+            now: it was handed over.
 
         Raises:
             EOFError: the queue is closed.
@@ -89,10 +94,11 @@ class MessageQueue:
                 self._skipping = not frame.fin
                 return False
             self._frames.append(frame)
+            handed = False
             if frame.fin:
                 self._complete += 1
-            handed = self._waiting
-            if handed:
+                handed = self._waiting
+            if handed or self._streaming:
                 self._notify()
             max_queue = self.max_queue
             if block and max_queue is not None and self._complete >= max_queue:
@@ -151,18 +157,32 @@ class MessageQueue:
             return data.decode() if opcode is Opcode.TEXT else data
         return data.decode() if decode else data
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a consumer waits in :meth:`wait` now."""
+        return self._waiting
+
     def wait(self, timeout: float | None = None) -> None:
-        """Wait until a message is complete or the queue is closed.
+        """Wait until a message is complete, the queue is closed, or :meth:`poke` is called.
 
         Raises:
-            TimeoutError: neither happened within ``timeout`` seconds.
+            TimeoutError: none of these happened within ``timeout`` seconds.
         """
         with self._lock:
             self._waiting = True
             try:
-                self._wait(timeout, lambda: self._complete > 0)
+                self._wait(timeout, lambda: self._complete > 0 or self._poked)
             finally:
                 self._waiting = False
+                self._poked = False
+
+    def poke(self) -> None:
+        """Make the consumer waiting in :meth:`wait` return now, or the next one at once:
+        nobody reads the socket, and the consumer may read it itself."""
+        with self._lock:
+            self._poked = True
+            if self._waiting:
+                self._notify()
 
     def get(self, timeout: float | None = None, decode: bool | None = None) -> Data:
         """Take the next complete message.
@@ -214,11 +234,11 @@ class MessageQueue:
             first = True
             while True:
                 with self._lock:
-                    self._waiting = True
+                    self._streaming = True
                     try:
                         self._wait(None, lambda: bool(self._frames))
                     finally:
-                        self._waiting = False
+                        self._streaming = False
                     if not self._frames:
                         raise EOFError("no more messages")
                     frame = self._frames.popleft()

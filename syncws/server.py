@@ -340,8 +340,7 @@ def run_handler(
         connection.close()
     # close() returned once the reader thread finished its work: let the thread end too,
     # so that the caller leaves no thread behind.
-    if connection._reader is not None:
-        connection._reader.join()
+    connection._reading.join()
 
 
 class Server:

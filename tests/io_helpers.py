@@ -20,6 +20,8 @@ import dataclasses
 import gc
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,11 +34,13 @@ from websockets.sync.server import Server, ServerConnection, serve, unix_serve
 
 from syncws.client import ClientConnection, connect
 from syncws.core.headers import accept_key
+from syncws.server import Server as SyncwsServer
 from syncws.server import ServerConnection as SyncwsServerConnection
 
 __all__ = [
     "TIMEOUT",
     "KEY",
+    "Background",
     "Certificate",
     "RawFrame",
     "RawPeer",
@@ -49,12 +53,18 @@ __all__ = [
     "close_payload",
     "count_fds",
     "echo",
+    "exchange",
     "frame_bytes",
     "make_certificate",
     "other_threads",
+    "require_ipv6_loopback",
+    "running",
+    "server_context",
     "syncws_echo",
+    "terminate",
     "upgrade_request",
     "wait_for",
+    "wrong_accept",
     "ws_server",
     "ws_unix_server",
 ]
@@ -103,6 +113,59 @@ def check_leaks() -> Iterator[None]:
         pytest.fail(f"threads left running: {leaked}")
     if not wait_for(lambda: count_fds() <= fds):
         pytest.fail(f"file descriptors leaked: {count_fds() - fds}")
+
+
+def require_ipv6_loopback() -> None:
+    """Skip the test where this machine cannot listen on ``::1``."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+
+def terminate(process: subprocess.Popen[Any]) -> None:
+    """End a program with SIGTERM, or SIGKILL if it is still there after the timeout."""
+    process.terminate()
+    try:
+        process.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(TIMEOUT)
+
+
+# Calls in the background.
+
+
+class Background:
+    """Run a call in a thread; keep its result or exception, and when it ended."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.ended = 0.0
+        self.done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.result = call()
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.ended = time.monotonic()
+                self.done.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float = TIMEOUT) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the background call did not return"
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 # Frames on the wire.
@@ -430,6 +493,16 @@ class RawPeer:
         self.stop.wait(TIMEOUT)
 
 
+def wrong_accept(peer: RawPeer) -> None:
+    """A script: answer the request with a 101 whose Sec-WebSocket-Accept is wrong."""
+    peer.read_request()
+    peer.send(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
+    )
+    peer.read_eof()
+
+
 class RawServer:
     """A TCP server for one connection, run by ``script(peer)`` in a thread.
 
@@ -612,6 +685,24 @@ def syncws_echo(connection: SyncwsServerConnection) -> None:
         connection.send(message)
 
 
+@contextlib.contextmanager
+def running(server: SyncwsServer) -> Iterator[SyncwsServer]:
+    """Run ``serve_forever()`` of a syncws server in a thread; shut it down and join it on exit.
+
+    :func:`syncws.testing.run_server` builds its server from a handler: this runs one that the
+    test built otherwise, with ``serve_demo()``, on a socket of its own, or with options that
+    need the :class:`~syncws.server.Server` before it runs.
+    """
+    thread = threading.Thread(target=server.serve_forever, name="test-serve-forever")
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown(TIMEOUT)
+        thread.join(TIMEOUT)
+        assert not thread.is_alive(), "serve_forever() did not return"
+
+
 # The client under test.
 
 
@@ -622,6 +713,17 @@ def client(uri: str, **kwargs: Any) -> ClientConnection:
     kwargs.setdefault("close_timeout", 2)
     connection: ClientConnection = connect(uri, **kwargs)
     return connection
+
+
+def exchange(connection: ClientConnection) -> None:
+    """Echo a short message and one larger than many TLS records, then close with 1000."""
+    with connection:
+        connection.send("hello")
+        assert connection.recv(TIMEOUT) == "hello"
+        message = bytes(range(256)) * 1024
+        connection.send(message)
+        assert connection.recv(TIMEOUT) == message
+    assert connection.close_code == 1000
 
 
 @contextlib.contextmanager
@@ -643,6 +745,13 @@ class Certificate:
 
     cert: Path
     key: Path
+
+
+def server_context() -> ssl.SSLContext:
+    """A TLS server context with the test certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(make_certificate().key)
+    return context
 
 
 def make_certificate(directory: Path | None = None) -> Certificate:

@@ -8,13 +8,12 @@ installed these tests are skipped, except in CI, where they fail.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import Browser, Page
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, running
 from test_seed_examples import EXAMPLES, example_server
 
 from syncws.demo import serve_demo
@@ -88,13 +87,6 @@ def test_counter_tabs_stay_in_sync(browser: Browser, tmp_path: Path) -> None:
 
 
 def test_demo_tabs_stay_in_sync(browser: Browser) -> None:
-    with serve_demo("127.0.0.1", 0) as server:
-        thread = threading.Thread(target=server.serve_forever, name="demo-server")
-        thread.start()
-        try:
-            url = f"http://127.0.0.1:{server.port}/"
-            check_counter_tabs(browser, url, users="#users", value="#value")
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
-    assert not thread.is_alive()
+    with serve_demo("127.0.0.1", 0) as server, running(server):
+        url = f"http://127.0.0.1:{server.port}/"
+        check_counter_tabs(browser, url, users="#users", value="#value")

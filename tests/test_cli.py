@@ -7,6 +7,7 @@ program, as in a real terminal. Error cases run it with plain pipes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.client
 import json
@@ -16,7 +17,6 @@ import re
 import select
 import signal
 import socket
-import ssl
 import struct
 import subprocess
 import sys
@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, make_certificate
+from io_helpers import TIMEOUT, server_context
 
 from syncws import cli
 from syncws.client import connect, unix_connect
 from syncws.core.http11 import Request, Response
 from syncws.exceptions import ConnectionClosed
 from syncws.messages import Data
-from syncws.server import ServerConnection, serve
+from syncws.server import ServerConnection
+from syncws.testing import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,16 +169,19 @@ def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 
 class Peer:
-    """A syncws server on 127.0.0.1 that records every connection and what it receives."""
+    """A syncws server on 127.0.0.1 that records every connection and what it receives.
+
+    Use it as a context manager: on exit the server shuts down and its thread is joined.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         self.connections: queue.Queue[ServerConnection] = queue.Queue()
         self.received: queue.Queue[Data] = queue.Queue()
         self.closes: queue.Queue[tuple[int | None, str | None]] = queue.Queue()
-        self.server = serve(self._handle, "127.0.0.1", 0, **kwargs)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test-peer")
-        self.thread.start()
-        self.uri = f"ws://127.0.0.1:{self.server.port}/"
+        self._stack = contextlib.ExitStack()
+        running = self._stack.enter_context(run_server(self._handle, **kwargs))
+        self.server = running.server
+        self.uri = f"ws://127.0.0.1:{running.port}/"
 
     def _handle(self, connection: ServerConnection) -> None:
         self.connections.put(connection)
@@ -197,18 +201,21 @@ class Peer:
     def close_received(self) -> tuple[int | None, str | None]:
         return self.closes.get(timeout=TIMEOUT)
 
+    def __enter__(self) -> Peer:
+        return self
+
     def shutdown(self) -> None:
-        self.server.shutdown(TIMEOUT)
-        self.thread.join(TIMEOUT)
+        """Shut the server down and join its thread; exiting the ``with`` block does it too."""
+        self._stack.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
 
 
 @pytest.fixture
 def peer() -> Iterator[Peer]:
-    peer = Peer()
-    try:
+    with Peer() as peer:
         yield peer
-    finally:
-        peer.shutdown()
 
 
 @pytest.fixture
@@ -369,8 +376,7 @@ def test_options_shape_the_handshake() -> None:
         requests.put(request)
         return None
 
-    peer = Peer(subprotocols=["chat", "superchat"], process_request=record)
-    try:
+    with Peer(subprotocols=["chat", "superchat"], process_request=record) as peer:
         args = [
             "connect",
             f"{peer.uri}room?id=1",
@@ -395,8 +401,6 @@ def test_options_shape_the_handshake() -> None:
             assert "Sec-WebSocket-Extensions" not in request.headers
             terminal.type(CTRL_D)
             assert terminal.wait() == 0
-    finally:
-        peer.shutdown()
 
 
 def test_compression_is_offered_by_default(peer: Peer) -> None:
@@ -500,24 +504,15 @@ def test_rejected_handshake_shows_the_status() -> None:
     def forbid(connection: ServerConnection, request: Request) -> Response:
         return connection.respond(403, "Go away.\n")
 
-    peer = Peer(process_request=forbid)
-    try:
+    with Peer(process_request=forbid) as peer:
         result = run("connect", peer.uri)
-    finally:
-        peer.shutdown()
     assert_error(result, 1, "server rejected the connection: HTTP 403 Forbidden")
 
 
 @pytest.fixture
 def tls_peer() -> Iterator[Peer]:
-    certificate = make_certificate()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate.key)
-    peer = Peer(ssl=context)
-    try:
+    with Peer(ssl=server_context()) as peer:
         yield peer
-    finally:
-        peer.shutdown()
 
 
 def test_untrusted_certificate_fails_and_insecure_skips_the_check(tls_peer: Peer) -> None:

@@ -28,10 +28,13 @@ from io_helpers import (
     client,
     close_payload,
     echo,
+    exchange,
     frame_bytes,
     make_certificate,
+    require_ipv6_loopback,
     syncws_echo,
     wait_for,
+    wrong_accept,
     ws_server,
     ws_unix_server,
 )
@@ -221,13 +224,7 @@ def test_source_address() -> None:
 
 
 def test_ipv6() -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        pytest.skip("no IPv6 loopback")
+    require_ipv6_loopback()
     with (
         ws_server(echo, "::1", family=socket.AF_INET6) as server,
         client(server.uri) as connection,
@@ -531,15 +528,7 @@ def test_connection_closed_during_handshake() -> None:
 
 
 def test_wrong_accept_key() -> None:
-    def script(peer: RawPeer) -> None:
-        peer.read_request()
-        peer.send(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
-        )
-        peer.read_eof()
-
-    with RawServer(script) as server, pytest.raises(InvalidHandshake):
+    with RawServer(wrong_accept) as server, pytest.raises(InvalidHandshake):
         client(server.uri)
 
 
@@ -570,15 +559,9 @@ def test_wss_default_context_refuses_self_signed(tls_server: str) -> None:
 
 def test_wss_custom_context(tls_server: str, certificate: Certificate) -> None:
     port = tls_server.rsplit(":", 1)[1].strip("/")
-    with client(f"wss://localhost:{port}/", ssl=trusting(certificate)) as connection:
-        assert connection.transport.__class__.__name__ == "TLSTransport"
-        connection.send("secret")
-        assert connection.recv(TIMEOUT) == "secret"
-        # Larger than a TLS record, several times over.
-        message = bytes(range(256)) * 1024
-        connection.send(message)
-        assert connection.recv(TIMEOUT) == message
-    assert connection.close_code == 1000
+    connection = client(f"wss://localhost:{port}/", ssl=trusting(certificate))
+    assert connection.transport.__class__.__name__ == "TLSTransport"
+    exchange(connection)
 
 
 def test_wss_server_hostname(tls_server: str, certificate: Certificate) -> None:

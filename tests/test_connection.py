@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from io_helpers import (
     TIMEOUT,
+    Background,
     RawFrame,
     RawPeer,
     RawServer,
@@ -75,35 +76,6 @@ class Closes:
 
     def get(self) -> tuple[int, str] | None:
         return self.closes.get(timeout=TIMEOUT)
-
-
-class Background:
-    """Run a call in a thread; keep its result or exception, and when it ended."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.ended = 0.0
-        self.done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.result = call()
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.ended = time.monotonic()
-                self.done.set()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def join(self, timeout: float = TIMEOUT) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the background call did not return"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 def small_buffer_socket(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, running
 
 from syncws.client import ClientConnection, connect
 from syncws.demo import PAGE, serve_demo
@@ -22,14 +21,8 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 
 @pytest.fixture
 def demo() -> Iterator[Server]:
-    with serve_demo("127.0.0.1", 0) as server:
-        thread = threading.Thread(target=server.serve_forever, name="test-demo")
-        thread.start()
-        try:
-            yield server
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
+    with serve_demo("127.0.0.1", 0) as server, running(server):
+        yield server
 
 
 def uri(server: Server) -> str:
@@ -177,36 +170,27 @@ def test_an_oversized_message_closes_that_connection_only(demo: Server) -> None:
 
 
 def test_each_server_has_its_own_counter() -> None:
-    with serve_demo("127.0.0.1", 0) as one, serve_demo("127.0.0.1", 0) as two:
-        threads = [
-            threading.Thread(target=server.serve_forever, name=f"test-demo-{index}")
-            for index, server in enumerate((one, two))
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            with join(one, 1) as a, join(two, 1) as b:
-                a.send('{"action": "plus"}')
-                assert receive(a) == {"type": "value", "value": 1}
-                b.send('{"action": "minus"}')
-                assert receive(b) == {"type": "value", "value": -1}
-        finally:
-            one.shutdown(TIMEOUT)
-            two.shutdown(TIMEOUT)
-            for thread in threads:
-                thread.join(TIMEOUT)
+    with (
+        serve_demo("127.0.0.1", 0) as one,
+        serve_demo("127.0.0.1", 0) as two,
+        running(one),
+        running(two),
+        join(one, 1) as a,
+        join(two, 1) as b,
+    ):
+        a.send('{"action": "plus"}')
+        assert receive(a) == {"type": "value", "value": 1}
+        b.send('{"action": "minus"}')
+        assert receive(b) == {"type": "value", "value": -1}
 
 
 def test_serve_demo_passes_options_to_serve() -> None:
-    with serve_demo("127.0.0.1", 0, max_size=2**16, server_header="counter") as server:
-        thread = threading.Thread(target=server.serve_forever, name="test-demo")
-        thread.start()
-        try:
-            assert get(server, "/")[0].getheader("Server") == "counter"
-            with join(server, 1) as websocket:
-                # 2 KiB is over the default limit of the demo, under this one.
-                websocket.send(json.dumps({"action": "plus", "padding": "x" * 2000}))
-                assert receive(websocket)["type"] == "error"
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
+    with (
+        serve_demo("127.0.0.1", 0, max_size=2**16, server_header="counter") as server,
+        running(server),
+    ):
+        assert get(server, "/")[0].getheader("Server") == "counter"
+        with join(server, 1) as websocket:
+            # 2 KiB is over the default limit of the demo, under this one.
+            websocket.send(json.dumps({"action": "plus", "padding": "x" * 2000}))
+            assert receive(websocket)["type"] == "error"

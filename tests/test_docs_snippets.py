@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,6 +35,7 @@ from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection as WSServerConnection
 
 import syncws
+from syncws.testing import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = ROOT / "docs" / "snippets"
@@ -51,35 +52,6 @@ def load(name: str) -> ModuleType:
 
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
-
-
-@contextlib.contextmanager
-def serving(handler: Callable[[syncws.ServerConnection], Any], **kwargs: Any) -> Iterator[str]:
-    """Run a syncws server on 127.0.0.1 in a thread; yield its ``ws://`` URI."""
-    server = syncws.serve(handler, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, name="docs-server")
-    thread.start()
-    try:
-        scheme = "wss" if kwargs.get("ssl") is not None else "ws"
-        yield f"{scheme}://127.0.0.1:{server.port}/"
-    finally:
-        server.shutdown(TIMEOUT)
-        thread.join(TIMEOUT)
-
-
-@contextlib.contextmanager
-def syncws_server(
-    handler: Callable[[syncws.ServerConnection], Any], **kwargs: Any
-) -> Iterator[syncws.Server]:
-    """Like :func:`serving`, but yield the server itself."""
-    server = syncws.serve(handler, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, name="docs-server")
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown(TIMEOUT)
-        thread.join(TIMEOUT)
 
 
 class Program:
@@ -170,7 +142,10 @@ def wait_closed(websocket: WSClientConnection) -> bool:
 
 def test_handler_that_returns_closes_with_1000() -> None:
     handlers = load("handlers")
-    with serving(handlers.greet) as uri, ws_connect(uri, open_timeout=TIMEOUT) as websocket:
+    with (
+        run_server(handlers.greet) as running,
+        ws_connect(running.uri, open_timeout=TIMEOUT) as websocket,
+    ):
         websocket.send("Ada")
         assert websocket.recv(timeout=TIMEOUT) == "Hello Ada!"
         assert wait_closed(websocket)
@@ -181,8 +156,8 @@ def test_handler_that_raises_closes_with_1011_and_logs(caplog: pytest.LogCapture
     handlers = load("handlers")
     with (
         caplog.at_level(logging.ERROR, logger="syncws.server"),
-        serving(handlers.add) as uri,
-        ws_connect(uri, open_timeout=TIMEOUT) as websocket,
+        run_server(handlers.add) as running,
+        ws_connect(running.uri, open_timeout=TIMEOUT) as websocket,
     ):
         websocket.send("[1, 2, 3]")
         assert websocket.recv(timeout=TIMEOUT) == "6"
@@ -194,12 +169,12 @@ def test_handler_that_raises_closes_with_1011_and_logs(caplog: pytest.LogCapture
 
 def test_handler_can_close_with_its_own_code() -> None:
     handlers = load("handlers")
-    with serving(handlers.policy) as uri:
-        with ws_connect(uri + "v1", open_timeout=TIMEOUT) as websocket:
+    with run_server(handlers.policy) as running:
+        with ws_connect(running.uri + "v1", open_timeout=TIMEOUT) as websocket:
             assert wait_closed(websocket)
             assert websocket.close_code == 1008
             assert websocket.close_reason == "this server speaks /v2 only"
-        with ws_connect(uri + "v2", open_timeout=TIMEOUT) as websocket:
+        with ws_connect(running.uri + "v2", open_timeout=TIMEOUT) as websocket:
             assert websocket.recv(timeout=TIMEOUT) == "welcome to v2"
 
 
@@ -285,16 +260,16 @@ def test_errors_tells_each_ending_apart() -> None:
     def answer(websocket: syncws.ServerConnection) -> None:
         websocket.send(websocket.recv(timeout=TIMEOUT).upper())
 
-    with serving(echo_syncws, process_request=reject) as uri:
-        assert errors.ask(uri, "?") == "rejected with HTTP 403: 'Forbidden\\n'"
-    with serving(answer) as uri:
-        assert errors.ask(uri, "hi") == "answer: 'HI'"
-    with serving(close_normally) as uri:
-        assert errors.ask(uri, "hi") == "closed by the server: 1001 'bye'"
+    with run_server(echo_syncws, process_request=reject) as running:
+        assert errors.ask(running.uri, "?") == "rejected with HTTP 403: 'Forbidden\\n'"
+    with run_server(answer) as running:
+        assert errors.ask(running.uri, "hi") == "answer: 'HI'"
+    with run_server(close_normally) as running:
+        assert errors.ask(running.uri, "hi") == "closed by the server: 1001 'bye'"
     logging.getLogger("syncws.server").disabled = True
     try:
-        with serving(crash) as uri:
-            assert errors.ask(uri, "hi") == "connection lost: 1011 ''"
+        with run_server(crash) as running:
+            assert errors.ask(running.uri, "hi") == "connection lost: 1011 ''"
     finally:
         logging.getLogger("syncws.server").disabled = False
     # A port where nobody listens.
@@ -318,7 +293,10 @@ def test_errors_reports_an_unanswered_handshake() -> None:
 def test_ticker_sends_from_a_second_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     threads = load("threads")
     monkeypatch.setattr(threads, "TICK", 0.05)
-    with serving(threads.ticker) as uri, ws_connect(uri, open_timeout=TIMEOUT) as websocket:
+    with (
+        run_server(threads.ticker) as running,
+        ws_connect(running.uri, open_timeout=TIMEOUT) as websocket,
+    ):
         messages = [websocket.recv(timeout=TIMEOUT) for _ in range(2)]
         assert messages == ["tick 1", "tick 2"]
         websocket.send("hello")
@@ -369,7 +347,7 @@ def test_thread_names() -> None:
     def named(prefix: str) -> list[str]:
         return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
 
-    with serving(echo_syncws) as uri, syncws.connect(uri) as client:
+    with run_server(echo_syncws) as running, syncws.connect(running.uri) as client:
         client.send("x")
         assert client.recv(timeout=TIMEOUT) == "x"
         assert wait_for(lambda: bool(named("syncws-reader-")))
@@ -379,7 +357,7 @@ def test_thread_names() -> None:
 
 
 def test_two_threads_receiving_is_a_concurrency_error() -> None:
-    with serving(echo_syncws) as uri, syncws.connect(uri) as websocket:
+    with run_server(echo_syncws) as running, syncws.connect(running.uri) as websocket:
         started = threading.Event()
         errors: list[BaseException] = []
 
@@ -406,7 +384,7 @@ def test_two_threads_receiving_is_a_concurrency_error() -> None:
 
 def test_open_connection_and_latency() -> None:
     timeouts = load("timeouts")
-    with serving(echo_syncws) as uri, timeouts.open_connection(uri) as websocket:
+    with run_server(echo_syncws) as running, timeouts.open_connection(running.uri) as websocket:
         assert websocket.ping_interval == 20
         assert websocket.write_timeout == 10
         latency = timeouts.measure_latency(websocket)
@@ -423,8 +401,8 @@ def test_write_timeout_aborts_a_connection_whose_peer_stops_reading() -> None:
         release.wait(TIMEOUT)
 
     payload = os.urandom(256 * 1024)
-    with serving(stop_reading, max_queue=1) as uri:
-        websocket = syncws.connect(uri, write_timeout=0.5, compression=None)
+    with run_server(stop_reading, max_queue=1) as running:
+        websocket = syncws.connect(running.uri, write_timeout=0.5, compression=None)
         try:
 
             def fill() -> None:
@@ -450,18 +428,14 @@ def test_shutdown_timeout_aborts_handlers_that_do_not_return() -> None:
             while True:
                 websocket.recv(timeout=TIMEOUT)
 
-    server = syncws.serve(stubborn, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        with syncws.connect(f"ws://127.0.0.1:{server.port}/", close_timeout=1) as websocket:
-            assert wait_for(lambda: len(server.connections) == 1)
-            server.shutdown(timeout=0.5)
-            assert not server.connections
-            assert websocket.close_code == 1001
-    finally:
-        server.shutdown(TIMEOUT)
-        thread.join(TIMEOUT)
+    with (
+        run_server(stubborn) as running,
+        syncws.connect(running.uri, close_timeout=1) as websocket,
+    ):
+        assert wait_for(lambda: len(running.server.connections) == 1)
+        running.server.shutdown(timeout=0.5)
+        assert not running.server.connections
+        assert websocket.close_code == 1001
 
 
 # Broadcast.
@@ -469,26 +443,25 @@ def test_shutdown_timeout_aborts_handlers_that_do_not_return() -> None:
 
 def test_publisher_reaches_every_client() -> None:
     broadcasting = load("broadcasting")
-    with syncws_server(broadcasting.subscriber) as server:
-        uri = f"ws://127.0.0.1:{server.port}/"
-        with contextlib.ExitStack() as stack:
-            clients = [stack.enter_context(ws_connect(uri, open_timeout=TIMEOUT)) for _ in range(5)]
-            assert wait_for(lambda: len(server.connections) == 5)
-            publisher = broadcasting.Publisher(server)
-            assert publisher.publish("news") == 5
-            assert [client.recv(timeout=TIMEOUT) for client in clients] == ["news"] * 5
+    with run_server(broadcasting.subscriber) as running, contextlib.ExitStack() as stack:
+        clients = [
+            stack.enter_context(ws_connect(running.uri, open_timeout=TIMEOUT)) for _ in range(5)
+        ]
+        assert wait_for(lambda: len(running.server.connections) == 5)
+        publisher = broadcasting.Publisher(running.server)
+        assert publisher.publish("news") == 5
+        assert [client.recv(timeout=TIMEOUT) for client in clients] == ["news"] * 5
 
 
 def test_publisher_closes_a_client_that_stopped_reading() -> None:
     broadcasting = load("broadcasting")
     payload = os.urandom(64 * 1024)
-    with syncws_server(broadcasting.subscriber, compression=None) as server:
-        uri = f"ws://127.0.0.1:{server.port}/"
+    with run_server(broadcasting.subscriber, compression=None) as running:
         # The laggard reads nothing: its queue fills up (max_queue=1), then its socket
         # buffers, then the server's backlog for it grows past write_limit.
         with (
-            ws_connect(uri, open_timeout=TIMEOUT, max_queue=1, compression=None) as laggard,
-            ws_connect(uri, open_timeout=TIMEOUT, compression=None) as reader,
+            ws_connect(running.uri, open_timeout=TIMEOUT, max_queue=1, compression=None) as laggard,
+            ws_connect(running.uri, open_timeout=TIMEOUT, compression=None) as reader,
         ):
             received: list[int] = []
 
@@ -499,11 +472,11 @@ def test_publisher_closes_a_client_that_stopped_reading() -> None:
 
             thread = threading.Thread(target=read)
             thread.start()
-            assert wait_for(lambda: len(server.connections) == 2)
-            publisher = broadcasting.Publisher(server, max_skips=3)
+            assert wait_for(lambda: len(running.server.connections) == 2)
+            publisher = broadcasting.Publisher(running.server, max_skips=3)
             laggard_connection = next(
                 connection
-                for connection in server.connections
+                for connection in running.server.connections
                 if connection.remote_address == laggard.local_address
             )
             for sent in range(1, 2001):
@@ -525,10 +498,9 @@ def test_publisher_closes_a_client_that_stopped_reading() -> None:
 def test_registry_publishes_to_its_own_members() -> None:
     broadcasting = load("broadcasting")
     registry = broadcasting.Registry()
-    with syncws_server(registry.handler) as server:
-        uri = f"ws://127.0.0.1:{server.port}/"
-        with ws_connect(uri, open_timeout=TIMEOUT) as first, ws_connect(
-            uri, open_timeout=TIMEOUT
+    with run_server(registry.handler) as running:
+        with ws_connect(running.uri, open_timeout=TIMEOUT) as first, ws_connect(
+            running.uri, open_timeout=TIMEOUT
         ) as second:
             assert wait_for(lambda: len(registry._connections) == 2)
             assert registry.publish("to both") == []
@@ -564,22 +536,25 @@ def test_tls_with_a_self_signed_certificate(certificates: Path) -> None:
         str(certificates / "localhost.crt"), str(certificates / "localhost.key")
     )
     trusted = tls.client_context(str(certificates / "localhost.crt"))
-    with syncws_server(tls.echo, ssl=context) as server:
-        assert tls.hello(f"wss://localhost:{server.port}/", trusted) == "Hello over TLS!"
-        assert tls.hello(f"wss://127.0.0.1:{server.port}/", trusted) == "Hello over TLS!"
+    with run_server(tls.echo, ssl=context) as running:
+        assert tls.hello(f"wss://localhost:{running.port}/", trusted) == "Hello over TLS!"
+        assert tls.hello(f"wss://127.0.0.1:{running.port}/", trusted) == "Hello over TLS!"
         # The common errors of the TLS guide.
         with pytest.raises(ssl.SSLCertVerificationError, match="self-signed"):
-            tls.hello(f"wss://localhost:{server.port}/", tls.client_context())
+            tls.hello(f"wss://localhost:{running.port}/", tls.client_context())
         with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
             syncws.connect(
-                f"wss://127.0.0.1:{server.port}/", ssl=trusted, server_hostname="example.com"
+                f"wss://127.0.0.1:{running.port}/", ssl=trusted, server_hostname="example.com"
             )
         with pytest.raises(syncws.InvalidMessage):
-            syncws.connect(f"ws://127.0.0.1:{server.port}/", open_timeout=TIMEOUT)
+            syncws.connect(f"ws://127.0.0.1:{running.port}/", open_timeout=TIMEOUT)
         with pytest.raises(ValueError, match="incompatible"):
-            syncws.connect(f"ws://127.0.0.1:{server.port}/", ssl=trusted)
-    with serving(echo_syncws) as uri, pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"):
-        syncws.connect(uri.replace("ws://", "wss://"), ssl=trusted)
+            syncws.connect(f"ws://127.0.0.1:{running.port}/", ssl=trusted)
+    with (
+        run_server(echo_syncws) as running,
+        pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"),
+    ):
+        syncws.connect(running.uri.replace("ws://", "wss://"), ssl=trusted)
 
 
 def test_mutual_tls(certificates: Path) -> None:
@@ -594,8 +569,8 @@ def test_mutual_tls(certificates: Path) -> None:
         str(certificates / "client.crt"),
         str(certificates / "client.key"),
     )
-    with syncws_server(tls.whoami, ssl=server_context) as server:
-        uri = f"wss://localhost:{server.port}/"
+    with run_server(tls.whoami, ssl=server_context) as running:
+        uri = f"wss://localhost:{running.port}/"
         with syncws.connect(uri, ssl=client_context) as websocket:
             assert websocket.recv(timeout=TIMEOUT) == "you are alice"
         # Without a client certificate, the server ends the TLS handshake: with TLS 1.3 the

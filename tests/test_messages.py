@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from io_helpers import TIMEOUT, wait_for
+from io_helpers import TIMEOUT, Background, wait_for
 
 from syncws.core.frames import Frame, Opcode
 from syncws.exceptions import ConcurrencyError
@@ -27,33 +25,6 @@ def binary(data: bytes, fin: bool = True) -> Frame:
 
 def cont(data: bytes, fin: bool = True) -> Frame:
     return Frame(Opcode.CONT, data, fin)
-
-
-class Background:
-    """Run a call in a thread; keep its result or exception."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.result = call()
-            except BaseException as exc:
-                self.error = exc
-            finally:
-                self.done.set()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def join(self, timeout: float = TIMEOUT) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the background call did not return"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 @pytest.fixture

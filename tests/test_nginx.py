@@ -12,7 +12,6 @@ import contextlib
 import http.client
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,13 @@ from pathlib import Path
 import pytest
 from conftest import require_executable
 from io_helpers import TIMEOUT
+from io_helpers import syncws_echo as echo
 from test_wsgi import free_port, gunicorn_server, wait_listening
 from websockets.sync.client import connect as ws_connect
 
 import syncws
 from syncws.core.http11 import Request, Response
+from syncws.testing import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "deployment" / "nginx.conf"
@@ -106,15 +107,9 @@ def health_check(connection: syncws.ServerConnection, request: Request) -> Respo
 @pytest.fixture
 def upstream() -> Iterator[int]:
     """A syncws server with a health check on /healthz, in a thread."""
-    with syncws.serve(report, "127.0.0.1", 0, process_request=health_check) as server:
-        thread = threading.Thread(target=server.serve_forever, name="syncws-upstream")
-        thread.start()
-        try:
-            assert server.port is not None
-            yield server.port
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
+    with run_server(report, process_request=health_check) as running:
+        assert running.port is not None
+        yield running.port
 
 
 def test_websocket_through_nginx(tmp_path: Path, upstream: int) -> None:
@@ -151,35 +146,26 @@ def test_health_check_through_nginx(tmp_path: Path, upstream: int) -> None:
             connection.close()
 
 
-def test_keepalive_outlives_proxy_read_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ping_interval", "survives"), [(0.3, True), (None, False)])
+def test_keepalive_outlives_proxy_read_timeout(
+    tmp_path: Path, ping_interval: float | None, survives: bool
+) -> None:
     """With pings more often than proxy_read_timeout, an idle connection stays open; without
     them, nginx closes it."""
-
-    def idle(websocket: syncws.ServerConnection) -> None:
-        for message in websocket:
-            websocket.send(message)
-
-    for ping_interval, survives in [(0.3, True), (None, False)]:
-        with syncws.serve(idle, "127.0.0.1", 0, ping_interval=ping_interval) as server:
-            thread = threading.Thread(target=server.serve_forever, name="syncws-upstream")
-            thread.start()
-            try:
-                assert server.port is not None
-                with (
-                    nginx(tmp_path, server.port, read_timeout="1s") as port,
-                    syncws.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws,
-                ):
-                    # Idle for twice nginx's read timeout, in a bounded loop.
-                    deadline = time.monotonic() + 2.0
-                    while time.monotonic() < deadline and ws.state is syncws.State.OPEN:
-                        time.sleep(0.1)
-                    assert (ws.state is syncws.State.OPEN) is survives
-                    if survives:
-                        ws.send("still there")
-                        assert ws.recv(TIMEOUT) == "still there"
-            finally:
-                server.shutdown(TIMEOUT)
-                thread.join(TIMEOUT)
+    with run_server(echo, ping_interval=ping_interval) as running:
+        assert running.port is not None
+        with (
+            nginx(tmp_path, running.port, read_timeout="1s") as port,
+            syncws.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws,
+        ):
+            # Idle for twice nginx's read timeout, in a bounded loop.
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and ws.state is syncws.State.OPEN:
+                time.sleep(0.1)
+            assert (ws.state is syncws.State.OPEN) is survives
+            if survives:
+                ws.send("still there")
+                assert ws.recv(TIMEOUT) == "still there"
 
 
 def test_flask_chat_under_gunicorn_through_nginx(tmp_path: Path) -> None:

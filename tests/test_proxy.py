@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT, RawPeer, RawServer, wait_for
+from io_helpers import (
+    TIMEOUT,
+    RawPeer,
+    RawServer,
+    exchange,
+    server_context,
+    terminate,
+    wait_for,
+)
 from io_helpers import syncws_echo as echo
 
 import syncws
@@ -31,9 +39,9 @@ from syncws.exceptions import (
     InvalidProxyStatus,
     SocksProxyError,
 )
+from syncws.testing import run_server
 from syncws.transport import SocketTransport, TLSTransport
 
-CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"
 
 ENVIRONMENT = (
@@ -72,19 +80,9 @@ def trusting() -> ssl.SSLContext:
 @contextlib.contextmanager
 def echo_server(*, tls: bool = False) -> Iterator[int]:
     """A syncws echo server on 127.0.0.1; yields its port."""
-    context = None
-    if tls:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(CERT)
-    with syncws.serve(echo, "127.0.0.1", 0, ssl=context, compression=None) as server:
-        thread = threading.Thread(target=server.serve_forever, name="test-server")
-        thread.start()
-        try:
-            assert server.port is not None
-            yield server.port
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
+    with run_server(echo, ssl=server_context() if tls else None, compression=None) as running:
+        assert running.port is not None
+        yield running.port
 
 
 def open_client(uri: str, **kwargs: Any) -> syncws.ClientConnection:
@@ -92,17 +90,6 @@ def open_client(uri: str, **kwargs: Any) -> syncws.ClientConnection:
     kwargs.setdefault("compression", None)
     connection: syncws.ClientConnection = syncws.connect(uri, **kwargs)
     return connection
-
-
-def exchange(connection: syncws.ClientConnection) -> None:
-    """Echo a short message and one larger than many TLS records."""
-    with connection:
-        connection.send("hello")
-        assert connection.recv(TIMEOUT) == "hello"
-        message = bytes(range(256)) * 1024
-        connection.send(message)
-        assert connection.recv(TIMEOUT) == message
-    assert connection.close_code == 1000
 
 
 # A real HTTP proxy.
@@ -146,12 +133,7 @@ class ProxyProgram:
         return wait_for(lambda: line in self.log.read_text(), 2)
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
+        terminate(self.process)
 
 
 class Tinyproxy(ProxyProgram):
@@ -386,8 +368,7 @@ class TLSFront:
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(CERT)
+        self.context = server_context()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.stop = threading.Event()

@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 import redis
 from conftest import require_executable
-from io_helpers import TIMEOUT, wait_for
+from io_helpers import TIMEOUT, terminate, wait_for
 
 import syncws
 from syncws.pubsub import PubSub
@@ -80,12 +80,7 @@ class RedisServer:
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(TIMEOUT)
+        terminate(process)
 
     def subscribers(self, channel: str) -> int:
         """How many connections are subscribed to ``channel``, in every process."""

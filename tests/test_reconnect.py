@@ -12,11 +12,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, RawPeer, RawServer
+from io_helpers import TIMEOUT, RawServer, server_context, wrong_accept
+from io_helpers import running as running_in_thread
 
 import syncws
 from syncws.client import _is_transient
@@ -30,8 +30,6 @@ from syncws.exceptions import (
     NegotiationError,
 )
 from syncws.server import Server, ServerConnection
-
-CERT = Path(__file__).resolve().parent / "localhost.pem"
 
 # Small delays keep the tests short; every loop below also stops after a few connections.
 FAST = {"backoff_initial": 0.01, "backoff_factor": 2.0, "backoff_max": 0.05}
@@ -60,20 +58,17 @@ class Running:
         self.port = port
         self.kwargs = kwargs
         self.server: Server | None = None
-        self.thread: threading.Thread | None = None
+        self._thread = contextlib.ExitStack()
 
     def start(self) -> None:
+        # Not run_server(), which picks a free port: the server comes back on the same one.
         # serve() binds with SO_REUSEADDR: the port is free again as soon as it was closed.
         self.server = syncws.serve(self.handler, "127.0.0.1", self.port, **self.kwargs)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test-server")
-        self.thread.start()
+        self._thread.enter_context(running_in_thread(self.server))
 
     def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.shutdown(TIMEOUT)
-            self.thread.join(TIMEOUT)
-            assert not self.thread.is_alive()
-        self.server = self.thread = None
+        self._thread.close()
+        self.server = None
 
 
 @contextlib.contextmanager
@@ -321,22 +316,13 @@ def test_other_4xx_are_fatal(status: int) -> None:
 
 
 def test_certificate_verification_failure_is_fatal() -> None:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERT)
+    context = server_context()
     with running(Counter(), ssl=context) as server, pytest.raises(ssl.SSLCertVerificationError):
         next(reconnecting(f"wss://localhost:{server.port}/"))
 
 
 def test_invalid_handshake_response_is_fatal() -> None:
-    def script(peer: RawPeer) -> None:
-        peer.read_request()
-        peer.send(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
-        )
-        peer.read_eof()
-
-    with RawServer(script) as server, pytest.raises(InvalidHeaderValue):
+    with RawServer(wrong_accept) as server, pytest.raises(InvalidHeaderValue):
         next(reconnecting(server.uri))
 
 

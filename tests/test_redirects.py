@@ -7,21 +7,20 @@ import contextlib
 import queue
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, RawPeer, RawServer
+from io_helpers import TIMEOUT, RawPeer, RawServer, server_context
 from io_helpers import syncws_echo as echo
 
 import syncws
 from syncws.core.http11 import Request, Response
 from syncws.exceptions import InvalidStatus, InvalidURI, SecurityError
 from syncws.server import Server, ServerConnection
+from syncws.testing import run_server
 
-CERT = Path(__file__).resolve().parent / "localhost.pem"
 CA = Path(__file__).resolve().parent / "localhost.crt"
 
 
@@ -64,20 +63,9 @@ def running(
         response.headers["Location"] = location
         return response
 
-    context = None
-    if tls:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(CERT)
-    with syncws.serve(
-        echo, "127.0.0.1", 0, process_request=process_request, ssl=context, compression=None
-    ) as server:
-        thread = threading.Thread(target=server.serve_forever, name="test-server")
-        thread.start()
-        try:
-            yield server
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
+    context = server_context() if tls else None
+    with run_server(echo, process_request=process_request, ssl=context, compression=None) as live:
+        yield live.server
 
 
 def open_client(uri: str, **kwargs: Any) -> syncws.ClientConnection:

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosedOK as WebsocketsConnectionClos
 from websockets.sync.client import connect as websockets_connect
 
 import syncws
+from syncws.testing import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -180,20 +181,6 @@ def load_example(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextlib.contextmanager
-def serving(handler: Callable[[syncws.ServerConnection], Any]) -> Iterator[syncws.Server]:
-    """Run a syncws server in a thread of this process, on an ephemeral port."""
-    with syncws.serve(handler, "127.0.0.1", 0) as server:
-        thread = threading.Thread(target=server.serve_forever, name="example-server")
-        thread.start()
-        try:
-            yield server
-        finally:
-            server.shutdown(TIMEOUT)
-            thread.join(TIMEOUT)
-            assert not thread.is_alive()
 
 
 def example_threads(*names: str) -> list[threading.Thread]:
@@ -429,8 +416,8 @@ def consumer_producer() -> Any:
 def test_consumer_producer_stops_the_producer_when_the_client_leaves(
     consumer_producer: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with serving(consumer_producer.handler) as server:
-        with syncws.connect(f"ws://127.0.0.1:{server.port}/") as websocket:
+    with run_server(consumer_producer.handler) as running:
+        with syncws.connect(running.uri) as websocket:
             websocket.send("hi")
             assert [recv_text(websocket) for _ in range(3)] == [
                 "message 1",
@@ -440,7 +427,7 @@ def test_consumer_producer_stops_the_producer_when_the_client_leaves(
             assert len(example_threads("consumer", "producer")) == 2
         # The consumer's loop ended: the producer stopped, the handler returned.
         assert wait_for(lambda: not example_threads("consumer", "producer"))
-        assert wait_for(lambda: not server.connections)
+        assert wait_for(lambda: not running.server.connections)
     assert "consumer: 'hi'" in capsys.readouterr().out
 
 
@@ -448,8 +435,8 @@ def test_consumer_producer_closes_the_connection_when_the_producer_ends(
     consumer_producer: Any,
 ) -> None:
     consumer_producer.PRODUCER_MESSAGES = 2
-    with serving(consumer_producer.handler) as server:
-        with syncws.connect(f"ws://127.0.0.1:{server.port}/") as websocket:
+    with run_server(consumer_producer.handler) as running:
+        with syncws.connect(running.uri) as websocket:
             assert [recv_text(websocket) for _ in range(2)] == ["message 1", "message 2"]
             # The producer has nothing more: the server stops the consumer and closes.
             with pytest.raises(syncws.ConnectionClosedOK) as raised:
@@ -457,13 +444,13 @@ def test_consumer_producer_closes_the_connection_when_the_producer_ends(
             assert raised.value.rcvd is not None
             assert raised.value.rcvd.code == 1000
         assert wait_for(lambda: not example_threads("consumer", "producer"))
-        assert wait_for(lambda: not server.connections)
+        assert wait_for(lambda: not running.server.connections)
 
 
 def test_registration_tracks_clients_and_broadcasts_to_them() -> None:
     registration = load_example("patterns/registration.py")
-    with serving(registration.handler) as server:
-        uri = f"ws://127.0.0.1:{server.port}/"
+    with run_server(registration.handler) as running:
+        uri = running.uri
         with syncws.connect(uri) as first:
             assert recv_text(first) == "Hello!"
             with syncws.connect(uri) as second:
@@ -538,8 +525,8 @@ def test_client_closes_with_1000_on_sigterm() -> None:
         close_codes.append(websocket.close_code)
 
     with (
-        serving(handler) as server,
-        client_process("faq/client_sigterm.py", str(server.port)) as process,
+        run_server(handler) as running,
+        client_process("faq/client_sigterm.py", str(running.port)) as process,
     ):
         assert read_lines(process, 2) == ["Connected", "first"]
         process.send_signal(signal.SIGTERM)
@@ -549,41 +536,41 @@ def test_client_closes_with_1000_on_sigterm() -> None:
         assert wait_for(lambda: close_codes == [1000])
 
 
-def test_recv_timeout_gives_up_when_nothing_comes() -> None:
-    def silent(websocket: syncws.ServerConnection) -> None:
+@pytest.mark.parametrize(
+    ("message", "timeout", "output"),
+    [
+        pytest.param(None, "0.2", "No message within 0.2 seconds\n", id="nothing-comes"),
+        pytest.param("on time", "10", "Received: on time\n", id="a-message-comes"),
+    ],
+)
+def test_recv_timeout(message: str | None, timeout: str, output: str) -> None:
+    def handler(websocket: syncws.ServerConnection) -> None:
+        if message is not None:
+            websocket.send(message)
         with contextlib.suppress(TimeoutError):
             websocket.wait_closed(TIMEOUT)
 
-    with serving(silent) as server:
-        result = run_client("faq/recv_timeout.py", str(server.port), "0.2")
+    with run_server(handler) as running:
+        result = run_client("faq/recv_timeout.py", str(running.port), timeout)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "No message within 0.2 seconds\n"
+    assert result.stdout == output
 
 
-def test_recv_timeout_returns_the_message_that_comes() -> None:
-    def greet(websocket: syncws.ServerConnection) -> None:
-        websocket.send("on time")
-        with contextlib.suppress(TimeoutError):
-            websocket.wait_closed(TIMEOUT)
-
-    with serving(greet) as server:
-        result = run_client("faq/recv_timeout.py", str(server.port), "10")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "Received: on time\n"
+def read_ping(client: RawPeer) -> bytes:
+    """Read a frame, which must be a Ping; return its payload."""
+    ping = client.read_frame()
+    assert ping is not None
+    assert ping.opcode == 0x9
+    return ping.payload
 
 
 def test_keepalive_pings_and_drops_a_client_that_stops_answering(tmp_path: Path) -> None:
     with example_server("faq/keepalive.py", tmp_path, "0.05", "0.5") as server:
         with RawPeer.connect(server.port) as client:
             client.handshake()
-            ping = client.read_frame()
-            assert ping is not None
-            assert ping.opcode == 0x9
-            client.send_frame(0xA, ping.payload)
+            client.send_frame(0xA, read_ping(client))
             # A Pong kept the connection alive: the next frame is another Ping.
-            ping = client.read_frame()
-            assert ping is not None
-            assert ping.opcode == 0x9
+            read_ping(client)
             # No more Pongs: the server gives up with 1011 after ping_timeout.
             close, pings = client.read_close()
             assert {frame.opcode for frame in pings} <= {0x9}
@@ -595,10 +582,7 @@ def test_keepalive_measures_the_latency_with_the_pong(tmp_path: Path) -> None:
     with example_server("faq/keepalive.py", tmp_path, "0.05", "5") as server:
         with RawPeer.connect(server.port) as client:
             client.handshake()
-            ping = client.read_frame()
-            assert ping is not None
-            assert ping.opcode == 0x9
-            client.send_frame(0xA, ping.payload)
+            client.send_frame(0xA, read_ping(client))
             # The server reads frames in order: it handles the Pong before the Close.
             client.send_frame(0x8, close_payload(1000))
             close, pings = client.read_close()
@@ -647,8 +631,8 @@ def test_reconnect_client_connects_again_after_each_end() -> None:
         # The second one closes normally as the handler returns.
 
     with (
-        serving(handler) as server,
-        client_process("faq/reconnect_client.py", str(server.port)) as process,
+        run_server(handler) as running,
+        client_process("faq/reconnect_client.py", str(running.port)) as process,
     ):
         assert read_lines(process, 8) == [
             "Connected",

@@ -43,7 +43,10 @@ from io_helpers import (
     RawResponse,
     close_payload,
     count_fds,
+    exchange,
     make_certificate,
+    require_ipv6_loopback,
+    running,
     upgrade_request,
     wait_for,
 )
@@ -80,19 +83,6 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 # Running a server.
-
-
-@contextlib.contextmanager
-def running(server: Server, *, timeout: float | None = TIMEOUT) -> Iterator[Server]:
-    """Run ``serve_forever()`` in a thread; shut the server down and join it on exit."""
-    thread = threading.Thread(target=server.serve_forever, name="test-serve-forever")
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown(timeout)
-        thread.join(TIMEOUT)
-        assert not thread.is_alive(), "serve_forever() did not return"
 
 
 @contextlib.contextmanager
@@ -165,8 +155,15 @@ def worker_threads() -> list[threading.Thread]:
 # Basics.
 
 
-def test_echo_syncws_client() -> None:
-    with serving(echo) as server, client(server) as connection:
+@pytest.mark.parametrize(
+    ("open_client", "close_code"),
+    [
+        pytest.param(client, lambda connection: connection.close_code, id="syncws"),
+        pytest.param(ws_client, lambda connection: connection.protocol.close_code, id="websockets"),
+    ],
+)
+def test_echo(open_client: Callable[[Server], Any], close_code: Callable[[Any], int]) -> None:
+    with serving(echo) as server, open_client(server) as connection:
         connection.send("hello")
         assert connection.recv(TIMEOUT) == "hello"
         connection.send(b"\x00\xff" * 1000)
@@ -175,20 +172,7 @@ def test_echo_syncws_client() -> None:
         assert connection.recv(TIMEOUT) == "fragmented"
         connection.send([b"frag", b"mented"])
         assert connection.recv(TIMEOUT) == b"fragmented"
-    assert connection.close_code == 1000
-
-
-def test_echo_websockets_client() -> None:
-    with serving(echo) as server, ws_client(server) as connection:
-        connection.send("hello")
-        assert connection.recv(TIMEOUT) == "hello"
-        connection.send(b"\x00\xff" * 1000)
-        assert connection.recv(TIMEOUT) == b"\x00\xff" * 1000
-        connection.send(["frag", "mented"])
-        assert connection.recv(TIMEOUT) == "fragmented"
-        connection.send([b"frag", b"mented"])
-        assert connection.recv(TIMEOUT) == b"fragmented"
-    assert connection.protocol.close_code == 1000
+    assert close_code(connection) == 1000
 
 
 def test_handler_returns_closes_with_1000() -> None:
@@ -275,13 +259,7 @@ def test_serve_needs_a_port() -> None:
 
 
 def test_ipv6() -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        pytest.skip("no IPv6 loopback")
+    require_ipv6_loopback()
     with serving(echo, "::1") as server:
         assert server.socket.family == socket.AF_INET6
         with client(uri(server, host="::1")) as connection:
@@ -358,6 +336,7 @@ def test_sock_argument() -> None:
 
 def test_context_manager_shuts_down() -> None:
     with serve(echo, "127.0.0.1", 0, close_timeout=2) as server:
+        # Not running(): leaving the server's own with block must stop serve_forever().
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         connection = client(server)
@@ -839,30 +818,29 @@ def closed_after(raw: RawPeer, start: float, send: Callable[[int], bytes] | None
     raise AssertionError("the server did not close the connection")
 
 
-def test_slowloris_closed_at_open_timeout() -> None:
-    """H4: header lines that keep coming don't extend the handshake deadline."""
+@pytest.mark.parametrize(
+    ("first", "more"),
+    [
+        pytest.param(
+            b"GET / HTTP/1.1\r\n", lambda n: f"X-Slow-{n}: {n}\r\n".encode(), id="slowloris"
+        ),
+        pytest.param(b"", None, id="silent"),
+    ],
+)
+def test_closed_at_open_timeout(first: bytes, more: Callable[[int], bytes] | None) -> None:
+    """H4: a silent connection, or header lines that keep coming, don't extend the handshake
+    deadline."""
     with serving(echo, open_timeout=1, max_connections=1) as server:
         with RawPeer.connect(server.port) as raw:
             start = time.monotonic()
-            raw.send(b"GET / HTTP/1.1\r\n")
-            elapsed = closed_after(raw, start, lambda n: f"X-Slow-{n}: {n}\r\n".encode())
+            raw.send(first)
+            elapsed = closed_after(raw, start, more)
         assert 0.8 <= elapsed <= 4, elapsed
         # The only worker is free again.
         wait_idle(server)
         with client(server) as connection:
-            connection.send("after slowloris")
-            assert connection.recv(TIMEOUT) == "after slowloris"
-
-
-def test_silent_tcp_connection_closed_at_open_timeout() -> None:
-    with serving(echo, open_timeout=1, max_connections=1) as server:
-        with RawPeer.connect(server.port) as raw:
-            elapsed = closed_after(raw, time.monotonic(), None)
-        assert 0.8 <= elapsed <= 4, elapsed
-        wait_idle(server)
-        with client(server) as connection:
-            connection.send("after silence")
-            assert connection.recv(TIMEOUT) == "after silence"
+            connection.send("after the timeout")
+            assert connection.recv(TIMEOUT) == "after the timeout"
 
 
 def test_open_timeout_none_waits() -> None:
@@ -914,17 +892,10 @@ def client_hello() -> bytes:
 
 
 def test_wss(tls_context: ssl.SSLContext, certificate: Certificate) -> None:
-    with (
-        serving(echo, ssl=tls_context) as server,
-        tls_client(server, certificate) as connection,
-    ):
+    with serving(echo, ssl=tls_context) as server:
+        connection = tls_client(server, certificate)
         assert connection.transport.__class__.__name__ == "TLSTransport"
-        connection.send("secret")
-        assert connection.recv(TIMEOUT) == "secret"
-        message = bytes(range(256)) * 256
-        connection.send(message)
-        assert connection.recv(TIMEOUT) == message
-    assert connection.close_code == 1000
+        exchange(connection)
 
 
 @pytest.mark.parametrize(
@@ -1149,6 +1120,7 @@ def test_shutdown_in_the_accept_loop_thread_while_it_holds_the_lock() -> None:
         accept()
 
     server._accept = accept_and_signal  # type: ignore[method-assign]
+    # Not running(): the test joins serve_forever()'s thread while the shutdown is under way.
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
@@ -1388,6 +1360,8 @@ def serve_with_signal(
         Whether serve_forever() returned by itself: a watchdog closes the server after
         TIMEOUT, so that a test fails rather than hangs.
     """
+    # serve_forever() runs in this thread, not in one of running(): Python runs signal
+    # handlers in the main thread only.
     previous = signal.signal(signal.SIGUSR1, on_signal)
     watchdog = threading.Timer(TIMEOUT, server.close)
     thread = threading.Thread(target=peer)

@@ -3,10 +3,8 @@ received messages, and the pytest plugin (run in a pytest of its own with ``pyte
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from io_helpers import echo, wait_for, ws_server
+from io_helpers import echo, require_ipv6_loopback, wait_for, ws_server
 
 import syncws
 from syncws.core.protocol import State
@@ -65,22 +63,12 @@ def test_run_server_passes_serve_options() -> None:
 
 
 def test_run_server_on_ipv6_loopback() -> None:
-    if not has_ipv6_loopback():
-        pytest.skip("no IPv6 loopback")
+    require_ipv6_loopback()
     with run_server(echo_handler, "::1") as running:
         assert running.uri == f"ws://[::1]:{running.port}/"
         with syncws.connect(running.uri) as websocket:
             websocket.send(b"\x00\x01")
             assert_receives(websocket, b"\x00\x01")
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def test_run_unix_server() -> None:

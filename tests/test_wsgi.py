@@ -8,7 +8,6 @@ on 127.0.0.1 with ephemeral ports.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import importlib
@@ -25,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, close_payload
+from io_helpers import (
+    KEY,
+    TIMEOUT,
+    RawFrame,
+    RawPeer,
+    close_payload,
+    frame_bytes,
+    terminate,
+    upgrade_request,
+)
 from websockets.sync.client import connect as ws_connect
 from werkzeug.serving import make_server
 
@@ -124,12 +132,7 @@ def gunicorn_server(
         wait_listening(port, process)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(TIMEOUT)
+        terminate(process)
         log.close()
 
 
@@ -203,21 +206,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
 
 # Raw clients.
 
-KEY = base64.b64encode(b"0123456789abcdef").decode()
-
-
-def handshake(path: str = "/ws/echo", *, extra: str = "") -> bytes:
-    return (
-        f"GET {path} HTTP/1.1\r\n"
-        "Host: 127.0.0.1\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {KEY}\r\n"
-        "Sec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: chat\r\n"
-        f"{extra}\r\n"
-    ).encode()
-
+REQUEST = upgrade_request("/ws/echo", b"Sec-WebSocket-Protocol: chat\r\n")
 
 HANDSHAKE_HEADERS = {
     "Upgrade": "websocket",
@@ -225,42 +214,6 @@ HANDSHAKE_HEADERS = {
     "Sec-WebSocket-Key": KEY,
     "Sec-WebSocket-Version": "13",
 }
-
-
-def masked(opcode: int, payload: bytes) -> bytes:
-    """A masked frame, as a client sends it (payloads under 126 bytes)."""
-    assert len(payload) < 126
-    mask = b"\x01\x02\x03\x04"
-    data = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + data
-
-
-def read_until_eof(sock: socket.socket) -> bytes:
-    """Read everything until the server closes; bounded in time."""
-    sock.settimeout(TIMEOUT)
-    chunks = []
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        data = sock.recv(65536)
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-def read_exactly(sock: socket.socket, size: int, *, until: bytes) -> bytes:
-    """Read up to ``until`` and then ``size`` more bytes; bounded in time."""
-    sock.settimeout(TIMEOUT)
-    data = b""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        end = data.find(until)
-        if end >= 0 and len(data) >= end + len(until) + size:
-            return data
-        chunk = sock.recv(65536)
-        assert chunk, f"the server closed the connection after {data!r}"
-        data += chunk
-    raise TimeoutError("not enough bytes in time")
 
 
 # Tests.
@@ -339,36 +292,31 @@ def test_close_codes(server: int) -> None:
 
 def test_frames_sent_with_the_request_are_not_lost(server: int) -> None:
     """The server read them along with the request head: they must reach the handler."""
-    frames = masked(0x1, b"first") + masked(0x2, b"second")
-    echoes = b"\x81\x05first" + b"\x82\x06second"
-    with socket.create_connection(("127.0.0.1", server), TIMEOUT) as sock:
-        sock.sendall(handshake() + frames)  # one write: one segment on loopback
-        data = read_exactly(sock, len(echoes), until=b"\r\n\r\n")
-        sock.sendall(masked(0x8, close_payload(1000)))
-        rest = read_until_eof(sock)
-    head, _, echoed = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 ")
-    assert f"Sec-WebSocket-Accept: {accept_key(KEY)}".encode() in head
-    assert echoed == echoes
-    assert rest == b"\x88\x02" + close_payload(1000), "the Close, and nothing after it"
+    frames = frame_bytes(0x1, b"first", mask=True) + frame_bytes(0x2, b"second", mask=True)
+    with RawPeer.connect(server) as raw:
+        raw.send(REQUEST + frames)  # one write: one segment on loopback
+        response = raw.read_response()
+        assert response.status == 101
+        assert response.headers["sec-websocket-accept"] == accept_key(KEY)
+        assert raw.read_frame() == RawFrame(0x1, True, b"first")
+        assert raw.read_frame() == RawFrame(0x2, True, b"second")
+        raw.send_frame(0x8, close_payload(1000))
+        rest = raw.read_all()
+    assert rest == frame_bytes(0x8, close_payload(1000)), "the Close, and nothing after it"
 
 
 def test_server_writes_nothing_after_the_connection(server: int) -> None:
     """Once the WebSocket is over, the WSGI server's own response must not reach the wire,
     and the socket is not kept alive for another request."""
-    with socket.create_connection(("127.0.0.1", server), TIMEOUT) as sock:
-        sock.sendall(handshake())
-        sock.settimeout(TIMEOUT)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(1)
-            assert chunk, "the server closed during the handshake"
-            head += chunk
-        sock.sendall(masked(0x8, close_payload(1000)))
+    with RawPeer.connect(server) as raw:
+        raw.send(REQUEST)
+        assert raw.read_response().status == 101
+        raw.send_frame(0x8, close_payload(1000))
         # A second request on the same connection must not be served either.
-        sock.sendall(b"GET /plain HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        rest = read_until_eof(sock)
-    assert rest == b"\x88\x02" + close_payload(1000)
+        raw.send(b"GET /plain HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        # What came after the 101, buffered bytes included.
+        rest = raw.read_all()
+    assert rest == frame_bytes(0x8, close_payload(1000))
 
 
 def test_plain_http_still_served(server: int) -> None:
@@ -514,13 +462,13 @@ def test_keepalive_pings_from_a_wsgi_connection() -> None:
     app = syncws.wsgi.WebSocketApp(echo, ping_interval=0.1, ping_timeout=TIMEOUT)
     with (
         werkzeug_server(app) as port,
-        socket.create_connection(("127.0.0.1", port), TIMEOUT) as sock,
+        RawPeer.connect(port) as raw,
     ):
-        sock.sendall(handshake())
-        # The 101, then a Ping frame (opcode 0x9, unmasked from the server) on its own.
-        data = read_exactly(sock, 2, until=b"\r\n\r\n")
-        head, _, frame = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101 ")
-        assert frame[0] == 0x89
-        sock.sendall(masked(0x8, close_payload(1000)))
-        assert read_until_eof(sock).endswith(b"\x88\x02" + close_payload(1000))
+        raw.send(REQUEST)
+        # The 101, then a Ping frame (unmasked from the server) on its own.
+        assert raw.read_response().status == 101
+        ping = raw.read_frame()
+        assert ping is not None
+        assert (ping.opcode, ping.fin) == (0x9, True)
+        raw.send_frame(0x8, close_payload(1000))
+        assert raw.read_all().endswith(frame_bytes(0x8, close_payload(1000)))
