@@ -19,7 +19,6 @@ Threads and locks:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import socket
@@ -43,6 +42,7 @@ from .options import ConnectionOptions
 from .reading import Reader
 from .timers import Timer, call_later
 from .transport import SocketTransport, Transport
+from .writing import Writer
 
 __all__ = ["Connection", "PingWaiter", "broadcast"]
 
@@ -52,13 +52,6 @@ _DEFAULT_OPTIONS = ConnectionOptions()
 
 # broadcast() logs where the server logs: it is mostly used on a server's connections.
 _broadcast_logger = logging.getLogger("syncws.server")
-
-# When the socket doesn't take everything that is queued without waiting (broadcast, keepalive),
-# the rest is written from the timer thread: soon while the peer reads, then less and less
-# often while it doesn't.
-_RETRY_MIN_DELAY = 0.001
-_RETRY_MAX_DELAY = 0.05
-
 
 class PingWaiter:
     """Waits for the pong that answers one ping; :meth:`Connection.ping` returns it."""
@@ -107,21 +100,17 @@ class Connection:
         "_aborted",
         "_close_timer",
         "_closed",
-        "_eof_written",
         "_id",
         "_keepalive_timer",
         "_masks",
-        "_out",
         "_pings",
         "_pong_timers",
         "_protocol_lock",
         "_queue",
         "_reading",
-        "_retry_delay",
-        "_retry_timer",
         "_send_lock",
         "_transport_error",
-        "_write_lock",
+        "_writer",
         "close_timeout",
         "latency",
         "local_address",
@@ -181,15 +170,16 @@ class Connection:
 
         self._protocol_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._out: list[bytes] = []
-        self._eof_written = False
+        self._writer = Writer(
+            self.transport,
+            order_lock=self._protocol_lock,
+            write_timeout=options.write_timeout,
+            failed=self.abort,
+        )
         self._queue = MessageQueue(options.max_queue)
         self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
         self._keepalive_timer: Timer | None = None
         self._close_timer: Timer | None = None
-        self._retry_timer: Timer | None = None
-        self._retry_delay = _RETRY_MIN_DELAY
         # Timeouts of keepalive pings waiting for their pong, by ping payload.
         self._pong_timers: dict[bytes, Timer] = {}
         self._transport_error: BaseException | None = None
@@ -223,7 +213,7 @@ class Connection:
         # that fails the connection) or a close timeout: send and arm them now.
         with self._protocol_lock:
             self._collect_output()
-        if self._out or self._eof_pending():
+        if self._writer.pending():
             try:
                 self._flush(wait=False, wait_socket=True)
             except (OSError, TimeoutError) as exc:
@@ -642,7 +632,7 @@ class Connection:
             if (
                 protocol.state is not State.OPEN
                 or protocol.sending_fragments
-                or sum(map(len, self._out)) + self.transport.backlog() > self.write_limit
+                or self._writer.backlog() > self.write_limit
             ):
                 return False
             if frame is not None and not protocol.extensions and not self._masks:
@@ -705,8 +695,8 @@ class Connection:
             self.protocol.receive_data(data)
             events = self.protocol.events_received()
             self._collect_output()
-            backlog = sum(map(len, self._out)) + self.transport.backlog()
-        if backlog or self._out or self._eof_pending():
+            backlog = self._writer.backlog()
+        if backlog or self._writer.pending():
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
             self._flush(wait=backlog > self.write_limit, wait_socket=True)
@@ -738,11 +728,11 @@ class Connection:
             if not self.protocol.reader.eof:
                 self.protocol.receive_eof()
             self.protocol.data_to_send()  # nothing can be written anymore
-            self._out.clear()
+            self._writer.close()
             pings = list(self._pings.values())
             self._pings.clear()
         self._queue.close()
-        timers = [self._keepalive_timer, self._close_timer, self._retry_timer]
+        timers = [self._keepalive_timer, self._close_timer]
         timers.extend(self._pong_timers.values())
         for timer in timers:
             if timer is not None:
@@ -784,8 +774,8 @@ class Connection:
     def _collect_output(self) -> None:
         """Move what the protocol wants to send to the output list; protocol lock held."""
         protocol = self.protocol
-        if protocol.writes:
-            self._out.extend(protocol.data_to_send())
+        if protocol.writes or protocol.eof_sent:
+            self._writer.queue(protocol.data_to_send(), eof=protocol.eof_sent)
         # While the connection is open and writing, no close timeout is due: skip the call.
         if (
             (protocol.state is not State.OPEN or protocol.eof_sent)
@@ -795,75 +785,11 @@ class Connection:
         ):
             self._close_timer = call_later(self.close_timeout, self._close_timed_out)
 
-    def _eof_pending(self) -> bool:
-        return self.protocol.eof_sent and not self._eof_written
-
     def _flush(
         self, *, wait: bool, wait_socket: bool | None = None, deadline: float | None = None
     ) -> None:
-        """Write the output list to the socket.
-
-        Args:
-            wait: wait for the write lock. Otherwise, leave the output to the thread that
-                holds it, which writes everything queued before it lets go.
-            wait_socket: wait for the socket to accept every byte, for up to
-                ``write_timeout`` without progress; by default the same as ``wait``. When
-                ``False``, whatever the socket does not take now is written later.
-            deadline: when waiting, give up at this :func:`time.monotonic` time too.
-
-        Raises:
-            TimeoutError: the socket accepted nothing for ``write_timeout`` seconds.
-            OSError: the connection is broken.
-        """
-        if wait_socket is None:
-            wait_socket = wait
-        timeout = self.write_timeout if wait_socket else 0
-        if deadline is not None and timeout != 0:
-            # Past the deadline, still wait a little: a timeout of 0 would leave what the
-            # socket doesn't take queued (unbounded) instead of raising TimeoutError.
-            until_deadline = max(0.001, remaining(deadline))
-            timeout = until_deadline if timeout is None else min(timeout, until_deadline)
-        while True:
-            if wait:
-                if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
-                    raise TimeoutError("another thread is still writing")
-            elif not self._write_lock.acquire(blocking=False):
-                return
-            try:
-                while True:
-                    with self._protocol_lock:
-                        chunks = self._out
-                        if chunks:
-                            self._out = []
-                        # Nothing comes after the end of the stream: the protocol sent it.
-                        eof = self._eof_pending()
-                    if chunks or self.transport.backlog():
-                        size = sum(map(len, chunks)) if timeout == 0 else 0
-                        if not self.transport.send(chunks, timeout, last=eof):
-                            # Only without waiting; what the transport did not take is left
-                            # in chunks. Retry soon while the peer reads; back off while it
-                            # doesn't.
-                            if sum(map(len, chunks)) < size:
-                                self._retry_delay = _RETRY_MIN_DELAY
-                            else:
-                                self._retry_delay = min(2 * self._retry_delay, _RETRY_MAX_DELAY)
-                            with self._protocol_lock:
-                                self._out[:0] = chunks
-                            self._schedule_retry()
-                            return
-                    elif eof:
-                        self._eof_written = True
-                        with contextlib.suppress(OSError):
-                            self.transport.shutdown_write()
-                    else:
-                        break
-            finally:
-                self._write_lock.release()
-            # Another thread may have queued bytes after the last check and found the lock
-            # taken: write them too.
-            if not self._out and not self._eof_pending():
-                return
-            wait = False
+        """Write what is queued: see :meth:`Writer.flush <syncws.writing.Writer.flush>`."""
+        self._writer.flush(wait=wait, wait_socket=wait_socket, deadline=deadline)
 
     def _flush_or_abort(self, deadline: float | None) -> None:
         """Flush for a caller that waits; on failure, abort and raise what the caller should."""
@@ -877,19 +803,6 @@ class Connection:
             self.abort()
             self._closed.wait(self.close_timeout)
             raise self._closed_exception() from exc
-
-    def _schedule_retry(self) -> None:
-        """Try the output again soon, when the socket did not take it all at once."""
-
-        def retry() -> None:
-            self._retry_timer = None
-            try:
-                self._flush(wait=False)
-            except (OSError, TimeoutError):
-                self.abort()
-
-        if self._retry_timer is None:
-            self._retry_timer = call_later(self._retry_delay, retry)
 
     # Timers.
 
