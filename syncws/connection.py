@@ -20,7 +20,6 @@ Threads and locks:
 from __future__ import annotations
 
 import logging
-import secrets
 import socket
 import sys
 import threading
@@ -36,7 +35,8 @@ from .core.headers import Headers
 from .core.http11 import Request, Response
 from .core.protocol import Event, Protocol, Side, State
 from .deadline import remaining
-from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from .exceptions import ConnectionClosed, ConnectionClosedOK
+from .keepalive import Keepalive, PingWaiter
 from .messages import Data, MessageQueue
 from .options import ConnectionOptions
 from .reading import Reader
@@ -52,33 +52,6 @@ _DEFAULT_OPTIONS = ConnectionOptions()
 
 # broadcast() logs where the server logs: it is mostly used on a server's connections.
 _broadcast_logger = logging.getLogger("syncws.server")
-
-class PingWaiter:
-    """Waits for the pong that answers one ping; :meth:`Connection.ping` returns it."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._event = threading.Event()
-        self.latency: float | None = None
-        """Seconds between sending the ping and receiving its pong, once it came."""
-
-    def wait(self, timeout: float | None = None) -> float:
-        """Wait for the pong and return the latency in seconds.
-
-        Raises:
-            TimeoutError: no pong came within ``timeout`` seconds.
-            ConnectionClosed: the connection closed before the pong came.
-        """
-        if not self._event.wait(timeout):
-            raise TimeoutError("no pong received in time")
-        if self.latency is None:
-            raise self._connection._closed_exception()
-        return self.latency
-
-    def done(self) -> bool:
-        """Whether the pong came or the connection closed."""
-        return self._event.is_set()
-
 
 class Connection:
     """A WebSocket connection: send and receive messages from any thread.
@@ -101,10 +74,8 @@ class Connection:
         "_close_timer",
         "_closed",
         "_id",
-        "_keepalive_timer",
+        "_keepalive",
         "_masks",
-        "_pings",
-        "_pong_timers",
         "_protocol_lock",
         "_queue",
         "_reading",
@@ -112,7 +83,6 @@ class Connection:
         "_transport_error",
         "_writer",
         "close_timeout",
-        "latency",
         "local_address",
         "logger",
         "options",
@@ -165,9 +135,6 @@ class Connection:
         self.remote_address: Any = _sockname(sock, remote=True)
         """The peer's address, as ``socket.getpeername()`` gives it."""
 
-        self.latency = 0.0
-        """Latency of the last ping answered, in seconds; 0 until one is."""
-
         self._protocol_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._writer = Writer(
@@ -177,11 +144,7 @@ class Connection:
             failed=self.abort,
         )
         self._queue = MessageQueue(options.max_queue)
-        self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
-        self._keepalive_timer: Timer | None = None
         self._close_timer: Timer | None = None
-        # Timeouts of keepalive pings waiting for their pong, by ping payload.
-        self._pong_timers: dict[bytes, Timer] = {}
         self._transport_error: BaseException | None = None
         self._aborted = False
         self._closed = _Flag()
@@ -194,6 +157,15 @@ class Connection:
             poke=self._queue.poke,
             broken=self._reading_failed,
             finish=self._finish,
+            logger=self.logger,
+        )
+        self._keepalive = Keepalive(
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            send_ping=self._send_keepalive_ping,
+            paused=lambda: (self._queue.paused, self._queue.pauses),
+            fail=lambda: self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"),
+            closed=self._closed_exception,
             logger=self.logger,
         )
         # Clients mask every frame with a fresh key: their frames can't be shared.
@@ -228,8 +200,7 @@ class Connection:
         else:
             # No thread yet: a recv() soon reads the socket itself.
             self._reading.start(None)
-        if self.ping_interval is not None:
-            self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
+        self._keepalive.start()
 
     def __enter__(self) -> Connection:
         return self
@@ -253,6 +224,11 @@ class Connection:
         if self._id is None:
             self._id = uuid.uuid4()
         return self._id
+
+    @property
+    def latency(self) -> float:
+        """Latency of the last ping answered, in seconds; 0 until one is."""
+        return self._keepalive.latency
 
     @property
     def state(self) -> State:
@@ -532,30 +508,47 @@ class Connection:
         if isinstance(data, str):
             data = data.encode()
         with self._protocol_lock:
-            if data is not None and data in self._pings:
-                raise ConcurrencyError("a ping with the same data is waiting for its pong")
             self._check_open()
-            _, waiter = self._send_ping(data)
+            data, waiter = self._keepalive.add(data)
+            try:
+                self.protocol.send_ping(data)
+            except BaseException:
+                self._keepalive.forget(data)
+                raise
+            self._collect_output()
         self._flush_or_abort(None)
         # Read the pong as it comes, even if nobody receives: it gives the latency.
         self._reading.wake()
         return waiter
 
-    def _send_ping(self, data: bytes | None) -> tuple[bytes, PingWaiter]:
-        """Queue a ping and record when it left; protocol lock held.
+    def _send_keepalive_ping(self) -> bytes | None:
+        """Send a keepalive ping without waiting, for the keepalive part; its payload, or
+        ``None`` when the connection is not open anymore."""
+        with self._protocol_lock:
+            if self.protocol.state is not State.OPEN:
+                return None
+            data, _ = self._keepalive.add(None)
+            self.protocol.send_ping(data)
+            self._collect_output()
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
+            return None
+        # Read the pong as it comes, even if nobody receives.
+        self._reading.wake()
+        return data
 
-        Args:
-            data: the payload; ``None`` for 4 random bytes that no waiting ping uses.
-        """
-        if data is None:
-            data = secrets.token_bytes(4)
-            while data in self._pings:  # pragma: no cover (1 chance in 4 billion)
-                data = secrets.token_bytes(4)
-        waiter = PingWaiter(self)
-        self.protocol.send_ping(data)
-        self._pings[data] = (waiter, time.monotonic())
-        self._collect_output()
-        return data, waiter
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (send a Close with ``code``), without waiting."""
+        with self._protocol_lock:
+            if self.protocol.state is State.OPEN:
+                self.protocol.fail(code, reason)
+                self._collect_output()
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
 
     def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong, as a one-way heartbeat.
@@ -719,7 +712,7 @@ class Connection:
             except EOFError:
                 return False
         if opcode is Opcode.PONG:
-            self._acknowledge_pings(event.data)
+            self._keepalive.acknowledge(event.data)
         return False
 
     def _finish(self) -> None:
@@ -729,16 +722,10 @@ class Connection:
                 self.protocol.receive_eof()
             self.protocol.data_to_send()  # nothing can be written anymore
             self._writer.close()
-            pings = list(self._pings.values())
-            self._pings.clear()
         self._queue.close()
-        timers = [self._keepalive_timer, self._close_timer]
-        timers.extend(self._pong_timers.values())
-        for timer in timers:
-            if timer is not None:
-                timer.cancel()
-        for waiter, _ in pings:
-            waiter._event.set()
+        self._keepalive.close()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         try:
             self.transport.close()
         finally:
@@ -806,85 +793,12 @@ class Connection:
 
     # Timers.
 
-    def _keepalive(self) -> None:
-        """Send a keepalive ping, in the timer thread."""
-        self._keepalive_timer = None
-        if self.protocol.state is not State.OPEN:
-            return
-        # A paused reader does not read the pong: don't blame the peer for it.
-        if not self._queue.paused:
-            with self._protocol_lock:
-                if self.protocol.state is not State.OPEN:
-                    return
-                data, _ = self._send_ping(None)
-            try:
-                self._flush(wait=False, wait_socket=False)
-            except OSError:
-                self.abort()
-                return
-            self._reading.wake()
-            if self.ping_timeout is not None:
-                pauses = self._queue.pauses
-                self._pong_timers[data] = call_later(
-                    self.ping_timeout, lambda: self._check_pong(data, pauses)
-                )
-        assert self.ping_interval is not None
-        self._keepalive_timer = call_later(self.ping_interval, self._keepalive)
-        if self._queue.closed:
-            # The connection ended meanwhile: _finish() may have cancelled the timers before
-            # these were scheduled.
-            self._keepalive_timer.cancel()
-            for timer in list(self._pong_timers.values()):
-                timer.cancel()
-
-    def _check_pong(self, data: bytes, pauses: int) -> None:
-        """Fail the connection when a keepalive ping went unanswered, in the timer thread."""
-        self._pong_timers.pop(data, None)
-        if data not in self._pings or self.protocol.state is not State.OPEN:
-            return
-        if self._queue.paused or self._queue.pauses != pauses:
-            # The reader paused since the ping: the pong may be waiting unread. Check again.
-            assert self.ping_timeout is not None
-            self._pong_timers[data] = call_later(
-                self.ping_timeout, lambda: self._check_pong(data, self._queue.pauses)
-            )
-            return
-        self.logger.info("keepalive ping timeout; failing connection")
-        with self._protocol_lock:
-            if self.protocol.state is State.OPEN:
-                self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-                self._collect_output()
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
-
     def _close_timed_out(self) -> None:
         """Abort the connection when the closing handshake takes too long, in the timer thread."""
         self._close_timer = None
         if not self._closed.is_set():
             self.logger.debug("closing handshake timed out; aborting connection")
             self.abort()
-
-    def _acknowledge_pings(self, data: bytes) -> None:
-        """Complete the ping that a pong answers, and every ping sent before it."""
-        now = time.monotonic()
-        with self._protocol_lock:
-            if data not in self._pings:
-                return  # unsolicited pong (RFC 6455 §5.5.3)
-            acknowledged = []
-            for ping_data, (waiter, sent) in list(self._pings.items()):
-                del self._pings[ping_data]
-                acknowledged.append((waiter, sent))
-                timer = self._pong_timers.pop(ping_data, None)
-                if timer is not None:
-                    timer.cancel()
-                if ping_data == data:
-                    break
-        for waiter, sent in acknowledged:
-            waiter.latency = now - sent
-            waiter._event.set()
-        self.latency = acknowledged[-1][0].latency or 0.0
 
     # Helpers.
 
