@@ -681,6 +681,8 @@ def _handshake(
         max_size=config.options.max_size,
         logger=config.logger,
     )
+    # Messages that come before an error of the server are delivered first.
+    protocol.defer_failures = True
     request = protocol.connect()
     if additional_headers is not None:
         request.headers.update(additional_headers)

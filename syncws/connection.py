@@ -50,6 +50,11 @@ _DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 _DEFAULT_OPTIONS = ConnectionOptions()
 
+FAILURE_GRACE = 1.0
+"""Seconds the messages received before a protocol error of the peer may wait to be received
+before the connection fails anyway (see :attr:`Protocol.defer_failures
+<syncws.core.protocol.Protocol.defer_failures>`)."""
+
 # broadcast() logs where the server logs: it is mostly used on a server's connections.
 _broadcast_logger = logging.getLogger("syncws.server")
 
@@ -73,6 +78,7 @@ class Connection:
         "_aborted",
         "_close_timer",
         "_closed",
+        "_failure_timer",
         "_id",
         "_keepalive",
         "_masks",
@@ -145,6 +151,8 @@ class Connection:
         )
         self._queue = MessageQueue(options.max_queue)
         self._close_timer: Timer | None = None
+        # Fails the connection when a protocol error waits behind messages nobody receives.
+        self._failure_timer: Timer | None = None
         self._transport_error: BaseException | None = None
         self._aborted = False
         self._closed = _Flag()
@@ -196,10 +204,12 @@ class Connection:
             # A reader thread queues the frames that came with the handshake before anything
             # else: until it has, recv() must not read the socket, or later frames would
             # overtake them.
-            self._reading.start(lambda: self._process_events(events, block=True))
+            self._reading.start(lambda: self._receive_events(events))
         else:
             # No thread yet: a recv() soon reads the socket itself.
             self._reading.start(None)
+            if self.protocol.pending_failure is not None:
+                self._failure_found()
         self._keepalive.start()
 
     def __enter__(self) -> Connection:
@@ -243,13 +253,25 @@ class Connection:
 
     @property
     def close_code(self) -> int | None:
-        """The close code the peer sent (1005 if none, 1006 if no Close); ``None`` until closed."""
-        return self.protocol.close_code
+        """The close code the peer sent (1005 if none, 1006 if no Close); ``None`` until closed.
+
+        Once the connection was aborted (:meth:`abort`, a write timeout, a close timeout) or
+        lost, it is 1006 at once, unless the peer's Close came before.
+        """
+        code = self.protocol.close_code
+        if code is None and self._aborted:
+            rcvd = self.protocol.close_rcvd
+            return CloseCode.ABNORMAL_CLOSURE if rcvd is None else rcvd.code
+        return code
 
     @property
     def close_reason(self) -> str | None:
-        """The close reason the peer sent; ``None`` until closed."""
-        return self.protocol.close_reason
+        """The close reason the peer sent; ``None`` until closed (``""`` once aborted)."""
+        reason = self.protocol.close_reason
+        if reason is None and self._aborted:
+            rcvd = self.protocol.close_rcvd
+            return "" if rcvd is None else rcvd.reason
+        return reason
 
     @property
     def path(self) -> str:
@@ -318,6 +340,14 @@ class Connection:
             message = queue.take(decode)
             if message is not None:
                 return message
+            protocol = self.protocol
+            if protocol.pending_failure is not None:
+                # Every message before the peer's error was received: fail now.
+                self._fail_pending()
+            if protocol.parser_exc is not None:
+                # The peer broke the protocol: no message comes anymore, and the exception
+                # need not wait for the end of the closing handshake to say so.
+                raise protocol.close_exc from protocol.parser_exc
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 if self._reading.claim():
@@ -353,6 +383,8 @@ class Connection:
             ConnectionClosed: the connection closed before or during the message.
             ConcurrencyError: another thread is receiving on this connection.
         """
+        if self.protocol.pending_failure is not None and not self._queue.frames_waiting():
+            self._fail_pending()
         # Fragments come through the reader thread: make sure it reads.
         self._reading.wake()
         try:
@@ -587,10 +619,19 @@ class Connection:
         self._wait_reader(self.close_timeout)
 
     def _queue_close(self, code: int, reason: str) -> None:
-        """Queue a Close, unless the closing handshake has started, and read on."""
+        """Queue a Close, unless the closing handshake has started, and read on.
+
+        When the peer broke the protocol and its error waits behind messages, the Close has
+        the error's code instead.
+        """
         with self._protocol_lock:
-            if self.protocol.state is State.OPEN:
-                self.protocol.send_close(code, reason)
+            protocol = self.protocol
+            failure = protocol.pending_failure
+            if failure is not None:
+                protocol.fail(failure.code, str(failure))
+                self._collect_output()
+            elif protocol.state is State.OPEN:
+                protocol.send_close(code, reason)
                 self._collect_output()
         # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
@@ -693,7 +734,40 @@ class Connection:
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
             self._flush(wait=backlog > self.write_limit, wait_socket=True)
-        return self._process_events(events, block=block)
+        return self._receive_events(events, block=block)
+
+    def _receive_events(self, events: Iterable[Event], *, block: bool = True) -> bool:
+        """Queue the events received; whether a message was handed over."""
+        handed = self._process_events(events, block=block)
+        if self.protocol.pending_failure is not None:
+            self._failure_found()
+        return handed
+
+    def _failure_found(self) -> None:
+        """The peer broke the protocol after messages that are queued (deliver before failing):
+        fail once they are received, or after :data:`FAILURE_GRACE` if they are not."""
+        if not len(self._queue) and not self._queue.frames_waiting():
+            self._fail_pending()
+        elif self._failure_timer is None:
+            self._failure_timer = call_later(FAILURE_GRACE, self._fail_pending)
+
+    def _fail_pending(self) -> None:
+        """Send the Close for the peer's error that waited behind messages."""
+        with self._protocol_lock:
+            failure = self.protocol.pending_failure
+            if failure is None:
+                return
+            self.protocol.fail(failure.code, str(failure))
+            self._collect_output()
+        if self._failure_timer is not None:
+            self._failure_timer.cancel()
+        # Read until the end of the connection, whoever receives.
+        self._queue.resume()
+        self._reading.start_closing()
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
 
     def _process_events(self, events: Iterable[Event], *, block: bool) -> bool:
         """Queue data frames, take note of pongs; whether a message was handed over."""
@@ -724,8 +798,9 @@ class Connection:
             self._writer.close()
         self._queue.close()
         self._keepalive.close()
-        if self._close_timer is not None:
-            self._close_timer.cancel()
+        for timer in (self._close_timer, self._failure_timer):
+            if timer is not None:
+                timer.cancel()
         try:
             self.transport.close()
         finally:
@@ -809,9 +884,12 @@ class Connection:
                 extension.skip_next_message()
 
     def _check_open(self) -> None:
-        """Raise ConnectionClosed unless the connection is open; protocol lock held."""
-        if self.protocol.state is not State.OPEN:
-            raise self._closed_exception()
+        """Raise ConnectionClosed unless the connection is open; protocol lock held.
+
+        At once: a connection that is closing or failed raises without waiting for the end.
+        """
+        if self.protocol.state is not State.OPEN or self._aborted:
+            raise self.protocol.close_exc
 
     def _closed_exception(self) -> ConnectionClosed:
         """The exception for using the connection once it closed.

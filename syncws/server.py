@@ -162,8 +162,12 @@ class ServerConfig:
     options: ConnectionOptions = _DEFAULT_OPTIONS
 
     def new_protocol(self, state: State = State.CONNECTING) -> ServerProtocol:
-        """A protocol for a new connection, in ``state``."""
-        return ServerProtocol(
+        """A protocol for a new connection, in ``state``.
+
+        Messages that come before an error of the client are delivered first: see
+        :attr:`~syncws.core.protocol.Protocol.defer_failures`.
+        """
+        protocol = ServerProtocol(
             origins=self.origins,
             extensions=self.extensions,
             subprotocols=self.subprotocols,
@@ -172,6 +176,8 @@ class ServerConfig:
             max_size=self.options.max_size,
             logger=self.logger,
         )
+        protocol.defer_failures = True
+        return protocol
 
     def new_connection(
         self, sock: socket.socket, protocol: ServerProtocol, transport: Transport

@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.sync.server import ServerConnection
 
 import syncws.connection
+import syncws.reading
 from syncws.client import ClientConnection
 from syncws.core.protocol import State
 from syncws.exceptions import (
@@ -664,7 +665,7 @@ def test_slow_consumer_send_times_out() -> None:
             # The connection is aborted; nothing is left waiting in memory.
             connection.wait_closed(TIMEOUT)
             assert connection.close_code == 1006
-            assert connection._out == []
+            assert connection._writer._out == []
             with pytest.raises(ConnectionClosedError):
                 connection.send("more")
 
@@ -695,7 +696,7 @@ def test_send_timeout_zero_on_full_socket() -> None:
             assert time.monotonic() - start < 3
             connection.wait_closed(TIMEOUT)
             assert connection.close_code == 1006
-            assert connection._out == []
+            assert connection._writer._out == []
 
 
 def test_send_timeout_while_another_thread_sends() -> None:
@@ -744,7 +745,7 @@ def watch_output(connection: ClientConnection) -> int:
     largest = 0
     deadline = time.monotonic() + TIMEOUT
     while not connection._closed.is_set() and time.monotonic() < deadline:
-        largest = max(largest, sum(map(len, list(connection._out))))
+        largest = max(largest, sum(map(len, list(connection._writer._out))))
         time.sleep(0.002)
     return largest
 
@@ -777,7 +778,7 @@ def test_ping_flood_while_sending() -> None:
         )
         with aborting(connection):
             sender = Background(lambda: connection.send(b"s" * 2**20))
-            assert wait_for(connection._write_lock.locked)
+            assert wait_for(connection._writer._write_lock.locked)
             start.set()
             begin = time.monotonic()
             largest = watch_output(connection)
@@ -1022,7 +1023,7 @@ def test_stop_while_send_blocked(stop: str) -> None:
         )
         with aborting(connection):
             sender = Background(lambda: connection.send(b"b" * 4 * 2**20))
-            assert wait_for(connection._write_lock.locked)
+            assert wait_for(connection._writer._write_lock.locked)
             assert not sender.done.wait(0.1)  # blocked
             start = time.monotonic()
             if stop == "close":
@@ -1044,8 +1045,8 @@ def test_stop_while_send_blocked(stop: str) -> None:
         (bytes.fromhex("827f7fffffffffffffff"), 1009),
         # F2: a 64-bit length with its most significant bit set.
         (bytes.fromhex("827f8000000000000000"), 1002),
-        # G4: a flood of fragments, past max_fragments.
-        (bytes.fromhex("020161") + bytes.fromhex("000161") * 5000, 1009),
+        # G4: a flood of one-byte fragments, each costing FRAME_OVERHEAD against max_size.
+        (bytes.fromhex("020161") + bytes.fromhex("000161") * 10000, 1009),
         # A frame just over max_size.
         (bytes.fromhex("827f") + (2**20 + 1).to_bytes(8, "big"), 1009),
         # A masked frame from a server.
@@ -1112,17 +1113,18 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Long enough that a loaded machine never hands reading back during the test.
-    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 10.0)
-    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.reading, "HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.reading, "RECV_HAND_BACK_DELAY", 10.0)
     with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
         reads: list[str] = []
-        original = connection._read_directly
+        original = syncws.reading.Reader.read
 
-        def counting(deadline: float | None) -> None:
-            reads.append(threading.current_thread().name)
-            original(deadline)
+        def counting(reader: syncws.reading.Reader, deadline: float | None) -> None:
+            if reader is connection._reading:
+                reads.append(threading.current_thread().name)
+            original(reader, deadline)
 
-        connection._read_directly = counting  # type: ignore[method-assign]
+        monkeypatch.setattr(syncws.reading.Reader, "read", counting)
         for i in range(50):
             connection.send(f"message {i}")
             assert connection.recv(timeout=TIMEOUT) == f"message {i}"
@@ -1135,7 +1137,7 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
 def test_reader_takes_over_when_recv_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once recv() stopped, the reader thread answers pings again, so keepalive works."""
     # Short, but long enough that the round trips below never give reading back.
-    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 0.5)
+    monkeypatch.setattr(syncws.reading, "RECV_HAND_BACK_DELAY", 0.5)
     pongs: queue.Queue[float] = queue.Queue()
 
     def handler(websocket: ServerConnection) -> None:
@@ -1165,15 +1167,15 @@ def test_recv_keeps_reading_across_pauses_longer_than_the_first_delay(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A thread that receives in a loop keeps the socket through pauses of its own: reading is
-    handed back after _RECV_HAND_BACK_DELAY, not the short delay of a new connection."""
+    handed back after RECV_HAND_BACK_DELAY, not the short delay of a new connection."""
     # Long enough that a loaded machine never hands reading back during the test.
-    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.reading, "RECV_HAND_BACK_DELAY", 10.0)
     with ws_server(echo) as server, client(server.uri, ping_interval=None) as connection:
         for i in range(5):
             connection.send(f"message {i}")
             assert connection.recv(timeout=TIMEOUT) == f"message {i}"
             # Five times the delay after which a new connection gets a reader thread.
-            time.sleep(5 * syncws.connection._HAND_BACK_DELAY)
+            time.sleep(5 * syncws.reading.HAND_BACK_DELAY)
         assert connection._reader is None
 
 
@@ -1183,8 +1185,8 @@ def test_pong_is_read_at_once_while_nobody_receives(
 ) -> None:
     """A ping sent while recv() is not reading starts reading: the pong is not left unread
     until a hand-back check, which would inflate the latency or fail keepalive."""
-    monkeypatch.setattr(syncws.connection, "_HAND_BACK_DELAY", 10.0)
-    monkeypatch.setattr(syncws.connection, "_RECV_HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.reading, "HAND_BACK_DELAY", 10.0)
+    monkeypatch.setattr(syncws.reading, "RECV_HAND_BACK_DELAY", 10.0)
     options: dict[str, Any] = {"ping_interval": None}
     if keepalive:
         options = {"ping_interval": 0.05, "ping_timeout": 2.0}

@@ -1881,3 +1881,90 @@ def test_differential_websockets(name: str, side: Side) -> None:
         assert (theirs.close_code, len(theirs.received)) == (
             difference.theirs_close, difference.theirs_received
         )
+
+
+# Deliver before failing: with defer_failures, the messages before a protocol error are
+# delivered and may be answered before the Close goes out. Autobahn 3.2-3.4, 4.1.3-4.1.5,
+# 4.2.3-4.2.5 and 5.15 send a valid message and an error together, and expect the echo of the
+# message before the Close ("NON-STRICT" otherwise).
+
+
+def deferring(side: Side) -> Protocol:
+    protocol = Protocol(side)
+    protocol.defer_failures = True
+    return protocol
+
+
+# A text message, then a frame with a reserved bit set (Autobahn 3.2), in one chunk.
+MESSAGE_THEN_ERROR = ("81 05", b"Hello", "c1 05", b"world")
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_deferred_failure_delivers_the_message_and_keeps_the_connection_open(
+    side: Side,
+) -> None:
+    protocol = deferring(side)
+    first, payload, second, rest = MESSAGE_THEN_ERROR
+    protocol.receive_data(frame_in(side, first, payload) + frame_in(side, second, rest))
+    assert received(protocol) == [Frame(Opcode.TEXT, b"Hello")]
+    # Nothing is sent yet, and the connection stays open for the reply.
+    assert protocol.data_to_send() == []
+    assert state(protocol) is State.OPEN
+    pending = protocol.pending_failure
+    assert isinstance(pending, ProtocolError)
+    assert pending.code == 1002
+    assert protocol.parser_exc is pending
+    protocol.send_text(b"Hello")
+    assert sent(protocol) == [Frame(Opcode.TEXT, b"Hello")]
+    # Later input is dropped, even a ping.
+    assert_ignores_input(protocol)
+    # The I/O layer fails the connection when the application asks for the next message.
+    protocol.fail(pending.code, str(pending))
+    assert protocol.pending_failure is None
+    assert assert_failed(protocol, 1002) == []
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_deferred_failure_then_eof_closes_abnormally(side: Side) -> None:
+    protocol = deferring(side)
+    protocol.receive_data(frame_in(side, "81 02", b"ok") + frame_in(side, "83 00"))
+    assert received(protocol) == [Frame(Opcode.TEXT, b"ok")]
+    assert protocol.pending_failure is not None
+    # The peer is gone before the Close was sent: there is nobody to send it to.
+    protocol.receive_eof()
+    assert protocol.pending_failure is None
+    assert protocol.data_to_send() == []
+    assert protocol.eof_sent
+    assert state(protocol) is State.CLOSED
+    assert protocol.close_code == 1006
+    assert protocol.close_sent is None
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_deferred_failure_of_invalid_utf8_keeps_the_messages_before(side: Side) -> None:
+    # Autobahn 6.x: invalid UTF-8 (1007) after a valid message, in one chunk.
+    protocol = deferring(side)
+    protocol.receive_data(frame_in(side, "81 02", b"ok") + frame_in(side, "81 02", b"\xc0\xaf"))
+    assert received(protocol) == [Frame(Opcode.TEXT, b"ok")]
+    assert protocol.pending_failure is not None
+    assert protocol.pending_failure.code == 1007
+    protocol.fail(1007, "invalid UTF-8")
+    assert sent_close(sent(protocol)).code == 1007
+
+
+def test_failures_are_not_deferred_by_default() -> None:
+    protocol = Protocol(Side.CLIENT)
+    protocol.receive_data(frame_in(Side.CLIENT, "81 02", b"ok") + frame_in(Side.CLIENT, "83 00"))
+    assert received(protocol) == [Frame(Opcode.TEXT, b"ok")]
+    assert protocol.pending_failure is None
+    assert assert_failed(protocol, 1002) == []
+
+
+def test_failure_after_the_close_is_not_deferred() -> None:
+    # Once closing, there is nothing to reply: the Close is sent already.
+    protocol = deferring(Side.CLIENT)
+    protocol.send_close(1000)
+    protocol.data_to_send()
+    protocol.receive_data(frame_in(Side.CLIENT, "83 00"))
+    assert protocol.pending_failure is None
+    assert protocol.eof_sent

@@ -56,8 +56,9 @@ from websockets.sync.client import ClientConnection as WSClientConnection
 from websockets.sync.client import connect as ws_connect
 
 import syncws
+from syncws.auth import basic_auth
 from syncws.client import ClientConnection, connect, unix_connect
-from syncws.connection import Connection
+from syncws.connection import Connection, broadcast
 from syncws.core.frames import Frame
 from syncws.core.headers import Headers
 from syncws.core.http11 import Request, Response
@@ -69,15 +70,7 @@ from syncws.exceptions import (
     ConnectionClosedOK,
     InvalidStatus,
 )
-from syncws.server import (
-    SERVER,
-    Server,
-    ServerConnection,
-    basic_auth,
-    broadcast,
-    serve,
-    unix_serve,
-)
+from syncws.server import SERVER, Server, ServerConnection, serve, unix_serve
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -763,7 +756,7 @@ def test_basic_auth_compares_every_pair(pairs: int, monkeypatch: pytest.MonkeyPa
         compared.append((a, b))
         return real_compare_digest(a, b)
 
-    monkeypatch.setattr("syncws.server.hmac.compare_digest", counting)
+    monkeypatch.setattr("syncws.auth.hmac.compare_digest", counting)
     credentials = [(f"user{index}", f"password{index}") for index in range(pairs)]
     auth = basic_auth(credentials=credentials)
     last_user, last_password = credentials[-1]
@@ -1656,7 +1649,7 @@ def test_thousand_connections() -> None:
 def test_threads_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """A handler that waits in recv() is the connection's only thread. A handler that stops
     receiving gets a reader thread, which ends once the handler receives again."""
-    monkeypatch.setattr(syncws.connection, "_READER_LINGER", 0.2)
+    monkeypatch.setattr(syncws.reading, "READER_LINGER", 0.2)
     count = 10
     go = threading.Event()
 
@@ -1788,7 +1781,7 @@ def test_broadcast_with_a_stuck_client(monkeypatch: pytest.MonkeyPatch) -> None:
                 # doesn't read to megabytes: bound it, as a real network's would be, so that
                 # the backlog goes over write_limit.
                 stuck_connection.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-                monkeypatch.setattr("syncws.server.Frame", CountingFrame)
+                monkeypatch.setattr("syncws.connection.Frame", CountingFrame)
                 monkeypatch.setattr(Protocol, "send_binary", counting_send_binary)
                 skipped: list[list[Connection]] = []
                 durations: list[float] = []
@@ -1852,7 +1845,7 @@ def test_broadcast_skips_a_stuck_tls_client(
             backlog = connection.transport.backlog()
             assert connection.write_limit < backlog < connection.write_limit + 2 * len(message)
             # The plaintext queue is empty: every byte waits encrypted, in the transport.
-            assert sum(map(len, connection._out)) == 0
+            assert sum(map(len, connection._writer._out)) == 0
             stuck.abort()
 
 

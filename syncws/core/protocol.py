@@ -118,6 +118,7 @@ class Protocol:
         "close_rcvd_then_sent",
         "close_sent",
         "debug",
+        "defer_failures",
         "eof_sent",
         "events",
         "extensions",
@@ -125,6 +126,7 @@ class Protocol:
         "max_size",
         "parser",
         "parser_exc",
+        "pending_failure",
         "reader",
         "side",
         "state",
@@ -161,6 +163,15 @@ class Protocol:
 
         self.parser_exc: Exception | None = None
         """Why the connection failed, when the peer broke the protocol."""
+        self.defer_failures = False
+        """Deliver before failing: when the peer breaks the protocol on an open connection,
+        stop parsing but do not send the Close yet. The messages completed before the error
+        are delivered as events; the error waits in :attr:`pending_failure` until the I/O
+        layer calls :meth:`fail` with it (once the application has received those messages,
+        or after a bounded grace). Meanwhile the connection stays open for sending (replies
+        to those messages go out before the Close) and every byte received is dropped."""
+        self.pending_failure: ProtocolError | None = None
+        """With :attr:`defer_failures`, the error that waits for :meth:`fail`."""
         self.eof_sent = False
         """Whether the protocol is done sending: close the transport's write side."""
 
@@ -348,8 +359,10 @@ class Protocol:
         """Fail the connection (RFC 6455 §7.1.7): send a Close if still open, stop reading.
 
         The I/O layer calls it for errors it detects itself, e.g. 1011 when a keepalive ping
-        goes unanswered. Code 1006 sends no Close frame.
+        goes unanswered, and for the :attr:`pending_failure` once it is time. Code 1006 sends
+        no Close frame.
         """
+        self.pending_failure = None
         self._fail(code, reason)
         self.parser = self.discard()
         next(self.parser)
@@ -413,6 +426,9 @@ class Protocol:
                 yield from self._parse_frames()
         except ProtocolError as exc:
             self.parser_exc = exc
+            if self.defer_failures and self.state is State.OPEN and not self.eof_sent:
+                self.pending_failure = exc
+                yield from self._hold()
             self._fail(exc.code, str(exc))
         except EOFError:
             # The peer closed TCP inside a frame; the connection closes abnormally.
@@ -428,6 +444,20 @@ class Protocol:
         """Parse the opening handshake; subclasses implement it, this one has none."""
         return
         yield  # pragma: no cover
+
+    def _hold(self) -> Generator[None, None, None]:
+        """Drop every byte while a failure waits for :meth:`fail`, which replaces this parser.
+
+        If the stream ends first, the peer is gone: the Close can't be delivered anymore.
+        """
+        reader = self.reader
+        while True:
+            del reader.buffer[:]
+            if reader.eof:
+                self.pending_failure = None
+                self._fail(CloseCode.ABNORMAL_CLOSURE, "")
+                return
+            yield
 
     def discard(self) -> Generator[None, None, None]:
         """Drop every byte until the end of the stream, then mark the connection closed.
