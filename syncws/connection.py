@@ -1,20 +1,36 @@
-"""A WebSocket connection over a socket, with one reader thread.
+"""A WebSocket connection: the blocking API over the sans-I/O protocol and three parts.
 
-Threads and locks:
+:class:`Connection` owns the protocol (:class:`~syncws.core.protocol.Protocol`) and the
+message queue (:class:`~syncws.messages.MessageQueue`), and puts together three parts that
+each own their state and their lock, and talk to it through callbacks:
 
-- The **reader thread** (``syncws-reader-<id>``) blocks in ``recv`` on the socket, feeds the
-  protocol, writes what the protocol answers by itself (pongs, the echo of a Close) and puts
-  data frames in the bounded :class:`~syncws.messages.MessageQueue`. When the queue is full it
-  stops reading and TCP pushes back on the peer.
-- ``_protocol_lock`` guards the sans-I/O protocol and the list of bytes waiting to be written.
-  It is only held for protocol calls, never across a system call that may block.
-- ``_send_lock`` makes data messages atomic: one message (all fragments of it) at a time.
-- ``_write_lock`` is held by the one thread writing to the socket. Any thread that queues bytes
-  tries to take it; a thread that finds it taken leaves its bytes to the writer, which writes
-  everything queued before it lets go. So a pong is never stuck behind a lock, only behind the
-  bytes before it.
-- Keepalive pings and the close timeout run in the shared timer thread
-  (:mod:`syncws.timers`), which never waits on the socket.
+- **reading** (:class:`~syncws.reading.Reader`): who reads the socket (the thread in
+  ``recv()`` itself, or the reader thread while nobody receives), the reader thread, and the
+  checks that hand reading back;
+- **writing** (:class:`~syncws.writing.Writer`): the bytes waiting to be written, the write
+  lock, retries when the socket takes only part, the end of the stream;
+- **keepalive** (:class:`~syncws.keepalive.Keepalive`): pings waiting for their pong, the
+  latency, keepalive pings and their timeouts.
+
+Timers (keepalive, pong and close timeouts, retries, hand-back checks, the grace before a
+deferred failure) run in the shared timer thread (:mod:`syncws.timers`), which never waits on
+the socket.
+
+Locks, in the order they may be taken (a thread holding one may take only those after it):
+
+1. ``Connection._send_lock``: one message at a time, with all its fragments;
+2. ``Writer._write_lock``: the one thread writing to the socket. It is never waited for
+   while the protocol lock is held: a thread that finds it taken leaves its bytes to the
+   writer, which writes everything queued before it lets go, so a pong is never stuck behind
+   a lock, only behind the bytes before it;
+3. ``Connection._protocol_lock``: the protocol and the writer's list of bytes, which are
+   queued in the order the protocol produced them. It is held for protocol calls only, never
+   across a system call that may block;
+4. ``Keepalive._lock``: the pings waiting for their pong and the keepalive timers.
+
+``Reader._lock`` (who reads), ``MessageQueue._lock`` and the timer thread's lock are leaves:
+no other lock is taken while one of them is held, and none of them is taken while a lock of
+the list above is held, but for the timer thread's.
 """
 
 from __future__ import annotations
@@ -562,10 +578,7 @@ class Connection:
             data, _ = self._keepalive.add(None)
             self.protocol.send_ping(data)
             self._collect_output()
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
+        if not self._flush_soon():
             return None
         # Read the pong as it comes, even if nobody receives.
         self._reading.wake()
@@ -577,10 +590,7 @@ class Connection:
             if self.protocol.state is State.OPEN:
                 self.protocol.fail(code, reason)
                 self._collect_output()
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
+        self._flush_soon()
 
     def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong, as a one-way heartbeat.
@@ -640,10 +650,7 @@ class Connection:
     def _start_close(self, code: int, reason: str = "") -> None:
         """Send a Close without waiting for anything, e.g. for a server shutting down."""
         self._queue_close(code, reason)
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
+        self._flush_soon()
 
     def _send_prepared(self, opcode: Opcode, data: bytes, frame: bytes | None) -> bool:
         """Queue a whole message without blocking, for :func:`~syncws.connection.broadcast`.
@@ -676,10 +683,7 @@ class Connection:
             else:
                 protocol.send_binary(data)
             self._collect_output()
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
+        self._flush_soon()
         return True
 
     def wait_closed(self, timeout: float | None = None) -> None:
@@ -764,10 +768,7 @@ class Connection:
         # Read until the end of the connection, whoever receives.
         self._queue.resume()
         self._reading.start_closing()
-        try:
-            self._flush(wait=False, wait_socket=False)
-        except OSError:
-            self.abort()
+        self._flush_soon()
 
     def _process_events(self, events: Iterable[Event], *, block: bool) -> bool:
         """Queue data frames, take note of pongs; whether a message was handed over."""
@@ -852,6 +853,16 @@ class Connection:
     ) -> None:
         """Write what is queued: see :meth:`Writer.flush <syncws.writing.Writer.flush>`."""
         self._writer.flush(wait=wait, wait_socket=wait_socket, deadline=deadline)
+
+    def _flush_soon(self) -> bool:
+        """Write what the socket takes now, the rest later, without waiting for anything;
+        abort the connection if it is broken. Returns ``False`` then."""
+        try:
+            self._flush(wait=False, wait_socket=False)
+        except OSError:
+            self.abort()
+            return False
+        return True
 
     def _flush_or_abort(self, deadline: float | None) -> None:
         """Flush for a caller that waits; on failure, abort and raise what the caller should."""

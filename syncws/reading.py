@@ -386,33 +386,23 @@ class Reader:
             self._receive(data, False)
         else:
             # The end: the connection is torn down when the consumer lets go.
-            with self._lock:
-                actions = self._apply(self.state.mark_done())
-            self._after(actions)
+            self._transition(self.state.mark_done)
 
     def release(self) -> None:
         """For the consumer: let go of the socket."""
-        with self._lock:
-            actions = self._apply(self.state.consumer_release(time.monotonic()))
-        self._after(actions)
+        self._transition(lambda: self.state.consumer_release(time.monotonic()))
 
     def wake(self) -> None:
         """Make the reader thread read now, starting one if needed."""
-        with self._lock:
-            actions = self._apply(self.state.wake())
-        self._after(actions)
+        self._transition(self.state.wake)
 
     def start_closing(self) -> None:
         """Read until the end of the connection, whoever receives."""
-        with self._lock:
-            actions = self._apply(self.state.start_closing())
-        self._after(actions)
+        self._transition(self.state.start_closing)
 
     def stop(self) -> None:
         """Reading is over: tear down now if nobody reads, or when the one who does stops."""
-        with self._lock:
-            actions = self._apply(self.state.mark_done())
-        self._after(actions)
+        self._transition(self.state.mark_done)
 
     def in_reader_thread(self) -> bool:
         """Whether this is the reader thread."""
@@ -426,11 +416,15 @@ class Reader:
 
     def check(self) -> None:
         """A hand-back check, in the timer thread."""
-        with self._lock:
-            actions = self._apply(self.state.check(time.monotonic()))
-        self._after(actions)
+        self._transition(lambda: self.state.check(time.monotonic()))
 
     # Carrying actions out.
+
+    def _transition(self, transition: Callable[[], int]) -> None:
+        """Make a transition under the lock and carry out its actions."""
+        with self._lock:
+            actions = self._apply(transition())
+        self._after(actions)
 
     def _apply(self, actions: int, events: Callable[[], bool] | None = None) -> int:
         """Carry out what needs the lock; return what must be done without it."""
