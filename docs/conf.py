@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -136,9 +137,38 @@ def _resolve_reexport(
     return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
 
 
+# An attribute listed in a class's "Attributes:" section is rendered as a field of the class
+# (napoleon_use_ivar), which is no target of its own. Let a reference to it,
+# ``ReadOwnership.check_at``, find the class, provided the class does list it.
+def _resolve_listed_attribute(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    if node.get("refdomain") != "py" or node.get("reftype") != "attr":
+        return None
+    owner, _, attribute = node["reftarget"].lstrip("~.").rpartition(".")
+    if not owner:
+        return None
+    module = node.get("py:module")
+    objects = env.get_domain("py").objects  # type: ignore[attr-defined]
+    for name in (owner, f"{module}.{owner}" if module else None):
+        entry = objects.get(name) if name else None
+        if entry is None or entry.objtype != "class":
+            continue
+        module_name, _, class_name = name.rpartition(".")
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        doc = inspect.getdoc(cls) or ""
+        section = doc.partition("\nAttributes:\n")[2]
+        if re.search(rf"^    {re.escape(attribute)}:", section, re.MULTILINE):
+            return make_refnode(
+                app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name
+            )
+    return None
+
+
 def setup(app: Sphinx) -> None:
     app.connect("missing-reference", _resolve_type_alias)
     app.connect("missing-reference", _resolve_reexport)
+    app.connect("missing-reference", _resolve_listed_attribute)
 
 
 html_theme = "alabaster"

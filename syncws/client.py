@@ -223,7 +223,7 @@ def connect(
 
     Proxies: with ``proxy=True`` (the default), the environment variables ``https_proxy``
     (for ``wss://``), ``http_proxy`` (for ``ws://``), ``all_proxy`` and ``no_proxy`` decide,
-    as :func:`syncws.proxy.get_proxy` describes. The client asks an ``http://`` or
+    as :func:`syncws.core.proxy.get_proxy` describes. The client asks an ``http://`` or
     ``https://`` proxy for a tunnel with ``CONNECT``, with Basic credentials when the proxy's
     URL has user info, and a ``socks5h://`` or ``socks5://`` proxy with SOCKS5 (RFC 1928),
     with a user name and password (RFC 1929) when the URL has them. A ``socks5h://`` proxy
@@ -270,7 +270,8 @@ def connect(
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
         close_timeout: seconds to wait for the closing handshake before aborting.
         write_timeout: seconds a write may go without progress before aborting.
-        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_size: the largest message accepted, in bytes; each fragment after the first
+            counts 128 bytes more. ``None`` for no limit.
         max_queue: how many received messages may wait before reading pauses.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which ``broadcast`` skips the connection.
@@ -291,10 +292,10 @@ def connect(
             :exc:`~syncws.exceptions.InvalidStatus` has the HTTP response.
         SecurityError: more than ``max_redirects`` redirects, or one from ``wss://`` to
             ``ws://``.
-        ~syncws.proxy.ProxyError: the proxy did not open the tunnel; an
-            :exc:`~syncws.proxy.InvalidProxyStatus` has its response, a
-            :exc:`~syncws.proxy.SocksProxyError` the SOCKS5 reply code.
-        ~syncws.proxy.InvalidProxy: the proxy's URL is not valid.
+        ~syncws.exceptions.ProxyError: the proxy did not open the tunnel; an
+            :exc:`~syncws.exceptions.InvalidProxyStatus` has its response, a
+            :exc:`~syncws.exceptions.SocksProxyError` the SOCKS5 reply code.
+        ~syncws.exceptions.InvalidProxy: the proxy's URL is not valid.
         TimeoutError: the opening took longer than ``open_timeout``.
     """
     options = ConnectionOptions(

@@ -318,7 +318,8 @@ class ProtocolError(WebSocketException):
 
 
 class PayloadTooBig(ProtocolError):
-    """A frame or message exceeds ``max_size``, or a message has too many fragments."""
+    """A frame or message exceeds ``max_size``; each fragment after the first counts 128 bytes
+    more."""
 
     default_code = 1009
 

@@ -54,7 +54,9 @@ class ConnectionOptions:
             connection before aborting it; ``None`` waits as long as it takes.
         write_timeout: seconds a write may go without progress (the peer does not read)
             before the connection is aborted; ``None`` waits as long as it takes.
-        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_size: the largest message accepted, in bytes; each fragment after the first
+            counts 128 bytes more (:data:`~syncws.core.protocol.FRAME_OVERHEAD`).
+            ``None`` for no limit, on the size or on the number of fragments.
         max_queue: how many received messages may wait for ``recv()`` before reading
             pauses; ``None`` for no limit.
         read_limit: bytes read from the socket at a time.

@@ -331,7 +331,8 @@ def accept(
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
         close_timeout: seconds to wait for the closing handshake before aborting.
         write_timeout: seconds a write may go without progress before aborting.
-        max_size: the largest message accepted, in bytes; ``None`` for no limit.
+        max_size: the largest message accepted, in bytes; each fragment after the first
+            counts 128 bytes more. ``None`` for no limit.
         max_queue: how many received messages may wait before reading pauses.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips the
