@@ -249,9 +249,16 @@ class ReadOwnership:
         return self._activate()
 
     def start_closing(self) -> int:
-        """The closing handshake started: read until the end, without parking."""
+        """The closing handshake started: read until the end, without parking.
+
+        A parked reader thread reads at once. No thread starts for it: the thread that
+        closes reads the socket itself while it waits, and otherwise a check is due.
+        """
         self.closing = True
-        return self.wake()
+        if self.done or self.thread is not ReaderThread.PARKED:
+            return 0
+        self.thread = ReaderThread.ACTIVE
+        return WAKE
 
     def mark_done(self) -> int:
         """Reading is over (an abort, the end of the stream seen by the consumer)."""

@@ -162,6 +162,14 @@ def test_reader_never_parks_once_closing(clock: Clock) -> None:
     assert state.reader_turn() is True
 
 
+def test_closing_starts_no_thread(clock: Clock) -> None:
+    # The thread that closes reads the socket itself while it waits for the end.
+    state, _ = new(clock)
+    assert state.start_closing() == 0
+    assert state.thread is ReaderThread.ABSENT
+    assert state.consumer_claim()
+
+
 def test_closing_unparks_the_reader(clock: Clock) -> None:
     state, _ = new(clock, events=True)
     state.reader_release(clock.now, handed=True, waiting=False)
