@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .auth import basic_auth
 from .client import ClientConnection, connect, unix_connect
-from .connection import Connection, PingWaiter, broadcast
+from .connection import Connection, broadcast
 from .core.frames import CloseCode
 from .core.headers import Headers
 from .core.http11 import Request, Response
@@ -42,6 +42,7 @@ from .exceptions import (
     SocksProxyError,
     WebSocketException,
 )
+from .keepalive import PingWaiter
 from .server import Server, ServerConnection, serve, unix_serve
 from .version import __version__
 

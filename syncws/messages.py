@@ -1,6 +1,7 @@
-"""The bounded message queue between a connection's reader thread and the thread in ``recv()``.
+"""The bounded message queue between whoever reads a connection's socket and ``recv()``.
 
-The reader thread puts data frames; :meth:`MessageQueue.get` takes whole messages and
+The reader thread, or the thread in ``recv()`` when it reads the socket itself, puts data
+frames; :meth:`MessageQueue.get` takes whole messages and
 :meth:`MessageQueue.get_iter` takes the frames of one message as they arrive. When
 ``max_queue`` complete messages wait, :meth:`~MessageQueue.put` blocks: the reader stops
 reading, the kernel's buffers fill up and TCP pushes back on the peer. Nothing is dropped and
