@@ -286,7 +286,8 @@ def connect(
             misspelt name fails here, before any I/O).
         ValueError: an argument is out of range, e.g. a timeout that is not positive.
         InvalidURI: ``uri`` is not a valid WebSocket URI, nor a ``Location`` it redirects to.
-        OSError: the TCP connection failed.
+        OSError: the TCP connection failed; when it was to a proxy, the message names the
+            proxy (the type and ``errno`` are those of the error).
         ssl.SSLError: the TLS handshake failed.
         InvalidHandshake: the server did not accept the WebSocket handshake; an
             :exc:`~syncws.exceptions.InvalidStatus` has the HTTP response.
@@ -605,7 +606,10 @@ def _open_transport(
     if settings.scheme == "socks5":
         # The proxy gets an address: the name is resolved here, as for a direct connection.
         target = _resolve(target, wsuri.port, deadline)[0][4][0]
-    sock = _open_tcp(settings.host, settings.port, deadline, source_address)
+    try:
+        sock = _open_tcp(settings.host, settings.port, deadline, source_address)
+    except OSError as exc:
+        raise _proxy_error(exc, settings.host, settings.port) from exc
     try:
         tunnel = _wrap(sock, None, deadline, None, None)
         if settings.socks:
@@ -640,6 +644,22 @@ def _open_transport(
     except BaseException:
         sock.close()
         raise
+
+
+def _proxy_error(exc: OSError, host: str, port: int) -> OSError:
+    """The same error as ``exc``, with a message that blames the proxy, not the server.
+
+    The type and ``errno`` stay, so that :exc:`ConnectionRefusedError` is still one (and still
+    transient for reconnection).
+    """
+    proxy = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(exc, TimeoutError):
+        return TimeoutError(f"timed out during opening handshake: connecting to proxy {proxy}")
+    why = exc.strerror or str(exc) or type(exc).__name__
+    message = f"cannot connect to proxy {proxy}: {why[:1].lower()}{why[1:]}"
+    if exc.errno is None:
+        return type(exc)(message)
+    return type(exc)(exc.errno, message)
 
 
 def _wrap(
@@ -714,8 +734,20 @@ def _exchange(
     """
     transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
     eof = False
+    answered = False
     while protocol.response is None and protocol.handshake_exc is None:
-        data = transport.recv(read_limit, remaining(deadline, during="opening handshake"))
+        try:
+            data = transport.recv(read_limit, remaining(deadline, during="opening handshake"))
+        except ConnectionResetError as exc:
+            if answered or protocol.uri.secure:
+                raise
+            # What a TLS server may do with a request in the clear.
+            raise ConnectionResetError(
+                exc.errno,
+                "connection reset during handshake, before the server answered "
+                "(if it expects TLS, use a wss:// URI)",
+            ) from exc
+        answered = answered or bool(data)
         if data:
             protocol.receive_data(data)
         else:

@@ -527,6 +527,53 @@ def test_connection_closed_during_handshake() -> None:
         client(server.uri)
 
 
+def test_http_1_0_server_is_not_a_websocket_server() -> None:
+    def script(peer: RawPeer) -> None:
+        peer.read_request()
+        peer.send(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html></html>")
+        peer.sock.shutdown(socket.SHUT_WR)
+        peer.read_eof()
+
+    with RawServer(script) as server, pytest.raises(InvalidMessage) as exc_info:
+        client(server.uri)
+    assert str(exc_info.value) == (
+        "the server answered with HTTP/1.0: not a WebSocket server ('HTTP/1.0 200 OK')"
+    )
+
+
+def test_tls_answer_to_ws_suggests_wss() -> None:
+    def script(peer: RawPeer) -> None:
+        peer.read_request()
+        # A TLS alert record: fatal, protocol_version. The connection stays open.
+        peer.send(b"\x15\x03\x01\x00\x02\x02\x46")
+        peer.idle()
+
+    with RawServer(script) as server, pytest.raises(InvalidMessage) as exc_info:
+        client(server.uri)
+    assert str(exc_info.value) == "the server answered with TLS: use a wss:// URI"
+
+
+def test_ws_to_a_tls_server_suggests_wss(tls_server: str) -> None:
+    # A TLS server closes or resets a connection that starts with a request in the clear.
+    with pytest.raises((InvalidMessage, ConnectionResetError)) as exc_info:
+        client(tls_server.replace("wss://", "ws://"))
+    assert "(if it expects TLS, use a wss:// URI)" in str(exc_info.value)
+
+
+def test_ws_to_a_closing_server_suggests_wss() -> None:
+    def script(peer: RawPeer) -> None:
+        peer.read_request()
+        peer.sock.shutdown(socket.SHUT_WR)
+        peer.read_eof()
+
+    with RawServer(script) as server, pytest.raises(InvalidMessage) as exc_info:
+        client(server.uri)
+    assert str(exc_info.value) == (
+        "connection closed during handshake, before the server answered "
+        "(if it expects TLS, use a wss:// URI)"
+    )
+
+
 def test_wrong_accept_key() -> None:
     with RawServer(wrong_accept) as server, pytest.raises(InvalidHandshake):
         client(server.uri)

@@ -258,9 +258,19 @@ def test_open_timeout_covers_the_proxy() -> None:
         )
 
 
-def test_proxy_connection_refused() -> None:
-    with pytest.raises(ConnectionRefusedError):
-        open_client("ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{free_port()}")
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+def test_proxy_connection_refused_names_the_proxy(scheme: str) -> None:
+    # The server's port means nothing here: only the proxy was tried.
+    port = free_port()
+    with pytest.raises(ConnectionRefusedError) as exc_info:
+        open_client("ws://127.0.0.1:9/", proxy=f"{scheme}://127.0.0.1:{port}")
+    error = exc_info.value
+    assert str(error) == (
+        f"[Errno {error.errno}] cannot connect to proxy 127.0.0.1:{port}: connection refused"
+    )
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+    # Still an OSError, as a refused direct connection is: reconnection retries it.
+    assert _is_transient(error)
 
 
 # The proxy's answer to CONNECT, from a scripted proxy.

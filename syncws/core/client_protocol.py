@@ -143,15 +143,37 @@ class ClientProtocol(Protocol):
         if self.state is not State.CONNECTING:
             return
         reader = self.reader
+        status_line: list[bytes] = []
+
+        def read_line(limit: int) -> Generator[None, None, bytes]:
+            line = yield from reader.read_line(limit)
+            if not status_line:
+                status_line.append(line)
+            return line
+
         try:
-            response = yield from Response.parse(
-                reader.read_line, reader.read_exact, reader.read_to_eof
-            )
+            # A TLS record has no line end to wait for: look at the first bytes at once.
+            if not (yield from reader.at_eof()) and (tls := self._not_websocket(reader.buffer[:2])):
+                self._fail_handshake(tls)
+                return
+            response = yield from Response.parse(read_line, reader.read_exact, reader.read_to_eof)
         except EOFError:
-            self._fail_handshake(InvalidMessage("connection closed during handshake"))
+            head = status_line[0] if status_line else bytes(reader.buffer[:80])
+            if not head and not self.uri.secure:
+                # What a TLS server does with a request in the clear, most of the time.
+                exc = InvalidMessage(
+                    "connection closed during handshake, before the server answered "
+                    "(if it expects TLS, use a wss:// URI)"
+                )
+            else:
+                exc = self._not_websocket(head) or InvalidMessage(
+                    "connection closed during handshake"
+                )
+            self._fail_handshake(exc)
             return
         except InvalidMessage as exc:
-            self._fail_handshake(exc)
+            head = status_line[0] if status_line else bytes(reader.buffer[:80])
+            self._fail_handshake(self._not_websocket(head) or exc)
             return
         self.response = response
         try:
@@ -163,6 +185,25 @@ class ClientProtocol(Protocol):
                 self.logger.debug("= connection is OPEN")
             self.state = State.OPEN
         self.events.append(response)
+
+    def _not_websocket(self, head: bytes | bytearray) -> InvalidMessage | None:
+        """Say why an answer that is not HTTP/1.1 cannot come from a WebSocket server.
+
+        Args:
+            head: the status line, or the first bytes received when no line ended.
+        """
+        # A TLS record starts with its content type, 21 (alert) or 22 (handshake), then
+        # the major version 3 (RFC 8446 §5.1): the server expects TLS.
+        if head[:1] in (b"\x15", b"\x16") and head[1:2] == b"\x03" and not self.uri.secure:
+            return InvalidMessage("the server answered with TLS: use a wss:// URI")
+        # RFC 6455 §4.1: the handshake is an HTTP/1.1 upgrade; an HTTP/1.0 server can't do it.
+        if head.startswith(b"HTTP/") and not head.startswith(b"HTTP/1.1"):
+            version = head[:8].decode("latin-1")
+            line = head[:80].decode("latin-1").rstrip()
+            return InvalidMessage(
+                f"the server answered with {version}: not a WebSocket server ({line!r})"
+            )
+        return None
 
     def _fail_handshake(self, exc: InvalidHandshake) -> None:
         if self.debug:
