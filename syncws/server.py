@@ -44,7 +44,7 @@ from .core.headers import (
 )
 from .core.http11 import Request, Response
 from .core.protocol import State
-from .core.server_protocol import Origin, ServerProtocol, SubprotocolSelector
+from .core.server_protocol import Origin, ServerProtocol
 from .deadline import deadline_after, remaining
 from .exceptions import (
     ConnectionClosed,
@@ -105,6 +105,13 @@ ProcessResponse = Callable[["ServerConnection", Request, Response], "Response | 
 """A hook called with the handshake response: it may change it or return another one."""
 ExtraHeaders = HeadersLike | Callable[["ServerConnection"], HeadersLike]
 """Response headers to add, or a callable that returns them for a connection."""
+SubprotocolSelector = Callable[["ServerConnection", Sequence[str]], "str | None"]
+"""A hook that picks the subprotocol, as in websockets: called with the connection and the
+subprotocols the client offered, in the client's order, when the request is accepted (after
+``process_request``, if that returns ``None``). It returns one of them, or ``None`` for no
+subprotocol, and may raise :exc:`~syncws.exceptions.NegotiationError` to refuse the request
+with 400. It replaces the default rule: the first of the server's ``subprotocols`` that the
+client offers."""
 
 
 
@@ -171,7 +178,6 @@ class ServerConfig:
             origins=self.origins,
             extensions=self.extensions,
             subprotocols=self.subprotocols,
-            select_subprotocol=self.select_subprotocol,
             state=state,
             max_size=self.options.max_size,
             logger=self.logger,
@@ -182,8 +188,24 @@ class ServerConfig:
     def new_connection(
         self, sock: socket.socket, protocol: ServerProtocol, transport: Transport
     ) -> ServerConnection:
-        """The connection object for ``sock``, not started yet."""
-        return self.create_connection(sock, protocol, transport=transport, options=self.options)
+        """The connection object for ``sock``, not started yet.
+
+        ``select_subprotocol`` is handed to ``protocol`` here, called with this connection:
+        the sans-I/O protocol knows nothing of connections.
+        """
+        connection = self.create_connection(
+            sock, protocol, transport=transport, options=self.options
+        )
+        select = self.select_subprotocol
+        if select is not None:
+
+            def select_for_connection(
+                protocol: ServerProtocol, offered: Sequence[str]
+            ) -> str | None:
+                return select(connection, offered)
+
+            protocol.select_subprotocol = select_for_connection
+        return connection
 
     def respond(
         self, connection: ServerConnection, protocol: ServerProtocol, request: Request | None
@@ -755,8 +777,10 @@ def serve(
         origins: allowed ``Origin`` values (exact strings or compiled patterns, ``None``
             for no header); anything else gets 403.
         extensions: extensions the server supports, as factories.
-        subprotocols: subprotocols the server supports; clients must pick one.
-        select_subprotocol: picks the subprotocol instead of the default rule.
+        subprotocols: subprotocols the server supports, in order of preference; clients must
+            offer one, and the first of them that the client offers is chosen.
+        select_subprotocol: picks the subprotocol instead of the default rule; called with the
+            connection (see :data:`~syncws.server.SubprotocolSelector`).
         process_request: called with ``(connection, request)`` before the handshake; return
             a :class:`~syncws.core.http11.Response` to answer with it instead of upgrading
             (health checks, auth), or ``None`` to go on.

@@ -50,7 +50,7 @@ from .core.extensions.base import ServerExtensionFactory
 from .core.headers import Headers
 from .core.http11 import Request, Response
 from .core.protocol import State
-from .core.server_protocol import Origin, SubprotocolSelector
+from .core.server_protocol import Origin
 from .exceptions import InvalidMessage
 from .options import (
     Compression,
@@ -64,6 +64,7 @@ from .server import (
     ExtraHeaders,
     ServerConfig,
     ServerConnection,
+    SubprotocolSelector,
     run_handler,
     server_extensions,
 )
@@ -319,8 +320,10 @@ def accept(
         origins: allowed ``Origin`` values (exact strings or compiled patterns, ``None``
             for no header); anything else gets 403.
         extensions: extensions the server supports, as factories.
-        subprotocols: subprotocols the server supports; clients must pick one.
-        select_subprotocol: picks the subprotocol instead of the default rule.
+        subprotocols: subprotocols the server supports, in order of preference; clients must
+            offer one, and the first of them that the client offers is chosen.
+        select_subprotocol: picks the subprotocol instead of the default rule; called with the
+            connection (see :data:`~syncws.server.SubprotocolSelector`).
         compression: ``"deflate"`` enables permessage-deflate; ``None`` disables it.
         server_header: the ``Server`` header of the 101 response; ``None`` sends none.
         extra_headers: more headers for the 101 response (cookies, for instance), or a

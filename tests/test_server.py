@@ -514,15 +514,15 @@ def test_subprotocols() -> None:
 
     with serving(handler, subprotocols=["chat", "superchat"]) as server:
         with client(server, subprotocols=["superchat", "chat"]) as connection:
-            assert connection.subprotocol == "superchat"
-        assert chosen.get(timeout=TIMEOUT) == "superchat"
+            assert connection.subprotocol == "chat"
+        assert chosen.get(timeout=TIMEOUT) == "chat"
         with pytest.raises(InvalidStatus) as exc_info:
             client(server, subprotocols=["other"])
         assert exc_info.value.response.status_code == 400
 
 
 def test_select_subprotocol() -> None:
-    def last(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+    def last(connection: ServerConnection, offered: Sequence[str]) -> str | None:
         return offered[-1] if offered else None
 
     with serving(echo, select_subprotocol=last) as server:

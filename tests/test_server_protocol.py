@@ -332,7 +332,9 @@ def test_no_origin_check_by_default() -> None:
     [
         (None, None, None, 101),
         ("chat", None, None, 101),
-        ("chat, superchat", ["superchat", "chat"], "chat", 101),
+        # The server's order of preference wins, as in websockets.
+        ("chat, superchat", ["superchat", "chat"], "superchat", 101),
+        ("superchat, chat", ["chat", "superchat"], "chat", 101),
         ("v2.json", ["v1.json", "v2.json"], "v2.json", 101),
         ("other", ["chat"], None, 400),
         (None, ["chat"], None, 400),
@@ -370,6 +372,41 @@ def test_select_subprotocol_hook() -> None:
     assert seen == [["a", "b"]]
     assert server.subprotocol == "b"
     assert response.headers["Sec-WebSocket-Protocol"] == "b"
+
+
+def test_select_subprotocol_replaces_the_default_rule() -> None:
+    server, response = handshake(
+        make_request("Sec-WebSocket-Protocol: a, b"),
+        subprotocols=["b", "a"],
+        select_subprotocol=lambda protocol, offered: None,
+    )
+    assert response.status_code == 101
+    assert server.subprotocol is None
+    assert "Sec-WebSocket-Protocol" not in response.headers
+
+
+def test_select_subprotocol_may_be_replaced_before_accept() -> None:
+    # The I/O layer hands over a hook that calls the server's with the connection, once the
+    # connection exists.
+    server = ServerProtocol(subprotocols=["a"], select_subprotocol=lambda protocol, offered: "a")
+    server.select_subprotocol = lambda protocol, offered: offered[-1]
+    server.receive_data(make_request("Sec-WebSocket-Protocol: a, b"))
+    [request] = server.events_received()
+    assert isinstance(request, Request)
+    response = server.accept(request)
+    assert server.subprotocol == "b"
+    assert response.headers["Sec-WebSocket-Protocol"] == "b"
+
+
+def test_select_subprotocol_raising_negotiation_error_is_400() -> None:
+    def refuse(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+        raise NegotiationError("no thanks")
+
+    server, response = handshake(
+        make_request("Sec-WebSocket-Protocol: a"), select_subprotocol=refuse
+    )
+    assert response.status_code == 400
+    assert str(server.handshake_exc) == "no thanks"
 
 
 def test_select_subprotocol_must_pick_an_offered_one() -> None:

@@ -48,15 +48,12 @@ from .headers import (
 from .http11 import Request, Response
 from .protocol import Protocol, Side, State
 
-__all__ = ["Origin", "ServerProtocol", "SubprotocolSelector"]
+__all__ = ["Origin", "ServerProtocol"]
 
 
 Origin: TypeAlias = "str | re.Pattern[str] | None"
 """An allowed origin: an exact string, a compiled pattern that must match the whole origin,
 or ``None`` to allow requests that have no ``Origin`` header."""
-
-SubprotocolSelector: TypeAlias = "Callable[[ServerProtocol, Sequence[str]], str | None]"
-"""Picks a subprotocol among those the client offered, or ``None`` for none."""
 
 
 
@@ -67,10 +64,15 @@ class ServerProtocol(Protocol):
         origins: the allowed values of the ``Origin`` header; include ``None`` to allow
             requests without one. ``None`` (the default) does not check the origin.
         extensions: the extensions the server supports, in order of preference.
-        subprotocols: the subprotocols the server supports. When set, the client must offer
-            one of them.
-        select_subprotocol: picks the subprotocol instead of the default rule (the first one
-            the client offers that the server supports).
+        subprotocols: the subprotocols the server supports, in its order of preference. When
+            set, the client must offer one of them, and the server picks the first of them that
+            the client offers, as websockets does.
+        select_subprotocol: called with the protocol and the subprotocols the client offered,
+            in the client's order, instead of the default rule; returns one of those, or
+            ``None`` for no subprotocol. It may raise
+            :exc:`~syncws.exceptions.NegotiationError` to refuse the request with 400.
+            :class:`~syncws.server.ServerConfig` replaces it, once the connection exists, with
+            one that calls the server's hook with the connection.
         state: the initial state; :attr:`~syncws.core.protocol.State.OPEN` skips the handshake.
         max_size: see :class:`~syncws.core.protocol.Protocol`.
         logger: see :class:`~syncws.core.protocol.Protocol`.
@@ -78,13 +80,13 @@ class ServerProtocol(Protocol):
 
     # See Protocol.
     __slots__ = (
-        "_select_subprotocol",
         "available_extensions",
         "available_subprotocols",
         "handshake_exc",
         "origins",
         "request",
         "response",
+        "select_subprotocol",
         "subprotocol",
     )
 
@@ -94,7 +96,7 @@ class ServerProtocol(Protocol):
         origins: Sequence[Origin] | None = None,
         extensions: Sequence[ServerExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
-        select_subprotocol: SubprotocolSelector | None = None,
+        select_subprotocol: Callable[[ServerProtocol, Sequence[str]], str | None] | None = None,
         state: State = State.CONNECTING,
         max_size: int | None = 2**20,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
@@ -104,7 +106,9 @@ class ServerProtocol(Protocol):
         self.origins = origins
         self.available_extensions = list(extensions or ())
         self.available_subprotocols = list(subprotocols or ())
-        self._select_subprotocol = select_subprotocol
+        self.select_subprotocol = select_subprotocol
+        """The hook that picks the subprotocol, if any; it may be replaced until
+        :meth:`accept` is called."""
         self.request: Request | None = None
         """The client's handshake request, once received."""
         self.response: Response | None = None
@@ -318,15 +322,17 @@ class ServerProtocol(Protocol):
 
     def _negotiate_subprotocol(self, headers: Headers) -> str | None:
         offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol)
-        if self._select_subprotocol is not None:
-            chosen = self._select_subprotocol(self, offered)
+        if self.select_subprotocol is not None:
+            chosen = self.select_subprotocol(self, offered)
             if chosen is not None and chosen not in offered:
                 raise NegotiationError(f"selected subprotocol {chosen!r} was not offered")
             return chosen
         if not self.available_subprotocols:
             return None
-        for subprotocol in offered:
-            if subprotocol in self.available_subprotocols:
+        # The server's preference wins, as in websockets: RFC 6455 §4.2.2 lets the server
+        # pick any subprotocol the client offered, whatever the client's order.
+        for subprotocol in self.available_subprotocols:
+            if subprotocol in offered:
                 return subprotocol
         expected = ", ".join(self.available_subprotocols)
         if not offered:
