@@ -30,7 +30,7 @@ from ._signals import wake_on_signals
 from .client import ClientConnection, connect
 from .core.frames import Close, CloseCode
 from .core.headers import Headers
-from .core.uri import parse_uri
+from .core.uri import WebSocketURI, parse_uri
 from .demo import serve_demo
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from .server import Server, ServerConnection, serve, unix_serve
@@ -112,6 +112,16 @@ def _build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="time allowed to open the connection (default: %(default)s)",
     )
+    client.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=_non_negative_float,
+        default=1.0,
+        help=(
+            "when the input is not a terminal: at its end, wait until the server has sent "
+            "nothing for SECONDS before closing (default: %(default)s)"
+        ),
+    )
     client.set_defaults(run=_run_connect)
 
     server = commands.add_parser(
@@ -145,6 +155,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
     return value
 
 
@@ -206,7 +226,10 @@ def _run_connect(args: argparse.Namespace) -> int:
     except InvalidStatus as exc:
         response = exc.response
         status = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-        _error(f"server rejected the connection: {status}")
+        # The first line of the body often says why.
+        lines = response.body.decode(errors="replace").strip().splitlines()
+        why = f": {lines[0].strip()[:200]}" if lines else ""
+        _error(f"server rejected the connection: {status}{why}")
         return EXIT_FAILURE
     except InvalidHandshake as exc:
         _error(f"handshake failed: {exc}")
@@ -218,21 +241,26 @@ def _run_connect(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILURE
     except ssl.SSLError as exc:
-        _error(f"TLS handshake with {address} failed: {exc.reason or exc}")
+        # What OpenSSL says when the answer to its hello is not TLS (an HTTP error, say).
+        plain = exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL")
+        hint = "; the server does not speak TLS on this port? ws:// connects without it"
+        _error(f"TLS handshake with {address} failed: {exc.reason or exc}{hint if plain else ''}")
         return EXIT_FAILURE
     except TimeoutError:
         _error(f"timed out connecting to {address} (--timeout {args.timeout:g})")
         return EXIT_FAILURE
-    except ConnectionRefusedError:
-        _error(f"connection refused by {address}")
-        return EXIT_FAILURE
-    except socket.gaierror as exc:
-        _error(f"cannot resolve {wsuri.host}: {exc.strerror or exc}")
-        return EXIT_FAILURE
     except OSError as exc:
-        _error(f"cannot connect to {address}: {exc.strerror or exc}")
+        if isinstance(exc.__cause__, OSError):
+            # connect() said which step failed: reaching the proxy, say.
+            _error(exc.strerror or str(exc))
+        elif isinstance(exc, ConnectionRefusedError):
+            _error(f"connection refused by {address}")
+        elif isinstance(exc, socket.gaierror):
+            _error(f"cannot resolve {wsuri.host}: {exc.strerror or exc}")
+        else:
+            _error(f"cannot connect to {address}: {exc.strerror or exc}")
         return EXIT_FAILURE
-    return _session(websocket, args.uri)
+    return _session(websocket, args.uri, args.wait)
 
 
 class _Console:
@@ -247,10 +275,11 @@ class _Console:
         self.interactive = interactive
         self.lock = threading.Lock()
 
-    def prompt(self) -> None:
+    def prompt(self, newline: bool = False) -> None:
+        """Show the prompt; on a new line if the cursor is still after what was typed."""
         if self.interactive:
             with self.lock:
-                sys.stdout.write("> ")
+                sys.stdout.write("\n> " if newline else "> ")
                 sys.stdout.flush()
 
     def message(self, text: str) -> None:
@@ -287,17 +316,21 @@ class _Console:
             stream.flush()
 
 
-def _session(websocket: ClientConnection, uri: str) -> int:
+def _session(websocket: ClientConnection, uri: str, wait: float) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     console = _Console(interactive)
     subprotocol = websocket.subprotocol
     details = f" (subprotocol {subprotocol})" if subprotocol else ""
-    console.status(f"Connected to {uri}{details}.")
+    final = _uri(websocket.protocol.uri)
+    if websocket.protocol.uri != parse_uri(uri):
+        details = f", redirected from {uri}{details}"
+    console.status(f"Connected to {final}{details}.")
     wake_read, wake_write = os.pipe()
     signals = _SignalPipe()
+    received, finished = threading.Event(), threading.Event()
     reader = threading.Thread(
         target=_print_messages,
-        args=(websocket, console, wake_write),
+        args=(websocket, console, wake_write, received, finished),
         name="syncws-cli-reader",
         daemon=True,
     )
@@ -310,6 +343,15 @@ def _session(websocket: ClientConnection, uri: str) -> int:
                     websocket.send(line)
                 except ConnectionClosed:
                     break
+            else:
+                if not interactive:
+                    # The answers to the last lines may still be on their way, and a server
+                    # that gets a Close answers it at once, before it answers them (RFC 6455
+                    # §5.5.1): let the server go quiet before closing.
+                    while not finished.is_set():
+                        received.clear()
+                        if not received.wait(wait):
+                            break
         except KeyboardInterrupt:
             pass
         try:
@@ -335,6 +377,14 @@ def _session(websocket: ClientConnection, uri: str) -> int:
         code = CloseCode.ABNORMAL_CLOSURE
     console.end(f"Connection closed: {Close(code, websocket.close_reason or '')}.")
     return EXIT_OK if code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY) else EXIT_FAILURE
+
+
+def _uri(wsuri: WebSocketURI) -> str:
+    """``wsuri`` as a URI to show, without its user info."""
+    host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
+    default = 443 if wsuri.secure else 80
+    port = "" if wsuri.port == default else f":{wsuri.port}"
+    return f"{'wss' if wsuri.secure else 'ws'}://{host}{port}{wsuri.resource_name}"
 
 
 class _SignalPipe:
@@ -365,13 +415,16 @@ def _read_lines(
 
     The file descriptor is read directly, so that the wait can be cut short when the server
     closes the connection. On a terminal in its default mode, each read returns one line;
-    Ctrl-D returns what was typed so far, or nothing at the start of a line: the end. Bytes
+    Ctrl-D returns what was typed so far, yielded as a line, or nothing at the start of a
+    line: the end. Bytes
     on ``signal_fd`` only wake the wait, so that a signal's handler runs.
     """
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
         return
+    # On a terminal, a read that returns no line end was cut short by Ctrl-D.
+    terminal = os.isatty(fd)
     buffer = b""
     console.prompt()
     watched = [fd, wake_fd] if signal_fd is None else [fd, wake_fd, signal_fd]
@@ -395,9 +448,22 @@ def _read_lines(
         for line in lines:
             yield line.removesuffix(b"\r").decode(errors="replace")
             console.prompt()
+        if terminal and buffer:
+            # Ctrl-D in the middle of a line hands it over: send it, as cat would print it.
+            yield buffer.decode(errors="replace")
+            buffer = b""
+            console.prompt(newline=True)
 
 
-def _print_messages(websocket: ClientConnection, console: _Console, wake_fd: int) -> None:
+def _print_messages(
+    websocket: ClientConnection,
+    console: _Console,
+    wake_fd: int,
+    received: threading.Event,
+    finished: threading.Event,
+) -> None:
+    """Print messages until the connection closes; set ``received`` after each one, and
+    ``finished`` (then ``received``) at the end."""
     try:
         for message in websocket:
             if isinstance(message, str):
@@ -405,10 +471,13 @@ def _print_messages(websocket: ClientConnection, console: _Console, wake_fd: int
                 console.message("< " + "\n  ".join(message.splitlines()))
             else:
                 console.message(f"< (binary, {len(message)} bytes) {message.hex(' ')}")
+            received.set()
     except (ConnectionClosed, OSError):
         # The connection closed, or standard output did (a pipe to a program that ended).
         pass
     finally:
+        finished.set()
+        received.set()
         with contextlib.suppress(OSError):
             os.write(wake_fd, b"\0")
 

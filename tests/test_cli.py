@@ -23,7 +23,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -340,8 +340,12 @@ def test_ctrl_d_in_the_middle_of_a_line_sends_it_first(peer: Peer, session: Term
     # As with cat: a first Ctrl-D hands over the partial line, a second one ends the input.
     session.type("no newline")
     session.type(CTRL_D)
-    session.type(CTRL_D)
     assert peer.message() == "no newline"
+    # The connection is still open, with a new prompt, on a line of its own.
+    session.expect("no newline\r\n> ")
+    session.type("next\r")
+    assert peer.message() == "next"
+    session.type(CTRL_D)
     assert peer.close_received() == (1000, "")
     assert session.wait() == 0
 
@@ -432,6 +436,73 @@ def test_without_a_terminal_messages_go_to_stdout_and_the_rest_to_stderr(peer: P
     ]
 
 
+def _echo_then_close(count: int) -> Callable[[ServerConnection], None]:
+    """An echo handler that closes with 1000 once it has echoed ``count`` messages."""
+
+    def handler(connection: ServerConnection) -> None:
+        for _ in range(count):
+            connection.send(connection.recv(TIMEOUT))
+        connection.close()
+
+    return handler
+
+
+def pipe(uri: str, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``syncws connect uri`` with ``text`` on standard input, through pipes."""
+    return subprocess.run(
+        [sys.executable, "-m", "syncws", "connect", uri, *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=30,
+        check=False,
+    )
+
+
+def test_piped_input_prints_every_answer_before_closing() -> None:
+    # The input ends before the answers come: the command must not close before they do,
+    # since a server answers a Close before it answers anything else.
+    lines = [f"line {number}" for number in range(5)]
+    with run_server(_echo_then_close(len(lines))) as running:
+        for _ in range(5):
+            result = pipe(running.uri, "".join(f"{line}\n" for line in lines), "--wait", "30")
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines() == [f"< {line}" for line in lines]
+            assert result.stderr.splitlines()[-1] == "Connection closed: 1000 (OK)."
+
+
+def test_piped_input_closes_once_the_server_is_quiet(peer: Peer) -> None:
+    # An echo server that never closes: the command closes itself, after the answers.
+    def echo_all(connection: ServerConnection) -> None:
+        for message in connection:
+            connection.send(message)
+
+    with run_server(echo_all) as running:
+        result = pipe(running.uri, "one\ntwo\n", "--wait", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"Connected to {running.uri}.",
+        "Connection closed: 1000 (OK).",
+    ]
+
+
+def test_a_redirect_shows_the_final_uri() -> None:
+    def redirect(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/final":
+            return None
+        response = connection.respond(302, "")
+        response.headers["Location"] = "/final"
+        return response
+
+    with Peer(process_request=redirect) as peer:
+        result = pipe(peer.uri + "start", "")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"Connected to {peer.uri}final, redirected from {peer.uri}start."
+    )
+
+
 # syncws connect: errors.
 
 
@@ -506,7 +577,8 @@ def test_rejected_handshake_shows_the_status() -> None:
 
     with Peer(process_request=forbid) as peer:
         result = run("connect", peer.uri)
-    assert_error(result, 1, "server rejected the connection: HTTP 403 Forbidden")
+    # The first line of the body says why.
+    assert_error(result, 1, "server rejected the connection: HTTP 403 Forbidden: Go away.")
 
 
 @pytest.fixture
@@ -530,6 +602,52 @@ def test_untrusted_certificate_fails_and_insecure_skips_the_check(tls_peer: Peer
 def test_tls_handshake_with_a_plain_server_fails(peer: Peer) -> None:
     result = run("connect", f"wss://127.0.0.1:{peer.server.port}/", "--timeout", "5")
     assert_error(result, 1, "TLS handshake with 127.0.0.1")
+    assert "ws:// connects without it" in result.stderr
+
+
+def test_ws_to_a_tls_server_suggests_wss(tls_peer: Peer) -> None:
+    result = run("connect", f"ws://127.0.0.1:{tls_peer.server.port}/", "--timeout", "5")
+    assert_error(result, 1, "use a wss:// URI")
+
+
+def test_http_1_0_server_is_not_a_websocket_server() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            listener.settimeout(TIMEOUT)
+            sock, _ = listener.accept()
+            with sock:
+                sock.settimeout(TIMEOUT)
+                sock.recv(4096)
+                sock.sendall(b"HTTP/1.0 200 OK\r\n\r\nHello")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        try:
+            result = run("connect", f"ws://127.0.0.1:{port}/", "--timeout", "5")
+        finally:
+            thread.join(TIMEOUT)
+    assert_error(result, 1, "the server answered with HTTP/1.0: not a WebSocket server")
+
+
+def test_proxy_connection_refused_names_the_proxy() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {name: value for name, value in _environment().items() if "proxy" not in name.lower()}
+    env["ws_proxy"] = f"http://127.0.0.1:{port}"
+    result = subprocess.run(
+        [sys.executable, "-m", "syncws", "connect", "ws://127.0.0.1:18765/"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert_error(result, 1, f"cannot connect to proxy 127.0.0.1:{port}: connection refused")
+    assert "18765" not in result.stderr
 
 
 # --version, --help.
