@@ -36,17 +36,22 @@ response only once the connection is closed; :class:`WebSocketApp` and
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
 from typing_extensions import Unpack
 
 from .core.extensions.base import ServerExtensionFactory
+from .core.frames import CloseCode
 from .core.headers import Headers
 from .core.http11 import Request, Response
 from .core.protocol import State
@@ -77,6 +82,8 @@ __all__ = [
     "UpgradeRejected",
     "WebSocketApp",
     "accept",
+    "close_all",
+    "close_all_on_signals",
     "handle",
     "run_handler",
 ]
@@ -421,7 +428,84 @@ def _upgrade(environ: Mapping[str, Any], config: ServerConfig) -> ServerConnecti
         sock.close()
         raise
     connection.start(protocol.events_received())
+    with _connections_lock:
+        # Closed connections leave as new ones come: there are as many as the server has
+        # threads, so the scan is short.
+        for closed in [other for other in _connections if other.state is State.CLOSED]:
+            _connections.discard(closed)
+        _connections.add(connection)
     return connection
+
+
+# The connections accept() opened in this process, for close_all(). Reentrant: close_all()
+# may run in a signal handler while the same thread is adding a connection.
+_connections: set[ServerConnection] = set()
+_connections_lock = threading.RLock()
+
+
+def close_all(code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+    """Start closing every open connection that :func:`accept` opened in this process.
+
+    Returns at once, without waiting for the closing handshakes: each handler sees its
+    connection close (its loop ends, :meth:`~syncws.connection.Connection.recv` raises
+    :exc:`~syncws.exceptions.ConnectionClosedOK`), returns, and its request ends. Call it when
+    the WSGI server stops a worker, from gunicorn's ``worker_int`` or ``worker_exit`` hooks,
+    or through :func:`close_all_on_signals`. It is safe to call from a signal handler, as
+    long as the interrupted thread does not hold a connection's lock (under gunicorn, the
+    main thread never uses the connections).
+
+    Args:
+        code: the close code; 1001 (going away) by default.
+        reason: the close reason.
+    """
+    with _connections_lock:
+        connections = list(_connections)
+    for connection in connections:
+        connection._start_close(code, reason)
+
+
+def close_all_on_signals(
+    signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT),
+) -> None:
+    """Call :func:`close_all` when one of ``signals`` arrives, then the signal's handler.
+
+    gunicorn stops a worker with SIGTERM (graceful: the worker waits up to
+    ``--graceful-timeout`` for its requests, which WebSocket connections don't end on their
+    own) or SIGQUIT and SIGINT (at once), and has a hook for the last two only. Call this from
+    its ``post_worker_init`` hook, once the worker installed its handlers, so that every
+    connection closes with 1001 as the worker stops, instead of 1006 when it exits::
+
+        # gunicorn.conf.py
+        import syncws.wsgi
+
+        def post_worker_init(worker):
+            syncws.wsgi.close_all_on_signals()
+
+    The handler in place for each signal still runs after :func:`close_all`; the default
+    action too, when there was no Python handler.
+
+    Args:
+        signals: the signals to act on.
+
+    Raises:
+        ValueError: not called in the main thread.
+    """
+    for signum in signals:
+        previous = signal.getsignal(signum)
+        signal.signal(signum, functools.partial(_close_all_then, previous))
+
+
+def _close_all_then(
+    previous: Callable[[int, FrameType | None], Any] | int | None,
+    signum: int,
+    frame: FrameType | None,
+) -> None:
+    close_all()
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
 
 _UNSUPPORTED_TEXT = b"This server can't open WebSocket connections; see its log.\n"
