@@ -355,11 +355,11 @@ def test_min_size_zero_compresses_everything() -> None:
 def test_min_size_only_applies_to_complete_messages() -> None:
     # The size of a fragmented message is unknown when its first frame is sent.
     sender, receiver = pair(min_size=100)
-    first = sender.encode(Frame(Opcode.TEXT, b"ab", fin=False))
+    first = sender.encode(Frame(Opcode.TEXT, b"ab" * 20, fin=False))
     assert first.rsv1
     last = sender.encode(Frame(Opcode.CONT, b"cd"))
     assert not last.rsv1
-    assert receiver.decode(first).data + receiver.decode(last).data == b"abcd"
+    assert receiver.decode(first).data + receiver.decode(last).data == b"ab" * 20 + b"cd"
 
 
 @pytest.mark.parametrize("bits", [9, 15])
@@ -470,7 +470,7 @@ def test_strict_inflate_catches_distances_beyond_the_window() -> None:
 def test_local_8_bit_window_uses_matches_of_distance_one() -> None:
     # A server may impose client_max_window_bits=8; zlib's Z_RLE keeps every match one byte
     # back, which any window allows.
-    sender = PerMessageDeflate(False, False, 15, 8)
+    sender = PerMessageDeflate(False, False, 15, 8, min_size=0)
     block = os.urandom(200)
     messages = [block + b"a" * 500 + block, block, jsonish(2000, 7), b"b" * 1000]
     payloads = [sender.encode(Frame(Opcode.BINARY, message)).data for message in messages]
@@ -488,7 +488,9 @@ def test_local_8_bit_window_keeps_huffman_only() -> None:
 
 
 def test_local_8_bit_window_overrides_other_strategies() -> None:
-    sender = PerMessageDeflate(False, False, 15, 8, {"strategy": zlib.Z_FILTERED, "level": 9})
+    sender = PerMessageDeflate(
+        False, False, 15, 8, {"strategy": zlib.Z_FILTERED, "level": 9}, min_size=0
+    )
     block = os.urandom(200)
     message = block + os.urandom(100) + block
     payload = sender.encode(Frame(Opcode.BINARY, message)).data
@@ -1486,7 +1488,7 @@ def test_settings_reach_the_extension() -> None:
 
 def test_compression_level_is_used() -> None:
     message = jsonish(20_000, 10)
-    fast = PerMessageDeflate(False, False, 15, 15, {"level": 0})
+    fast = PerMessageDeflate(False, False, 15, 15, {"level": 0}, min_size=0)
     best = PerMessageDeflate(False, False, 15, 15, {"level": 9})
     assert len(fast.encode(Frame(Opcode.TEXT, message)).data) > len(message)
     assert len(best.encode(Frame(Opcode.TEXT, message)).data) < len(message) // 3
@@ -1549,3 +1551,74 @@ def test_enable_server_permessage_deflate() -> None:
     assert factories == [other]
     custom = ServerPerMessageDeflateFactory(server_no_context_takeover=True)
     assert enable_server_permessage_deflate([other, custom]) == [other, custom]
+
+
+# Messages that deflate does not make smaller are sent as they are.
+
+
+def test_incompressible_message_is_sent_uncompressed() -> None:
+    # A MiB of random data grows by about 0.25% once deflated: over a max_size of 1 MiB.
+    sender = PerMessageDeflate(False, False, 12, 12)
+    message = os.urandom(2**20)
+    assert sender.encode(Frame(Opcode.BINARY, message)) == Frame(Opcode.BINARY, message)
+
+
+@pytest.mark.parametrize("bits", [8, 9, 12, 15])
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_uncompressed_fallback_keeps_the_peer_in_step(bits: int, no_context_takeover: bool) -> None:
+    sender, receiver = pair(bits, no_context_takeover, min_size=16)
+    text = jsonish(300, 11)
+    messages = [text, os.urandom(300), text, os.urandom(5000), os.urandom(40), text]
+    compressed = []
+    for message in messages:
+        encoded = sender.encode(Frame(Opcode.BINARY, message))
+        assert encoded.rsv1 is (message == text)
+        assert receiver.decode(encoded).data == message
+        if encoded.rsv1:
+            compressed.append(encoded.data)
+    # The window the sender refers to is the receiver's: only the compressed messages fill it.
+    assert strict_inflate(max(bits, 9), compressed) == text * 3
+    if not no_context_takeover and bits >= 12:
+        # The random messages in between were left out of the window: the text is still there.
+        assert len(compressed[2]) < len(compressed[0]) // 5
+
+
+def test_fragmented_message_is_sent_uncompressed_when_its_first_frame_does_not_shrink() -> None:
+    sender, receiver = pair(min_size=16)
+    first = sender.encode(Frame(Opcode.BINARY, os.urandom(1000), fin=False))
+    last = sender.encode(Frame(Opcode.CONT, b"x" * 1000))
+    assert not first.rsv1
+    assert last == Frame(Opcode.CONT, b"x" * 1000)
+    following = sender.encode(Frame(Opcode.TEXT, jsonish(500, 12)))
+    assert following.rsv1
+    assert receiver.decode(following).data == jsonish(500, 12)
+
+
+def test_min_size_zero_compresses_even_what_grows() -> None:
+    sender, receiver = pair(min_size=0)
+    message = os.urandom(1000)
+    encoded = sender.encode(Frame(Opcode.BINARY, message))
+    assert encoded.rsv1
+    assert len(encoded.data) > len(message)
+    assert receiver.decode(encoded).data == message
+
+
+def test_protocols_exchange_a_max_size_message_of_random_bytes() -> None:
+    # Bytes in, bytes out: a client and a server protocol with the default settings and a
+    # 1 MiB max_size, each way.
+    client_factory = ClientPerMessageDeflateFactory()
+    server_factory = ServerPerMessageDeflateFactory()
+    answer, server_extension = server_factory.process_request_params(
+        client_factory.get_request_params(), []
+    )
+    client_extension = client_factory.process_response_params(answer, [])
+    client = Protocol(Side.CLIENT, state=State.OPEN, max_size=2**20)
+    server = Protocol(Side.SERVER, state=State.OPEN, max_size=2**20)
+    client.extensions = [client_extension]
+    server.extensions = [server_extension]
+    message = os.urandom(2**20)
+    for sender, receiver in ((client, server), (server, client)):
+        sender.send_binary(message)
+        for data in sender.data_to_send():
+            receiver.receive_data(data)
+        assert receiver.events_received() == [Frame(Opcode.BINARY, message)]

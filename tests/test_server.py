@@ -49,6 +49,7 @@ from io_helpers import (
     running,
     upgrade_request,
     wait_for,
+    ws_server,
 )
 from io_helpers import syncws_echo as echo
 from websockets.exceptions import ConnectionClosedOK as WSConnectionClosedOK
@@ -1995,3 +1996,47 @@ def test_close_before_serve_forever() -> None:
     server.close()
     assert server.socket.fileno() == -1
     assert server.wait_closed(TIMEOUT)
+
+
+# Compression and max_size: a message that fits uncompressed is never refused.
+
+
+def test_max_size_message_of_random_bytes_with_compression() -> None:
+    message = os.urandom(2**20)
+
+    with serving(echo) as server, client(server, compression="deflate") as connection:
+        assert [extension.name for extension in connection.protocol.extensions] == [
+            "permessage-deflate"
+        ]
+        connection.send(message)
+        assert connection.recv(TIMEOUT) == message
+
+
+def test_max_size_message_of_random_bytes_to_websockets() -> None:
+    message = os.urandom(2**20)
+
+    def send_message(connection: ServerConnection) -> None:
+        connection.send(message)
+        connection.recv(TIMEOUT)
+
+    with (
+        serving(send_message) as server,
+        ws_client(server, compression="deflate") as connection,
+    ):
+        assert connection.recv(TIMEOUT) == message
+        connection.send("thanks")
+
+
+def test_max_size_message_of_random_bytes_from_syncws_to_websockets() -> None:
+    message = os.urandom(2**20)
+
+    def compare(websocket: Any) -> None:
+        # Answer shortly: websockets would compress the message itself, and grow it.
+        websocket.send("same" if websocket.recv(TIMEOUT) == message else "different")
+
+    with (
+        ws_server(compare, compression="deflate") as server,
+        client(server.uri, compression="deflate") as connection,
+    ):
+        connection.send(message)
+        assert connection.recv(TIMEOUT) == "same"
