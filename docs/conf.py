@@ -176,4 +176,10 @@ html_title = f"syncws {release}"
 html_theme_options = {
     "description": "Synchronous, thread-based WebSockets",
     "fixed_sidebar": True,
+    # Room for a code line of 100 characters next to the sidebar; see _static/syncws.css.
+    "page_width": "1180px",
+    "sidebar_width": "200px",
+    "body_max_width": "none",
 }
+html_static_path = ["_static"]
+html_css_files = ["syncws.css"]
