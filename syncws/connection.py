@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 from .core.extensions.permessage_deflate import PerMessageDeflate
 from .core.frames import CloseCode, Frame, Opcode
@@ -944,12 +944,17 @@ class _Flag:
         return True
 
 
+# What broadcast() returns has the type of what it was given: ServerConnection for
+# server.connections, a subclass for an application's own set of connections.
+_C = TypeVar("_C", bound=Connection)
+
+
 def broadcast(
-    connections: Iterable[Connection],
+    connections: Iterable[_C],
     message: Data,
     *,
     raise_exceptions: bool = False,
-) -> list[Connection]:
+) -> list[_C]:
     """Send a message to many connections, never waiting for a slow one.
 
     The frame is built once for every connection that shares its encoding (server-side
@@ -967,7 +972,8 @@ def broadcast(
             connections that failed (Python 3.11+).
 
     Returns:
-        The connections that did not get the message.
+        The connections that did not get the message, as a list of the type of those given
+        (``list[ServerConnection]`` for ``server.connections``).
     """
     if isinstance(message, str):
         opcode = Opcode.TEXT
@@ -978,7 +984,7 @@ def broadcast(
     else:
         raise TypeError(f"message must be str or bytes-like, not {message!r}")
     frame: bytes | None = None
-    skipped: list[Connection] = []
+    skipped: list[_C] = []
     errors: list[Exception] = []
     # A snapshot: server.connections changes as clients come and go, and a set that changes
     # during iteration raises RuntimeError. list() of a set is atomic under the GIL.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import select
@@ -617,3 +618,92 @@ def test_listener_calls_back_from_its_thread(capsys: pytest.CaptureFixture[str])
         listener.stop()
         assert not listener.thread.is_alive()
     assert capsys.readouterr().out.splitlines() == ["closed: 1000 ''"]
+
+
+# Testing.
+
+
+def test_typed_fixtures_pass_with_the_installed_plugin(tmp_path: Path) -> None:
+    # Run from elsewhere, so that pytest loads the plugin that installing syncws registered.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(SNIPPETS / "typed_fixtures.py"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+# Layout.
+
+# A window this wide shows every code line of up to 100 characters (the line length of the
+# sources) whole, on one line; a longer line wraps. No code block is cut.
+WINDOW_WIDTH = 1200
+LINE_LENGTH = 100
+
+# The longest line of each <pre> on the page that is cut (it scrolls, or ends outside the
+# window) or that wraps although its longest line is no longer than LINE_LENGTH.
+_PRE_NOT_FITTING = """
+Array.from(document.querySelectorAll("pre")).filter(pre => {
+    const style = getComputedStyle(pre);
+    const lines = pre.textContent.replace(/\\n$/, "").split("\\n");
+    const longest = Math.max(...lines.map(line => line.length));
+    const height = pre.clientHeight - parseFloat(style.paddingTop)
+        - parseFloat(style.paddingBottom);
+    const wraps = height > lines.length * parseFloat(style.lineHeight) + 1;
+    return pre.scrollWidth > pre.clientWidth
+        || pre.getBoundingClientRect().right > window.innerWidth
+        || (wraps && longest <= LINE_LENGTH);
+}).map(pre => pre.textContent.split("\\n").reduce((a, b) => a.length >= b.length ? a : b))
+""".replace("LINE_LENGTH", str(LINE_LENGTH))
+
+
+def test_code_blocks_fit_in_a_1200_px_window(tmp_path: Path) -> None:
+    pytest.importorskip("sphinx")
+    from browser import Browser  # noqa: PLC0415
+
+    out = tmp_path / "html"
+    build = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-q", "-E", "-b", "html", str(ROOT / "docs"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    pages = [
+        page
+        for page in sorted(out.rglob("*.html"))
+        if page.parent.name not in {"_static", "_sources", "_modules"}
+        and page.name not in {"genindex.html", "search.html", "py-modindex.html"}
+    ]
+    assert len(pages) > 10
+    cut: dict[str, list[str]] = {}
+    with Browser() as browser:
+        page = browser.open("about:blank")
+        page._devtools.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WINDOW_WIDTH, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+            TIMEOUT,
+        )
+        for path in pages:
+            page._devtools.call("Page.navigate", {"url": path.as_uri()}, TIMEOUT)
+            page.wait_for(
+                f"location.href === {json.dumps(path.as_uri())}"
+                " && document.readyState === 'complete'"
+            )
+            assert page.evaluate("window.innerWidth") == WINDOW_WIDTH
+            if lines := page.evaluate(_PRE_NOT_FITTING):
+                cut[str(path.relative_to(out))] = lines
+    assert not cut, cut

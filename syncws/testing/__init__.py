@@ -9,8 +9,8 @@
   came instead.
 
 They work with any test framework; :mod:`syncws.testing.pytest_plugin` wraps them in pytest
-fixtures. Every helper cleans up the threads and sockets it started, and every wait has a
-timeout.
+fixtures, whose types are :class:`ServerFactory` and :data:`ConnectedPair`. Every helper cleans
+up the threads and sockets it started, and every wait has a timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from typing_extensions import Unpack
 
@@ -48,7 +48,9 @@ from ..server import (
 from ..transport import SocketTransport
 
 __all__ = [
+    "ConnectedPair",
     "RunningServer",
+    "ServerFactory",
     "assert_closes",
     "assert_receives",
     "connected_pair",
@@ -170,7 +172,31 @@ def _serving(server: Server, shutdown_timeout: float) -> Iterator[None]:
             raise RuntimeError("the server's thread did not stop")
 
 
+class ServerFactory(Protocol):
+    """The type of the ``syncws_server`` fixture: a function that starts a server.
+
+    It takes the arguments of :func:`run_server` and returns its :class:`RunningServer`;
+    every server it started is shut down after the test. Annotate the fixture with it::
+
+        def test_echo(syncws_server: ServerFactory) -> None:
+            running = syncws_server(echo, compression=None)
+    """
+
+    def __call__(
+        self,
+        handler: Handler,
+        host: str = ...,
+        *,
+        shutdown_timeout: float = ...,
+        **serve_options: Unpack[ServeKeywords],
+    ) -> RunningServer: ...
+
+
 # A connected pair.
+
+ConnectedPair = tuple[ClientConnection, ServerConnection]
+"""The type of the ``syncws_pair`` fixture and of what :func:`connected_pair` yields:
+``(client, server)``."""
 
 
 @contextlib.contextmanager
@@ -188,7 +214,7 @@ def connected_pair(
     max_queue: int | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
-) -> Iterator[tuple[ClientConnection, ServerConnection]]:
+) -> Iterator[ConnectedPair]:
     """Connect a client and a server over :func:`socket.socketpair`, for a ``with`` block.
 
     No socket listens: the opening handshake runs over the pair, the client side in a
