@@ -20,7 +20,7 @@ Redis pub/sub delivers at most once: a message published while a process is disc
 Redis is lost for that process's clients. The listener reconnects with exponential backoff and
 subscribes again; it logs the lost connection at WARNING and the recovery at INFO.
 
-This module needs the ``redis`` package: ``pip install 'syncws[redis]'``.
+This module needs the ``redis`` package: the ``redis`` extra, ``pip install -e '.[redis]'``.
 """
 
 from __future__ import annotations
