@@ -291,27 +291,48 @@ class Connection:
 
     @property
     def path(self) -> str:
-        """The request path (seed-era alias of ``request.path``)."""
+        """The request path, ``request.path``, as a property of its own.
+
+        For code ported from the legacy API of ``websockets`` (``websockets.legacy``), where
+        handlers read ``websocket.path``. ``""`` when there is no request.
+        """
         return "" if self.request is None else self.request.path
 
     @property
     def request_headers(self) -> Headers:
-        """The request headers (seed-era alias of ``request.headers``)."""
+        """The request headers, ``request.headers``, as a property of its own.
+
+        For code ported from the legacy API of ``websockets``, where handlers read
+        ``websocket.request_headers``. Empty when there is no request.
+        """
         return Headers() if self.request is None else self.request.headers
 
     @property
     def response_headers(self) -> Headers:
-        """The response headers (seed-era alias of ``response.headers``)."""
+        """The response headers, ``response.headers``, as a property of its own.
+
+        For code ported from the legacy API of ``websockets``, which reads
+        ``websocket.response_headers``. Empty when there is no response.
+        """
         return Headers() if self.response is None else self.response.headers
 
     @property
     def open(self) -> bool:
-        """Whether the connection is open (seed-era alias of ``state is State.OPEN``)."""
+        """Whether the connection is open: ``state is State.OPEN``.
+
+        A shorthand for code ported from the legacy API of ``websockets``. Don't test it before
+        sending: another thread or the peer may close the connection in between; send and
+        catch :exc:`~syncws.exceptions.ConnectionClosed` instead.
+        """
         return self.protocol.state is State.OPEN
 
     @property
     def closed(self) -> bool:
-        """Whether the connection is closed (seed-era alias of ``state is State.CLOSED``)."""
+        """Whether the connection is closed: ``state is State.CLOSED``.
+
+        A shorthand for code ported from the legacy API of ``websockets``. It is ``False``
+        during the closing handshake; :meth:`wait_closed` waits for the end of it.
+        """
         return self.protocol.state is State.CLOSED
 
     # Receiving.
@@ -349,6 +370,8 @@ class Connection:
             TimeoutError: no message came in time.
             ConnectionClosed: the connection is closed and every message was received.
             ConcurrencyError: another thread is receiving on this connection.
+            UnicodeDecodeError: ``decode=True`` and a binary message is not valid UTF-8. The
+                message is consumed; text messages are valid UTF-8, checked as they arrive.
         """
         queue = self._queue
         queue.start_get()
@@ -398,6 +421,7 @@ class Connection:
         Raises:
             ConnectionClosed: the connection closed before or during the message.
             ConcurrencyError: another thread is receiving on this connection.
+            UnicodeDecodeError: ``decode=True`` and a binary fragment is not valid UTF-8.
         """
         if self.protocol.pending_failure is not None and not self._queue.frames_waiting():
             self._fail_pending()

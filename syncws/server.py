@@ -378,7 +378,9 @@ class Server:
 
     Attributes:
         socket: the listening socket.
-        connections: the open connections, to broadcast to them.
+        connections: the connections whose handlers are running, some of which may be
+            closing; :func:`~syncws.connection.broadcast` skips those. A set that changes as
+            clients come and go: iterate over a copy, as ``broadcast`` does.
     """
 
     def __init__(

@@ -36,7 +36,7 @@ from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection as WSServerConnection
 
 import syncws
-from syncws.testing import run_server
+from syncws.testing import connected_pair, run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = ROOT / "docs" / "snippets"
@@ -707,3 +707,31 @@ def test_code_blocks_fit_in_a_1200_px_window(tmp_path: Path) -> None:
             if lines := page.evaluate(_PRE_NOT_FITTING):
                 cut[str(path.relative_to(out))] = lines
     assert not cut, cut
+
+
+# Reference.
+
+
+def test_recv_decode_raises_what_its_docstring_says() -> None:
+    for method in (syncws.Connection.recv, syncws.Connection.recv_streaming):
+        assert "UnicodeDecodeError: ``decode=True``" in (method.__doc__ or "")
+    with connected_pair() as (client, server):
+        client.send(b"\xff")
+        client.send(b"next")
+        with pytest.raises(UnicodeDecodeError):
+            server.recv(TIMEOUT, decode=True)
+        # The message that could not be decoded is consumed.
+        assert server.recv(TIMEOUT, decode=True) == "next"
+
+
+def test_reference_says_what_the_aliases_are_for() -> None:
+    for name in ("path", "request_headers", "response_headers", "open", "closed"):
+        doc = getattr(syncws.Connection, name).__doc__ or ""
+        assert "seed-era" not in doc, name
+        assert "ported from the legacy API of ``websockets``" in doc, name
+    # One description of Server.connections: the one of the broadcasting guide.
+    guide = (ROOT / "docs" / "howto" / "broadcast.rst").read_text(encoding="utf-8")
+    assert "holds the connections whose handlers are\nrunning" in guide
+    assert "connections: the connections whose handlers are running" in (
+        syncws.Server.__doc__ or ""
+    )
