@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
 from .core.extensions.permessage_deflate import PerMessageDeflate
-from .core.frames import CloseCode, Frame, Opcode
+from .core.frames import CloseCode, Frame, Opcode, valid_close_code
 from .core.headers import Headers
 from .core.http11 import Request, Response
 from .core.protocol import Event, Protocol, Side, State
@@ -54,7 +54,7 @@ from .deadline import remaining
 from .exceptions import ConnectionClosed, ConnectionClosedOK
 from .keepalive import Keepalive, PingWaiter
 from .messages import Data, MessageQueue
-from .options import ConnectionOptions
+from .options import ConnectionOptions, check_timeout
 from .reading import Reader
 from .timers import Timer, call_later
 from .transport import SocketTransport, Transport
@@ -359,9 +359,9 @@ class Connection:
         """Receive the next message.
 
         Args:
-            timeout: seconds to wait; ``None`` waits as long as it takes and ``0`` only
-                returns a message that is already here. A timeout never loses or splits a
-                message: it stays queued for the next call.
+            timeout: seconds to wait; ``None`` (the default) waits until a message comes,
+                and ``0`` only returns a message that is already here. A timeout never
+                loses or splits a message: it stays queued for the next call.
             decode: ``None`` returns text as :class:`str` and binary as :class:`bytes`;
                 ``False`` returns :class:`bytes` for both (no decoding cost); ``True``
                 returns :class:`str` for both.
@@ -370,9 +370,13 @@ class Connection:
             TimeoutError: no message came in time.
             ConnectionClosed: the connection is closed and every message was received.
             ConcurrencyError: another thread is receiving on this connection.
+            TypeError: ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative, infinite or NaN.
             UnicodeDecodeError: ``decode=True`` and a binary message is not valid UTF-8. The
                 message is consumed; text messages are valid UTF-8, checked as they arrive.
         """
+        if timeout is not None:
+            check_timeout("timeout", timeout)
         queue = self._queue
         queue.start_get()
         try:
@@ -456,8 +460,9 @@ class Connection:
         """Send a message: text for :class:`str`, binary for bytes-like objects.
 
         An iterable of :class:`str` or of bytes-like objects is sent as one fragmented
-        message, one frame per item. Any number of threads may send: messages never
-        interleave.
+        message, one frame per item. An empty iterable is not a message: it raises
+        :exc:`ValueError` (send ``""`` or ``b""`` for an empty message). Any number of threads
+        may send: messages never interleave.
 
         Returns once the kernel took every byte.
 
@@ -468,13 +473,20 @@ class Connection:
                 was sent; if it expires later, the connection is aborted as well, since half a
                 message can't be taken back. ``None`` waits as long as the write timeout
                 allows.
+            compress: ``False`` sends this message uncompressed, when compression was
+                negotiated.
 
         Raises:
-            TypeError: the message is not of a type that can be sent.
-            ConnectionClosed: the connection is closed or closing.
+            TypeError: the message is not of a type that can be sent, or ``timeout`` is not
+                a number.
+            ValueError: the message is an empty iterable, or ``timeout`` is negative,
+                infinite or NaN.
+            ConnectionClosed: the connection is closed or closing (also for an empty
+                iterable).
             TimeoutError: see ``timeout``; also when the peer stopped reading for longer than
                 ``write_timeout`` (then the connection is aborted).
         """
+        check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         if isinstance(message, str):
             self._send_message(Opcode.TEXT, message.encode(), deadline, compress)
@@ -522,7 +534,12 @@ class Connection:
         try:
             first = next(fragments)
         except StopIteration:
-            return
+            # Nothing to send is a mistake, whatever the connection's state: say which one.
+            with self._protocol_lock:
+                self._check_open()
+            raise ValueError(
+                'an empty iterable is not a message; send "" or b"" for an empty message'
+            ) from None
         if isinstance(first, str):
             text = True
         elif isinstance(first, bytes | bytearray | memoryview):
@@ -568,7 +585,8 @@ class Connection:
         """Send a ping.
 
         Args:
-            data: the ping's payload, at most 125 bytes; by default 4 random bytes.
+            data: the ping's payload, :class:`str` (encoded in UTF-8) or bytes-like, at most
+                125 bytes; by default 4 random bytes.
 
         Returns:
             A waiter: ``waiter.wait(timeout)`` returns the latency once the pong comes.
@@ -576,9 +594,11 @@ class Connection:
         Raises:
             ConnectionClosed: the connection is closed.
             ConcurrencyError: a ping with the same payload still waits for its pong.
+            TypeError: ``data`` is neither :class:`str`, bytes-like nor ``None``.
+            ValueError: ``data`` is longer than 125 bytes.
         """
-        if isinstance(data, str):
-            data = data.encode()
+        if data is not None:
+            data = _control_payload(data)
         with self._protocol_lock:
             self._check_open()
             data, waiter = self._keepalive.add(data)
@@ -619,11 +639,16 @@ class Connection:
     def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong, as a one-way heartbeat.
 
+        Args:
+            data: the pong's payload, :class:`str` (encoded in UTF-8) or bytes-like, at most
+                125 bytes.
+
         Raises:
             ConnectionClosed: the connection is closed.
+            TypeError: ``data`` is neither :class:`str` nor bytes-like.
+            ValueError: ``data`` is longer than 125 bytes.
         """
-        if isinstance(data, str):
-            data = data.encode()
+        data = _control_payload(data)
         with self._protocol_lock:
             self._check_open()
             self.protocol.send_pong(data)
@@ -639,12 +664,20 @@ class Connection:
         before can still be read with :meth:`recv`.
 
         Args:
-            code: the close code.
-            reason: the close reason, at most 123 bytes once encoded.
+            code: the close code: 1000, 1001, another code that may be sent in a Close frame
+                (RFC 6455 §7.4), or an application's code from 3000 to 4999.
+            reason: the close reason, at most 123 bytes once encoded in UTF-8.
 
         Blocks for at most ``close_timeout`` (plus ``write_timeout`` if the peer stopped
         reading); then the TCP connection is aborted.
+
+        Raises:
+            TypeError: ``code`` is not an integer or ``reason`` not a :class:`str`.
+            ValueError: ``code`` may not be sent in a Close frame, or ``reason`` is longer
+                than 123 bytes once encoded. The arguments are checked on every call, even
+                when the connection is closed already.
         """
+        _check_close(code, reason)
         self._queue_close(code, reason)
         try:
             self._flush(wait=True)
@@ -713,9 +746,18 @@ class Connection:
     def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the connection is closed.
 
+        Like every timeout in syncws, an expired ``timeout`` raises :exc:`TimeoutError`, as
+        :meth:`Server.wait_closed <syncws.server.Server.wait_closed>` does.
+
+        Args:
+            timeout: seconds to wait; ``None`` waits as long as it takes, ``0`` only checks.
+
         Raises:
             TimeoutError: it is still open after ``timeout`` seconds.
+            TypeError: ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative, infinite or NaN.
         """
+        check_timeout("timeout", timeout)
         if not self._closed.wait(timeout):
             raise TimeoutError("connection is still open")
 
@@ -1029,6 +1071,51 @@ def broadcast(
             raise ExceptionGroup("broadcast failed", errors)  # noqa: F821
         raise errors[0]
     return skipped
+
+
+def _control_payload(data: object) -> bytes:
+    """The payload of a ping or a pong, checked: :class:`str` or bytes-like, 125 bytes at most.
+
+    Raises:
+        TypeError: ``data`` is neither :class:`str` nor bytes-like.
+        ValueError: ``data`` is longer than 125 bytes (RFC 6455 §5.5).
+    """
+    if isinstance(data, str):
+        payload = data.encode()
+    elif isinstance(data, bytes | bytearray | memoryview):
+        payload = bytes(data)
+    else:
+        raise TypeError(
+            f"data must be str or bytes-like, the payload of the control frame; got"
+            f" {type(data).__name__} {data!r}"
+        )
+    if len(payload) > 125:
+        raise ValueError(
+            f"data must be at most 125 bytes, the limit of a control frame; got {len(payload)}"
+        )
+    return payload
+
+
+def _check_close(code: object, reason: object) -> None:
+    """Check the arguments of :meth:`Connection.close`.
+
+    Raises:
+        TypeError: ``code`` is not an integer or ``reason`` not a :class:`str`.
+        ValueError: ``code`` may not be sent in a Close frame, or ``reason`` is longer than
+            123 bytes once encoded (RFC 6455 §5.5.1).
+    """
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"code must be an integer close code; got {type(code).__name__} {code!r}")
+    if not valid_close_code(code):
+        raise ValueError(
+            f"code {code} may not be sent in a Close frame: use 1000 (normal closure), 1001,"
+            " 1008, 1011, another code of RFC 6455 §7.4.1, or 3000-4999"
+        )
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be str; got {type(reason).__name__} {reason!r}")
+    size = len(reason.encode())
+    if size > 123:
+        raise ValueError(f"reason must be at most 123 bytes once encoded in UTF-8; got {size}")
 
 
 def _sockname(sock: socket.socket, *, remote: bool) -> Any:

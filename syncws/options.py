@@ -30,6 +30,7 @@ __all__ = [
     "check_compression",
     "check_keywords",
     "check_seconds",
+    "check_timeout",
 ]
 
 # LoggerAdapter takes no type argument at run time before Python 3.11: a forward reference.
@@ -131,6 +132,36 @@ def check_seconds(name: str, value: object, *, none: str = "for no limit") -> No
         raise ValueError(
             f"{name} must be a positive, finite number of seconds, or None {none};"
             f" got {value!r}"
+        )
+
+
+def check_timeout(name: str, value: object) -> None:
+    """Check the timeout of one call: seconds to wait, ``0`` to poll, ``None`` for no limit.
+
+    The timeouts that calls take (``recv(timeout)``, ``send(timeout=...)``,
+    ``wait_closed(timeout)``...) follow one convention: ``0`` only takes what is ready
+    without waiting, ``None`` waits as long as it takes, and anything else is an error at
+    the call, before the call does anything.
+
+    Args:
+        name: the argument's name, for the message.
+        value: its value.
+
+    Raises:
+        TypeError: ``value`` is not a number (``bool`` is not one here).
+        ValueError: ``value`` is negative, infinite or NaN.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name} must be a number of seconds, or None to wait as long as it takes;"
+            f" got {type(value).__name__} {value!r}"
+        )
+    if not (0 <= value < math.inf):
+        raise ValueError(
+            f"{name} must be a finite number of seconds, at least 0 (0 polls), or None to"
+            f" wait as long as it takes; got {value!r}"
         )
 
 

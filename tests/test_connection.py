@@ -172,14 +172,16 @@ def test_fragments_on_the_wire() -> None:
     ]
 
 
-def test_send_empty_iterable_sends_nothing() -> None:
+def test_send_empty_iterable_raises_and_sends_nothing() -> None:
     def script(peer: RawPeer) -> RawFrame | None:
         peer.accept()
         return peer.read_frame()
 
     with RawServer(script) as server, aborting(client(server.uri)) as connection:
-        connection.send([])
-        connection.send(iter(()))
+        with pytest.raises(ValueError, match="empty iterable"):
+            connection.send([])
+        with pytest.raises(ValueError, match="empty iterable"):
+            connection.send(iter(()))
         connection.send("next")
         frame = server.join()
     # The first frame on the wire is the next message.
