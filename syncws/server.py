@@ -56,6 +56,7 @@ from .options import (
     LoggerLike,
     check_compression,
     check_keywords,
+    check_timeout,
 )
 from .transport import SocketTransport, Transport, tls_handshake
 from .version import __version__
@@ -85,6 +86,10 @@ SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__ve
 logger = logging.getLogger("syncws.server")
 
 _DEFAULT_OPTIONS = ConnectionOptions()
+
+_ABORT_GRACE = 1.0
+"""Seconds that :meth:`Server.shutdown` gives handlers to return once it aborted their
+connections (at most its ``timeout``)."""
 
 _BUSY_TEXT = b"Server is busy; try again later.\n"
 _RESPONSE_503 = (
@@ -219,14 +224,23 @@ class ServerConfig:
         response: Response | None = None
         try:
             if self.process_request is not None:
-                response = self.process_request(connection, request)
+                response = _hook_result(
+                    "process_request", self.process_request(connection, request)
+                )
             if response is None:
                 response = protocol.accept(request)
             response = self.add_headers(connection, response)
             if self.process_response is not None:
-                response = self.process_response(connection, request, response) or response
+                response = (
+                    _hook_result(
+                        "process_response",
+                        self.process_response(connection, request, response),
+                    )
+                    or response
+                )
         except Exception as exc:
-            self.logger.error("opening handshake failed", exc_info=True)
+            # 500: the error is the application's, and its details are for the log only.
+            self.logger.error("opening handshake failed: %s", exc, exc_info=True)
             response = self.add_headers(connection, protocol.reject_exception(exc))
         return response
 
@@ -243,6 +257,24 @@ class ServerConfig:
                 extra = extra(connection)
             headers.update(Headers(extra))
         return response
+
+
+def _hook_result(hook: str, result: object) -> Response | None:
+    """Check what ``process_request`` or ``process_response`` returned.
+
+    Raises:
+        TypeError: it is neither a :class:`~syncws.core.http11.Response` nor ``None``; the
+            message says what it was, since the error is logged and the client gets a 500.
+    """
+    if result is None or isinstance(result, Response):
+        return result
+    shown = repr(result)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    raise TypeError(
+        f"{hook} returned {type(result).__name__} {shown}; expected a Response or None"
+        " (build a Response with connection.respond(status, text))"
+    )
 
 
 def server_extensions(
@@ -450,14 +482,19 @@ class Server:
     def serve_forever(self) -> None:
         """Accept connections until :meth:`shutdown` or :meth:`close`, in this thread.
 
-        Returns at once if the server was closed already. When :meth:`shutdown` is called
-        in this thread (from a signal handler), it returns once the shutdown is complete.
+        Returns at once if the server was closed already, or if an earlier call returned: a
+        server serves once. When :meth:`shutdown` is called in this thread (from a signal
+        handler), it returns once the shutdown is complete.
+
+        Raises:
+            RuntimeError: it is running in another thread.
         """
         with self._lock:
+            # Once the loop stopped, the listening socket is closed: nothing to serve.
+            if self._closing or self._stopped.is_set():
+                return
             if self._serving.is_set():
                 raise RuntimeError("serve_forever() is already running")
-            if self._closing:
-                return
             self._serve_thread = threading.current_thread()
             self._serving.set()
         signals = self._watch_signals()
@@ -638,25 +675,60 @@ class Server:
         for connection in connections:
             connection._start_close(code, reason)
 
-    def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait for every handler to return; ``False`` if some still run after ``timeout``."""
+    def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait for every handler to return, and for :meth:`serve_forever` to return.
+
+        Call it after :meth:`close`. Like every timeout in syncws, an expired ``timeout``
+        raises :exc:`TimeoutError`, as :meth:`Connection.wait_closed
+        <syncws.connection.Connection.wait_closed>` does; the server is left as it is, and
+        a later call may wait again.
+
+        Args:
+            timeout: seconds to wait; ``None`` waits as long as it takes, ``0`` only checks.
+
+        Raises:
+            TimeoutError: a handler still runs after ``timeout`` seconds (or
+                :meth:`serve_forever` has not returned yet).
+            TypeError: ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative, infinite or NaN.
+        """
+        check_timeout("timeout", timeout)
+        deadline = deadline_after(timeout)
         with self._lock:
-            if not self._idle.wait_for(lambda: not self._active, timeout):
-                return False
-        if self._serving.is_set() and threading.current_thread() is not self._serve_thread:
-            self._stopped.wait(timeout)
+            if not self._idle.wait_for(lambda: not self._active, remaining(deadline)):
+                raise TimeoutError(
+                    f"{self._active} connection handler(s) still running after {timeout} s"
+                )
+        if (
+            self._serving.is_set()
+            and threading.current_thread() is not self._serve_thread
+            and not self._stopped.wait(remaining(deadline))
+        ):
+            raise TimeoutError(f"serve_forever() still running after {timeout} s")
         self._workers.shutdown()
         self._wake_recv.close()
         self._wake_send.close()
-        return True
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop the server: every handler returns, or is aborted after ``timeout`` seconds.
 
+        Connections get a Close (1001). The connections of handlers still running after
+        ``timeout`` seconds are aborted, so that their ``recv()`` and ``send()`` raise, and
+        those handlers get a grace of one second more (at most ``timeout``) to return. A
+        handler that still runs then (one blocked on something other than its connection)
+        is left behind in its daemon thread, and logged: ``shutdown`` returns anyway.
+        :meth:`wait_closed` ``(0)`` raises :exc:`TimeoutError` while such a handler runs.
+        With ``timeout=None``, it waits for every handler, however long.
+
         Safe to call from any thread. Called in the thread of :meth:`serve_forever` (from a
         signal handler), it returns at once, and :meth:`serve_forever` finishes the shutdown
         before it returns: the accept loop can't go on until the signal handler returns.
+
+        Raises:
+            TypeError: ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative, infinite or NaN.
         """
+        check_timeout("timeout", timeout)
         self.close()
         if threading.current_thread() is self._serve_thread and not self._stopped.is_set():
             if self._deferred_shutdown is None:
@@ -665,16 +737,26 @@ class Server:
         self._finish_shutdown(timeout)
 
     def _finish_shutdown(self, timeout: float | None) -> None:
-        """Wait for the handlers, then abort the connections left after ``timeout``."""
-        if not self.wait_closed(timeout):
-            with self._lock:
-                connections = list(self.connections)
-                for sock in self._sockets:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
-            for connection in connections:
-                connection.abort()
-            self.wait_closed()
+        """Wait for the handlers, then abort the connections left after ``timeout``, and
+        give their handlers a grace; leave behind those that ignore their connection."""
+        try:
+            self.wait_closed(timeout)
+        except TimeoutError:
+            pass
+        else:
+            return
+        assert timeout is not None
+        with self._lock:
+            connections = list(self.connections)
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        for connection in connections:
+            connection.abort()
+        try:
+            self.wait_closed(min(timeout, _ABORT_GRACE))
+        except TimeoutError as exc:
+            self.logger.warning("shutdown left a connection handler that did not return: %s", exc)
 
     def _close_listener(self) -> None:
         with contextlib.suppress(OSError):

@@ -1096,7 +1096,7 @@ def test_serve_forever_after_close() -> None:
     server.close()
     server.serve_forever()
     assert server.socket.fileno() == -1
-    assert server.wait_closed(TIMEOUT)
+    server.wait_closed(TIMEOUT)
 
 
 def test_shutdown_in_the_accept_loop_thread_while_it_holds_the_lock() -> None:
@@ -1985,9 +1985,10 @@ def test_close_then_wait_closed() -> None:
         connection.wait_closed(TIMEOUT)
         assert connection.close_code == 1001
         # The handler is still running.
-        assert not server.wait_closed(0.2)
+        with pytest.raises(TimeoutError):
+            server.wait_closed(0.2)
         release.set()
-        assert server.wait_closed(TIMEOUT)
+        server.wait_closed(TIMEOUT)
         assert not worker_threads()
 
 
@@ -1995,7 +1996,7 @@ def test_close_before_serve_forever() -> None:
     server = serve(echo, "127.0.0.1", 0)
     server.close()
     assert server.socket.fileno() == -1
-    assert server.wait_closed(TIMEOUT)
+    server.wait_closed(TIMEOUT)
 
 
 # Compression and max_size: a message that fits uncompressed is never refused.

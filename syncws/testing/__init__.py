@@ -102,10 +102,11 @@ def run_server(
                 websocket.send("hi")
                 assert_receives(websocket, "hi")
 
-    On exit the server shuts down: connections get a Close (1001), and those still open after
-    ``shutdown_timeout`` seconds are aborted, which wakes handlers blocked on them; then the
-    thread is joined. A handler that blocks on something else delays the exit until it
-    returns.
+    On exit the server shuts down (:meth:`~syncws.server.Server.shutdown`): connections get a
+    Close (1001), and those still open after ``shutdown_timeout`` seconds are aborted, which
+    wakes handlers blocked on them; then the thread is joined. A handler that blocks on
+    something else (an event, a lock, a queue) fails the exit with :exc:`RuntimeError` instead
+    of hanging: its thread, a daemon, is left behind.
 
     Args:
         handler: the connection handler, as for :func:`~syncws.server.serve`.
@@ -114,7 +115,9 @@ def run_server(
         **serve_options: the keyword arguments of :func:`~syncws.server.serve`.
 
     Raises:
-        RuntimeError: the server's thread did not stop within ``shutdown_timeout``.
+        RuntimeError: on exit, a handler did not return within ``shutdown_timeout`` (plus
+            the short grace that :meth:`~syncws.server.Server.shutdown` gives after aborting
+            connections), or the server's thread did not stop.
     """
     server = serve(handler, host, 0, **serve_options)
     port = server.port
@@ -141,8 +144,12 @@ def run_unix_server(
         handler: the connection handler.
         path: the socket's path; by default one in a new temporary directory, removed on
             exit.
-        shutdown_timeout: seconds the handlers get to return on exit.
+        shutdown_timeout: seconds the handlers get to return on exit, as for
+            :func:`run_server`.
         **serve_options: the keyword arguments of :func:`~syncws.server.serve`.
+
+    Raises:
+        RuntimeError: on exit, as for :func:`run_server`.
     """
     with contextlib.ExitStack() as stack:
         if path is None:
@@ -166,10 +173,21 @@ def _serving(server: Server, shutdown_timeout: float) -> Iterator[None]:
     try:
         yield
     finally:
+        # shutdown() returns once the handlers returned, or after aborting what was left
+        # and a short grace: a handler blocked on something else than its connection stays
+        # behind, in a daemon thread, and is reported below.
         server.shutdown(shutdown_timeout)
         thread.join(shutdown_timeout)
         if thread.is_alive():
             raise RuntimeError("the server's thread did not stop")
+        try:
+            server.wait_closed(0)
+        except TimeoutError:
+            raise RuntimeError(
+                f"a connection handler did not return within shutdown_timeout="
+                f"{shutdown_timeout} s of the shutdown: it blocks on something other than"
+                " its connection; its thread is left running, as a daemon"
+            ) from None
 
 
 class ServerFactory(Protocol):
