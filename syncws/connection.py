@@ -384,15 +384,15 @@ class Connection:
             if message is not None:
                 return message
             protocol = self.protocol
-            if protocol.pending_failure is not None:
-                # Every message before the peer's error was received: fail now.
-                self._fail_pending()
-            if protocol.parser_exc is not None:
-                # The peer broke the protocol: no message comes anymore, and the exception
-                # need not wait for the end of the closing handshake to say so.
-                raise protocol.close_exc from protocol.parser_exc
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
+                if protocol.parser_exc is not None:
+                    # The peer broke the protocol and every message before its error was
+                    # received: fail now if the Close waited (under the protocol lock, so
+                    # after the parser is done), and say so without waiting for the end of
+                    # the closing handshake.
+                    self._fail_pending()
+                    raise protocol.close_exc from protocol.parser_exc
                 if self._reading.claim():
                     # Nobody reads the socket: read it here, with no thread hand-off.
                     try:
@@ -427,7 +427,7 @@ class Connection:
             ConcurrencyError: another thread is receiving on this connection.
             UnicodeDecodeError: ``decode=True`` and a binary fragment is not valid UTF-8.
         """
-        if self.protocol.pending_failure is not None and not self._queue.frames_waiting():
+        if self.protocol.pending_failure is not None and not len(self._queue):
             self._fail_pending()
         # Fragments come through the reader thread: make sure it reads.
         self._reading.wake()
@@ -816,7 +816,9 @@ class Connection:
     def _failure_found(self) -> None:
         """The peer broke the protocol after messages that are queued (deliver before failing):
         fail once they are received, or after :data:`FAILURE_GRACE` if they are not."""
-        if not len(self._queue) and not self._queue.frames_waiting():
+        # Only complete messages wait to be received: the fragments of a message that the
+        # error interrupted will never make one.
+        if not len(self._queue):
             self._fail_pending()
         elif self._failure_timer is None:
             self._failure_timer = call_later(FAILURE_GRACE, self._fail_pending)
@@ -831,8 +833,10 @@ class Connection:
             self._collect_output()
         if self._failure_timer is not None:
             self._failure_timer.cancel()
-        # Read until the end of the connection, whoever receives.
+        # Read until the end of the connection, whoever receives; a recv() waiting for a
+        # message raises now.
         self._queue.resume()
+        self._queue.poke()
         self._reading.start_closing()
         self._flush_soon()
 

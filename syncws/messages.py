@@ -69,10 +69,6 @@ class MessageQueue:
         """The number of complete messages waiting."""
         return self._complete
 
-    def frames_waiting(self) -> bool:
-        """Whether frames wait to be taken, complete messages or not."""
-        return bool(self._frames)
-
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""

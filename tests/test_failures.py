@@ -186,3 +186,53 @@ def test_close_code_is_1006_after_a_write_timeout() -> None:
         with pytest.raises(TimeoutError):
             send_until_stuck()
         assert connection.close_code == 1006
+
+
+# An error inside a fragmented message: the fragments before it never make a message, so the
+# Close goes out at once, not after the grace (Autobahn 5.18, 6.3.2, 6.4.x).
+INSIDE_A_MESSAGE = {
+    # 5.18: a text frame where a continuation was expected.
+    "5.18": (bytes.fromhex("01 04") + b"frag", bytes.fromhex("81 04") + b"more", 1002),
+    # 6.4.x: invalid UTF-8 in a continuation.
+    "6.4": (bytes.fromhex("01 02") + b"ok", bytes.fromhex("00 02") + b"\xf4\x90", 1007),
+}
+
+
+@pytest.mark.parametrize("name", list(INSIDE_A_MESSAGE))
+def test_server_fails_at_once_inside_a_message(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(syncws.connection, "FAILURE_GRACE", 3 * TIMEOUT)
+    first, second, code = INSIDE_A_MESSAGE[name]
+    with (
+        run_server(echo_then_wait, compression=None) as running,
+        RawPeer.connect(running.port) as peer,
+    ):
+        peer.handshake()
+        peer.send(masked(first))
+        peer.send(masked(second))
+        close, before = peer.read_close(TIMEOUT)
+        assert before == []
+        assert close.close_code == code
+
+
+@pytest.mark.parametrize("name", list(INSIDE_A_MESSAGE))
+def test_client_fails_at_once_inside_a_message(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(syncws.connection, "FAILURE_GRACE", 3 * TIMEOUT)
+    first, second, code = INSIDE_A_MESSAGE[name]
+
+    def script(peer: RawPeer) -> int:
+        peer.accept(first)
+        peer.send(second)
+        close, _ = peer.read_close(TIMEOUT)
+        peer.sock.shutdown(socket.SHUT_WR)
+        return close.close_code
+
+    with RawServer(script) as server, aborting(client(server.uri)) as connection:
+        with pytest.raises(ConnectionClosedError) as exc_info:
+            connection.recv(TIMEOUT)
+        assert exc_info.value.sent is not None
+        assert exc_info.value.sent.code == code
+        assert server.join() == code
