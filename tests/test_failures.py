@@ -9,6 +9,7 @@ application asks for the next message, or after a bounded grace if it does not.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import pytest
 from io_helpers import (
@@ -47,6 +48,18 @@ ERRORS = {
 def masked(unmasked: bytes) -> bytes:
     """Mask a frame serialized without a mask (header of 2 bytes, payload under 126)."""
     return frame_bytes(unmasked[0] & 0x0F, unmasked[2:], fin=bool(unmasked[0] & 0x80), mask=True)
+
+
+def close_code_after(frames: bytes) -> Callable[[RawPeer], int]:
+    """A raw server's script: accept with ``frames``, return the code of the Close it gets."""
+
+    def script(peer: RawPeer) -> int:
+        peer.accept(frames)
+        close, _ = peer.read_close()
+        peer.sock.shutdown(socket.SHUT_WR)
+        return close.close_code
+
+    return script
 
 
 def echo_then_wait(websocket: ServerConnection) -> None:
@@ -104,13 +117,7 @@ def test_the_close_goes_out_after_a_grace_if_nobody_receives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(syncws.connection, "FAILURE_GRACE", 0.2)
-
-    def script(peer: RawPeer) -> int:
-        peer.accept(frame_bytes(0x1, b"Hello") + ERRORS["opcode"][0])
-        close, _ = peer.read_close()
-        peer.sock.shutdown(socket.SHUT_WR)
-        return close.close_code
-
+    script = close_code_after(frame_bytes(0x1, b"Hello") + ERRORS["opcode"][0])
     with RawServer(script) as server, aborting(client(server.uri)) as connection:
         # Nobody receives: the peer cannot keep the connection open by sending garbage.
         assert server.join() == 1002
@@ -120,12 +127,7 @@ def test_the_close_goes_out_after_a_grace_if_nobody_receives(
 
 
 def test_close_after_the_message_sends_the_error_code() -> None:
-    def script(peer: RawPeer) -> int:
-        peer.accept(frame_bytes(0x1, b"Hello") + ERRORS["rsv"][0])
-        close, _ = peer.read_close()
-        peer.sock.shutdown(socket.SHUT_WR)
-        return close.close_code
-
+    script = close_code_after(frame_bytes(0x1, b"Hello") + ERRORS["rsv"][0])
     with RawServer(script) as server, aborting(client(server.uri)) as connection:
         assert connection.recv(TIMEOUT) == "Hello"
         connection.close()
