@@ -677,7 +677,7 @@ class Connection:
                 than 123 bytes once encoded. The arguments are checked on every call, even
                 when the connection is closed already.
         """
-        _check_close(code, reason)
+        check_close(code, reason)
         self._queue_close(code, reason)
         try:
             self._flush(wait=True)
@@ -1100,8 +1100,9 @@ def _control_payload(data: object) -> bytes:
     return payload
 
 
-def _check_close(code: object, reason: object) -> None:
-    """Check the arguments of :meth:`Connection.close`.
+def check_close(code: object, reason: object) -> None:
+    """Check the arguments of :meth:`Connection.close` and :meth:`Server.close
+    <syncws.server.Server.close>`.
 
     Raises:
         TypeError: ``code`` is not an integer or ``reason`` not a :class:`str`.

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from .exceptions import ConcurrencyError, ConnectionClosed
+from .options import check_timeout
 from .timers import Timer, call_later
 
 __all__ = ["Keepalive", "PingWaiter"]
@@ -39,10 +40,17 @@ class PingWaiter:
     def wait(self, timeout: float | None = None) -> float:
         """Wait for the pong and return the latency in seconds.
 
+        Args:
+            timeout: seconds to wait; ``None`` waits as long as it takes, ``0`` only checks.
+
         Raises:
             TimeoutError: no pong came within ``timeout`` seconds.
             ConnectionClosed: the connection closed before the pong came.
+            TypeError: ``timeout`` is not a number.
+            ValueError: ``timeout`` is negative, infinite or NaN.
         """
+        if timeout is not None:
+            check_timeout("timeout", timeout)
         if not self._event.wait(timeout):
             raise TimeoutError("no pong received in time")
         if self.latency is None:

@@ -34,7 +34,7 @@ from typing import Any
 from typing_extensions import Unpack
 
 from ._signals import wake_on_signals
-from .connection import Connection
+from .connection import Connection, check_close
 from .core.extensions.base import ServerExtensionFactory
 from .core.extensions.permessage_deflate import enable_server_permessage_deflate
 from .core.frames import CloseCode
@@ -654,7 +654,18 @@ class Server:
 
         Handshakes in progress are answered with 503. Use :meth:`wait_closed` to wait for
         the handlers, or :meth:`shutdown` for both.
+
+        Args:
+            code: the close code each connection closes with, as for
+                :meth:`Connection.close <syncws.connection.Connection.close>`.
+            reason: the close reason.
+
+        Raises:
+            TypeError: ``code`` is not an integer or ``reason`` not a :class:`str`.
+            ValueError: ``code`` may not be sent in a Close frame, or ``reason`` is longer
+                than 123 bytes once encoded.
         """
+        check_close(code, reason)
         with self._lock:
             if not self._closing:
                 self._closing = True

@@ -461,3 +461,27 @@ def test_websocket_client_timeout_maps_to_open_timeout_and_recv_timeout() -> Non
             websocket.recv(timeout=0.1)
         websocket.send("still usable", timeout=5)
         assert websocket.recv(timeout=5) == "still usable"
+
+
+def test_ping_waiter_checks_its_timeout(
+    pair: tuple[syncws.ClientConnection, ServerConnection],
+) -> None:
+    client_connection, _ = pair
+    waiter = client_connection.ping()
+    with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+        waiter.wait("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+        waiter.wait(-1)
+    assert waiter.wait(TIMEOUT) >= 0
+
+
+def test_server_close_checks_its_arguments() -> None:
+    with run_server(echo) as served:
+        with pytest.raises(ValueError, match="may not be sent in a Close frame"):
+            served.server.close(1006)
+        with pytest.raises(TypeError, match="reason must be str"):
+            served.server.close(1001, b"bye")  # type: ignore[arg-type]
+        # Nothing was started by the refused calls: the server still serves.
+        with syncws.connect(served.uri, open_timeout=TIMEOUT) as connection:
+            connection.send("still here")
+            assert connection.recv(TIMEOUT) == "still here"
