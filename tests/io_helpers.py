@@ -10,6 +10,8 @@ every thread and socket started here is cleaned up by the context manager that s
 * :class:`RawPeer`: a hostile peer that speaks the handshake and frames byte by byte, on either
   side; :class:`RawServer` runs a script with one in a thread, :meth:`RawPeer.connect` makes
   one a client.
+* :func:`check_flask_chat` and :func:`check_chat_page`: the chat examples, seen by clients,
+  behind whatever server or proxy runs them.
 * :func:`make_certificate`: the committed self-signed test certificate for ``localhost``.
 """
 
@@ -18,18 +20,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import http.client
+import importlib.util
 import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from helpers import MASK_KEY
+from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import Server, ServerConnection, serve, unix_serve
 
 from syncws.client import ClientConnection, connect
@@ -48,6 +55,8 @@ __all__ = [
     "RawServer",
     "WSServer",
     "aborting",
+    "check_chat_page",
+    "check_flask_chat",
     "check_leaks",
     "client",
     "close_payload",
@@ -55,6 +64,7 @@ __all__ = [
     "echo",
     "exchange",
     "frame_bytes",
+    "import_fresh",
     "make_certificate",
     "other_threads",
     "require_ipv6_loopback",
@@ -734,6 +744,56 @@ def aborting(connection: ClientConnection) -> Iterator[ClientConnection]:
     finally:
         connection.abort()
         connection.wait_closed(TIMEOUT)
+
+
+# The examples.
+
+
+def import_fresh(name: str, path: Path) -> ModuleType:
+    """Import the file at ``path`` as a new module ``name``, forgetting any earlier import."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.pop(name, None)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_chat_page(port: int, websocket_path: str) -> None:
+    """Check a chat example's HTTP side on ``port``: the page at ``/`` opens a WebSocket, and
+    a plain GET of ``websocket_path`` is refused with 426 Upgrade Required."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert b"new WebSocket(" in response.read()
+        connection.request("GET", websocket_path)
+        response = connection.getresponse()
+        assert response.status == 426
+        assert response.getheader("Upgrade") == "websocket"
+        assert response.read().startswith(b"Failed to open a WebSocket connection")
+    finally:
+        connection.close()
+
+
+def check_flask_chat(port: int) -> None:
+    """Check the Flask chat example on ``port``: a syncws client and a ``websockets`` client
+    join, each message goes to both, stripped; then the page, as :func:`check_chat_page`."""
+    uri = f"ws://127.0.0.1:{port}/chat"
+    with connect(uri, open_timeout=TIMEOUT) as alice:
+        assert alice.recv(TIMEOUT) == "* someone joined (1 here)"
+        with ws_connect(uri, open_timeout=TIMEOUT) as bob:
+            assert bob.recv(TIMEOUT) == "* someone joined (2 here)"
+            assert alice.recv(TIMEOUT) == "* someone joined (2 here)"
+            alice.send("hi bob")
+            assert bob.recv(TIMEOUT) == "hi bob"
+            assert alice.recv(TIMEOUT) == "hi bob"
+            bob.send("  hi alice  ")
+            assert alice.recv(TIMEOUT) == "hi alice"
+            assert bob.recv(TIMEOUT) == "hi alice"
+    check_chat_page(port, "/chat")
 
 
 # Certificates.

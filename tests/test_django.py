@@ -8,7 +8,6 @@ on 127.0.0.1. Clients: syncws's client and the ``websockets`` sync client.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, check_chat_page
 from test_wsgi import gunicorn_server
 from websockets.sync.client import connect as ws_connect
 
@@ -82,19 +81,7 @@ def test_messages_are_saved_and_sent_as_history(port: int, database: Path) -> No
 
 
 def test_page_and_plain_requests(port: int) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        assert response.status == 200
-        assert b"new WebSocket(" in response.read()
-        connection.request("GET", "/ws/")
-        response = connection.getresponse()
-        assert response.status == 426
-        assert response.getheader("Upgrade") == "websocket"
-        assert response.read().startswith(b"Failed to open a WebSocket connection")
-    finally:
-        connection.close()
+    check_chat_page(port, "/ws/")
 
 
 def test_message_size_limit(port: int) -> None:

@@ -8,8 +8,6 @@ sync client, and headless Chromium for the chat page.
 from __future__ import annotations
 
 import http.client
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +15,7 @@ from types import ModuleType
 import flask
 import pytest
 from browser import Browser
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, check_flask_chat, import_fresh
 from test_wsgi import gunicorn_server, werkzeug_server
 from websockets.sync.client import connect as ws_connect
 
@@ -155,48 +153,19 @@ def test_init_app_and_blueprint() -> None:
 
 def load_chat() -> ModuleType:
     """Import the example's app.py as a fresh module."""
-    spec = importlib.util.spec_from_file_location("flask_chat_app", CHAT / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.pop("flask_chat_app", None)
-    spec.loader.exec_module(module)
-    return module
-
-
-def check_chat(port: int) -> None:
-    uri = f"ws://127.0.0.1:{port}/chat"
-    with syncws.connect(uri) as alice:
-        assert alice.recv(TIMEOUT) == "* someone joined (1 here)"
-        with ws_connect(uri, open_timeout=TIMEOUT) as bob:
-            assert bob.recv(TIMEOUT) == "* someone joined (2 here)"
-            assert alice.recv(TIMEOUT) == "* someone joined (2 here)"
-            alice.send("hi bob")
-            assert bob.recv(TIMEOUT) == "hi bob"
-            assert alice.recv(TIMEOUT) == "hi bob"
-            bob.send("  hi alice  ")
-            assert alice.recv(TIMEOUT) == "hi alice"
-            assert bob.recv(TIMEOUT) == "hi alice"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        assert response.status == 200
-        assert b"new WebSocket(" in response.read()
-    finally:
-        connection.close()
+    return import_fresh("flask_chat_app", CHAT / "app.py")
 
 
 def test_chat_example_under_werkzeug() -> None:
     chat = load_chat()
     with werkzeug_server(chat.app) as port:
-        check_chat(port)
+        check_flask_chat(port)
     assert chat.clients == set()
 
 
 def test_chat_example_under_gunicorn(tmp_path: Path) -> None:
     with gunicorn_server("app:app", CHAT, log_directory=tmp_path) as port:
-        check_chat(port)
+        check_flask_chat(port)
 
 
 def test_chat_example_in_a_browser() -> None:

@@ -8,8 +8,6 @@ driven by syncws's client and the ``websockets`` client.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import flask
 import pytest
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, import_fresh
 from test_wsgi import gunicorn_server, werkzeug_server
 from websockets.sync.client import connect as ws_connect
 
@@ -89,13 +87,7 @@ def load_app(directory: Path) -> ModuleType:
     """Write the application to ``directory`` and import it as a fresh module."""
     path = directory / "flask_sock_app.py"
     path.write_text(FLASK_SOCK_APP)
-    spec = importlib.util.spec_from_file_location("flask_sock_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.pop("flask_sock_app", None)
-    spec.loader.exec_module(module)
-    return module
+    return import_fresh("flask_sock_app", path)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_executable
-from io_helpers import TIMEOUT
+from io_helpers import TIMEOUT, check_flask_chat
 from io_helpers import syncws_echo as echo
 from test_wsgi import free_port, gunicorn_server, wait_listening
 from websockets.sync.client import connect as ws_connect
@@ -173,25 +173,4 @@ def test_flask_chat_under_gunicorn_through_nginx(tmp_path: Path) -> None:
         gunicorn_server("app:app", CHAT, log_directory=tmp_path) as upstream,
         nginx(tmp_path, upstream) as port,
     ):
-        uri = f"ws://127.0.0.1:{port}/chat"
-        with syncws.connect(uri) as alice:
-            assert alice.recv(TIMEOUT) == "* someone joined (1 here)"
-            with syncws.connect(uri) as bob:
-                assert bob.recv(TIMEOUT) == "* someone joined (2 here)"
-                assert alice.recv(TIMEOUT) == "* someone joined (2 here)"
-                bob.send("through nginx")
-                assert alice.recv(TIMEOUT) == "through nginx"
-                assert bob.recv(TIMEOUT) == "through nginx"
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-        try:
-            connection.request("GET", "/")
-            response = connection.getresponse()
-            assert response.status == 200
-            assert b"new WebSocket(" in response.read()
-            # The WebSocket route answers plain requests through nginx too.
-            connection.request("GET", "/chat")
-            response = connection.getresponse()
-            assert response.status == 426
-            response.read()
-        finally:
-            connection.close()
+        check_flask_chat(port)
