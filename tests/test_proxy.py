@@ -288,6 +288,15 @@ def answering(answer: bytes) -> Callable[[RawPeer], None]:
     return script
 
 
+def websocket_that_closes(peer: RawPeer) -> None:
+    """Accept the WebSocket handshake, answer the client's Close with its code and end the
+    stream: what the scripted proxies put behind a tunnel."""
+    peer.accept()
+    close, _ = peer.read_close()
+    peer.send(b"\x88\x02" + close.payload[:2])
+    peer.sock.shutdown(socket.SHUT_WR)
+
+
 def connect_then_websocket(answer: bytes) -> Callable[[RawPeer], None]:
     """A scripted HTTP proxy that answers CONNECT with ``answer``, then a WebSocket server
     that closes properly."""
@@ -295,10 +304,7 @@ def connect_then_websocket(answer: bytes) -> Callable[[RawPeer], None]:
     def script(peer: RawPeer) -> None:
         peer.read_request()
         peer.send(answer)
-        peer.accept()
-        close, _ = peer.read_close()
-        peer.send(b"\x88\x02" + close.payload[:2])
-        peer.sock.shutdown(socket.SHUT_WR)
+        websocket_that_closes(peer)
 
     return script
 
@@ -738,10 +744,7 @@ def socks_then_websocket(reply: bytes, requests: list[bytes]) -> Callable[[RawPe
         request += read_exactly(peer, size + 2)
         requests.append(request)
         peer.send(reply)
-        peer.accept()
-        close, _ = peer.read_close()
-        peer.send(b"\x88\x02" + close.payload[:2])
-        peer.sock.shutdown(socket.SHUT_WR)
+        websocket_that_closes(peer)
 
     return script
 
