@@ -171,31 +171,32 @@ def test_send_on_a_closed_connection_raises_even_an_empty_iterable(
         client_side.send(message)
 
 
-def _handshake_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [
+def _answered_500(caplog: pytest.LogCaptureFixture, **hook: Any) -> str:
+    """Open a connection to a server given ``hook``; check that the handshake is answered 500
+    and logged once as failed by ``syncws.server``; return the logged message."""
+    caplog.set_level(logging.ERROR, logger="syncws.server")
+    with (
+        run_server(echo, **hook) as running,
+        pytest.raises(InvalidStatus) as exc_info,
+    ):
+        client(running.uri)
+    assert exc_info.value.response.status_code == 500
+    [record] = [
         record
         for record in caplog.records
         if record.name == "syncws.server" and "opening handshake failed" in record.getMessage()
     ]
+    return record.getMessage()
 
 
 def test_process_request_returning_a_tuple_is_logged_and_answered_500(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="syncws.server")
-
     def legacy(connection: ServerConnection, request: Request) -> Any:
         # The legacy websockets form: (status, headers, body).
         return (200, [("Content-Type", "text/plain")], b"OK\n")
 
-    with (
-        run_server(echo, process_request=legacy) as running,
-        pytest.raises(InvalidStatus) as exc_info,
-    ):
-        client(running.uri)
-    assert exc_info.value.response.status_code == 500
-    [record] = _handshake_errors(caplog)
-    message = record.getMessage()
+    message = _answered_500(caplog, process_request=legacy)
     assert "process_request returned tuple (200," in message
     assert "expected a Response or None" in message
 
@@ -203,21 +204,11 @@ def test_process_request_returning_a_tuple_is_logged_and_answered_500(
 def test_process_response_returning_something_else_is_logged_and_answered_500(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="syncws.server")
-
     def wrong(connection: ServerConnection, request: Request, response: Response) -> Any:
         return "OK"
 
-    with (
-        run_server(echo, process_response=wrong) as running,
-        pytest.raises(InvalidStatus) as exc_info,
-    ):
-        client(running.uri)
-    assert exc_info.value.response.status_code == 500
-    [record] = _handshake_errors(caplog)
-    assert "process_response returned str 'OK'; expected a Response or None" in (
-        record.getMessage()
-    )
+    message = _answered_500(caplog, process_response=wrong)
+    assert "process_response returned str 'OK'; expected a Response or None" in message
 
 
 def test_process_request_returning_a_response_or_none_still_works() -> None:
