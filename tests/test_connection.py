@@ -567,6 +567,20 @@ def test_close_wait_closed_and_abort() -> None:
         connection.close()  # returns at once
 
 
+@contextlib.contextmanager
+def closed_after_close_timeout(script: Callable[[RawPeer], Any]) -> Iterator[ClientConnection]:
+    """Run ``script`` as the server, check that closing a client to it with a close timeout of
+    0.5 s waits that long and no longer, and yield the closed client."""
+    with RawServer(script) as server:
+        connection = client(server.uri, close_timeout=0.5, ping_interval=None)
+        start = time.monotonic()
+        connection.close()
+        elapsed = time.monotonic() - start
+        assert 0.4 <= elapsed < 3
+        assert connection.state is State.CLOSED
+        yield connection
+
+
 def test_close_peer_never_closes_tcp() -> None:
     """L5: the server answers the Close but never closes TCP."""
 
@@ -577,13 +591,7 @@ def test_close_peer_never_closes_tcp() -> None:
         peer.idle()
         return close.close_code
 
-    with RawServer(script) as server:
-        connection = client(server.uri, close_timeout=0.5, ping_interval=None)
-        start = time.monotonic()
-        connection.close()
-        elapsed = time.monotonic() - start
-        assert 0.4 <= elapsed < 3
-        assert connection.state is State.CLOSED
+    with closed_after_close_timeout(script) as connection:
         assert connection.close_code == 1000
         if connection._reader is not None:
             connection._reader.join(TIMEOUT)
@@ -600,13 +608,7 @@ def test_close_peer_never_answers() -> None:
         peer.idle()
         return close.close_code
 
-    with RawServer(script) as server:
-        connection = client(server.uri, close_timeout=0.5, ping_interval=None)
-        start = time.monotonic()
-        connection.close()
-        elapsed = time.monotonic() - start
-        assert 0.4 <= elapsed < 3
-        assert connection.state is State.CLOSED
+    with closed_after_close_timeout(script) as connection:
         assert connection.close_code == 1006
         assert connection.socket.fileno() == -1
         with pytest.raises(ConnectionClosedError) as exc_info:
@@ -994,23 +996,18 @@ def test_concurrent_receivers(connection: ClientConnection) -> None:
     assert connection.recv(TIMEOUT) == "then for anyone"
 
 
-def test_close_while_recv_blocked(connection: ClientConnection) -> None:
-    """X3: close() from another thread wakes a blocked recv()."""
+@pytest.mark.parametrize(
+    ("stop", "error"), [("close", ConnectionClosedOK), ("abort", ConnectionClosedError)]
+)
+def test_stop_while_recv_blocked(
+    connection: ClientConnection, stop: str, error: type[Exception]
+) -> None:
+    """X3: close() or abort() from another thread wakes a blocked recv()."""
     receiver = Background(lambda: connection.recv(TIMEOUT))
     assert wait_for(lambda: connection._queue._getting)
     start = time.monotonic()
-    connection.close()
-    with pytest.raises(ConnectionClosedOK):
-        receiver.join()
-    assert receiver.ended - start < 2
-
-
-def test_abort_while_recv_blocked(connection: ClientConnection) -> None:
-    receiver = Background(lambda: connection.recv(TIMEOUT))
-    assert wait_for(lambda: connection._queue._getting)
-    start = time.monotonic()
-    connection.abort()
-    with pytest.raises(ConnectionClosedError):
+    getattr(connection, stop)()
+    with pytest.raises(error):
         receiver.join()
     assert receiver.ended - start < 2
 
