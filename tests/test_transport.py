@@ -8,10 +8,10 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from io_helpers import TIMEOUT, Certificate, make_certificate
+from io_helpers import TIMEOUT, Background, Certificate, make_certificate
 
 from syncws.transport import SocketTransport, TLSTransport, Transport, tls_handshake
 
@@ -228,26 +228,26 @@ def test_send_waits_for_progress() -> None:
         assert received == data
 
 
+def abort_while_blocked(transport: Transport, call: Callable[[], object]) -> object:
+    """Start ``call`` in a thread, abort ``transport`` while it blocks, check that the call ends
+    within 2 s, and return what it returned or the ``OSError`` it raised."""
+    blocked = Background(call)
+    time.sleep(0.1)
+    start = time.monotonic()
+    transport.abort()
+    blocked.thread.join(TIMEOUT)
+    assert not blocked.thread.is_alive()
+    assert blocked.ended - start < 2
+    if isinstance(blocked.error, OSError):
+        return blocked.error
+    return blocked.join()
+
+
 def test_abort_wakes_blocked_recv() -> None:
     with tcp_pair() as (client, _):
         transport = SocketTransport(client)
-        results: list[bytes | BaseException] = []
-
-        def receive() -> None:
-            try:
-                results.append(transport.recv(10, TIMEOUT))
-            except OSError as exc:  # pragma: no cover (Linux returns EOF)
-                results.append(exc)
-
-        thread = threading.Thread(target=receive)
-        thread.start()
-        time.sleep(0.05)
-        start = time.monotonic()
-        transport.abort()
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
-        assert time.monotonic() - start < 2
-        assert results == [b""]
+        # Linux returns the end of the stream, not an error.
+        assert abort_while_blocked(transport, lambda: transport.recv(10, TIMEOUT)) == b""
         # The socket stays open until close(): its descriptor is not reused meanwhile.
         assert client.fileno() >= 0
         transport.abort()  # twice is fine
@@ -258,25 +258,9 @@ def test_abort_wakes_blocked_recv() -> None:
 def test_abort_wakes_blocked_send() -> None:
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, _):
         transport = SocketTransport(a)
-        errors: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                transport.send([b"z" * 2**20], TIMEOUT)
-            except (OSError, TimeoutError) as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=send)
-        thread.start()
-        time.sleep(0.1)
-        start = time.monotonic()
-        transport.abort()
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
-        assert time.monotonic() - start < 2
-        assert len(errors) == 1
-        assert isinstance(errors[0], OSError)
-        assert not isinstance(errors[0], TimeoutError)
+        error = abort_while_blocked(transport, lambda: transport.send([b"z" * 2**20], TIMEOUT))
+        assert isinstance(error, OSError)
+        assert not isinstance(error, TimeoutError)
 
 
 def test_shutdown_write() -> None:
@@ -433,27 +417,26 @@ def test_tls_recv_end_of_stream(certificate: Certificate) -> None:
 
 def test_tls_abort_wakes_blocked_recv(certificate: Certificate) -> None:
     with tls_pair(certificate) as (client, _):
-        results: list[bytes | BaseException] = []
-
-        def receive() -> None:
-            try:
-                results.append(client.recv(10, TIMEOUT))
-            except (OSError, TimeoutError) as exc:
-                results.append(exc)
-
-        thread = threading.Thread(target=receive)
-        thread.start()
-        time.sleep(0.05)
-        start = time.monotonic()
-        client.abort()
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
-        assert time.monotonic() - start < 2
+        result = abort_while_blocked(client, lambda: client.recv(10, TIMEOUT))
         # The end of the TCP stream without close_notify: an end of stream or a TLS error,
         # never a timeout.
-        assert len(results) == 1
-        assert not isinstance(results[0], TimeoutError)
-        assert results[0] == b"" or isinstance(results[0], ssl.SSLError)
+        assert not isinstance(result, TimeoutError)
+        assert result == b"" or isinstance(result, ssl.SSLError)
+
+
+def flush_backlog(client: Transport, server: Transport, data: bytes) -> None:
+    """Send what waits in ``client``'s backlog while a thread reads it from ``server``; check
+    that ``data`` arrives whole and the backlog is empty."""
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
+    reader.start()
+    try:
+        assert client.send([], TIMEOUT) is True
+    finally:
+        reader.join(TIMEOUT)
+    assert not reader.is_alive()
+    assert received == [data]
+    assert client.backlog() == 0
 
 
 def test_tls_send_timeout_zero_keeps_encrypted_bytes(certificate: Certificate) -> None:
@@ -465,16 +448,7 @@ def test_tls_send_timeout_zero_keeps_encrypted_bytes(certificate: Certificate) -
         # The plaintext is taken, but encrypted bytes wait: the caller must call again.
         assert chunks == []
         assert client.backlog() > 0
-        received: list[bytes] = []
-        reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
-        reader.start()
-        try:
-            assert client.send([], TIMEOUT) is True
-        finally:
-            reader.join(TIMEOUT)
-        assert not reader.is_alive()
-        assert received == [data]
-        assert client.backlog() == 0
+        flush_backlog(client, server, data)
 
 
 def test_tls_send_timeout(certificate: Certificate) -> None:
@@ -557,16 +531,7 @@ def test_tls_inside_tls(certificate: Certificate) -> None:
         # Encrypted twice; what the socket does not take waits in the outer transport.
         assert client.send([data], 0) is False
         assert client.backlog() == outer_client.backlog() > 0
-        received: list[bytes] = []
-        reader = threading.Thread(target=lambda: received.append(recv_exactly(server, len(data))))
-        reader.start()
-        try:
-            assert client.send([], TIMEOUT) is True
-        finally:
-            reader.join(TIMEOUT)
-        assert not reader.is_alive()
-        assert received == [data]
-        assert client.backlog() == 0
+        flush_backlog(client, server, data)
 
         # Both close_notify, then the end of the TCP stream.
         server.send([b"bye"], TIMEOUT)
