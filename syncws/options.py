@@ -28,6 +28,8 @@ __all__ = [
     "ConnectionOptions",
     "LoggerLike",
     "check_compression",
+    "check_count",
+    "check_handler",
     "check_keywords",
     "check_seconds",
     "check_timeout",
@@ -86,10 +88,10 @@ class ConnectionOptions:
         check_seconds("ping_timeout", self.ping_timeout)
         check_seconds("close_timeout", self.close_timeout)
         check_seconds("write_timeout", self.write_timeout)
-        _check_count("max_size", self.max_size, minimum=1, optional=True)
-        _check_count("max_queue", self.max_queue, minimum=1, optional=True)
-        _check_count("read_limit", self.read_limit, minimum=1)
-        _check_count("write_limit", self.write_limit, minimum=0)
+        check_count("max_size", self.max_size, minimum=1, optional=True)
+        check_count("max_queue", self.max_queue, minimum=1, optional=True)
+        check_count("read_limit", self.read_limit, minimum=1)
+        check_count("write_limit", self.write_limit, minimum=0)
 
 
 class ConnectionKeywords(TypedDict, total=False):
@@ -165,8 +167,14 @@ def check_timeout(name: str, value: object) -> None:
         )
 
 
-def _check_count(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
-    """Check a size or count option: an integer of at least ``minimum``, or ``None``."""
+def check_count(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
+    """Check a size or count option: an integer of at least ``minimum``, or ``None`` when
+    ``optional``.
+
+    Raises:
+        TypeError: ``value`` is not an integer (``bool`` is not one here).
+        ValueError: ``value`` is less than ``minimum``.
+    """
     if value is None and optional:
         return
     none = ", or None for no limit" if optional else ""
@@ -174,6 +182,16 @@ def _check_count(name: str, value: object, *, minimum: int, optional: bool = Fal
         raise TypeError(f"{name} must be an integer{none}; got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}{none}; got {value!r}")
+
+
+def check_handler(handler: object) -> None:
+    """Check a connection handler, when the server or the application is made.
+
+    Raises:
+        TypeError: ``handler`` is not callable.
+    """
+    if not callable(handler):
+        raise TypeError(f"handler must be callable; got {type(handler).__name__} {handler!r}")
 
 
 def check_compression(value: object) -> None:

@@ -55,6 +55,8 @@ from .options import (
     ConnectionOptions,
     LoggerLike,
     check_compression,
+    check_count,
+    check_handler,
     check_keywords,
     check_timeout,
 )
@@ -909,12 +911,8 @@ def serve(
         OSError: the socket could not be made, bound or listened on (the port is taken,
             for instance).
     """
-    if not callable(handler):
-        raise TypeError(f"handler must be callable; got {type(handler).__name__} {handler!r}")
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise TypeError(f"max_connections must be an integer; got {max_connections!r}")
-    if max_connections < 1:
-        raise ValueError("max_connections must be at least 1")
+    check_handler(handler)
+    check_count("max_connections", max_connections, minimum=1)
     config = ServerConfig(
         origins=origins,
         extensions=server_extensions(compression, extensions),
@@ -1007,8 +1005,7 @@ def unix_serve(
         OSError: the socket could not be made, bound or listened on.
     """
     check_keywords(serve, kwargs, caller="unix_serve", allowed=UnixServeKeywords.__annotations__)
-    if not callable(handler):
-        raise TypeError(f"handler must be callable; got {type(handler).__name__} {handler!r}")
+    check_handler(handler)
     if sock is not None:
         return serve(handler, sock=sock, **kwargs)
     if path is None:

@@ -62,6 +62,7 @@ from .options import (
     ConnectionKeywords,
     ConnectionOptions,
     LoggerLike,
+    check_handler,
     check_keywords,
 )
 from .server import (
@@ -541,8 +542,7 @@ class WebSocketApp:
     def __init__(
         self, handler: Callable[[ServerConnection], Any], **options: Unpack[AcceptKeywords]
     ) -> None:
-        if not callable(handler):
-            raise TypeError(f"handler must be callable; got {handler!r}")
+        check_handler(handler)
         check_keywords(accept, options, caller="WebSocketApp")
         self.handler = handler
         self.options = options
