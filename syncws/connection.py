@@ -108,17 +108,13 @@ class Connection:
         "local_address",
         "logger",
         "options",
-        "ping_interval",
-        "ping_timeout",
         "protocol",
-        "read_limit",
         "remote_address",
         "request",
         "response",
         "socket",
         "transport",
         "write_limit",
-        "write_timeout",
     )
 
     def __init__(
@@ -138,12 +134,9 @@ class Connection:
         self.options = options
         """The connection's options, as :func:`~syncws.client.connect` or
         :func:`~syncws.server.serve` were given them."""
-        # Read on every message: plain attributes are faster to reach than the options'.
-        self.ping_interval = options.ping_interval
-        self.ping_timeout = options.ping_timeout
+        # The two options the connection itself reads, as attributes the application may
+        # change; the parts keep their own (see the read-only properties below).
         self.close_timeout = options.close_timeout
-        self.write_timeout = options.write_timeout
-        self.read_limit = options.read_limit
         self.write_limit = options.write_limit
 
         self.request: Request | None = getattr(protocol, "request", None)
@@ -250,6 +243,26 @@ class Connection:
         if self._id is None:
             self._id = uuid.uuid4()
         return self._id
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between keepalive pings; ``None`` when keepalive is off."""
+        return self.options.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds a keepalive ping waits for its pong."""
+        return self.options.ping_timeout
+
+    @property
+    def write_timeout(self) -> float | None:
+        """Seconds a write may go without progress before the connection is aborted."""
+        return self.options.write_timeout
+
+    @property
+    def read_limit(self) -> int:
+        """Bytes read from the socket at a time."""
+        return self.options.read_limit
 
     @property
     def latency(self) -> float:
@@ -601,12 +614,9 @@ class Connection:
             data = _control_payload(data)
         with self._protocol_lock:
             self._check_open()
+            # The payload is checked and the connection open: sending it cannot fail.
             data, waiter = self._keepalive.add(data)
-            try:
-                self.protocol.send_ping(data)
-            except BaseException:
-                self._keepalive.forget(data)
-                raise
+            self.protocol.send_ping(data)
             self._collect_output()
         self._flush_or_abort(None)
         # Read the pong as it comes, even if nobody receives: it gives the latency.

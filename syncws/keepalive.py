@@ -153,11 +153,6 @@ class Keepalive:
                 self._pings[data] = (waiter, time.monotonic())
         return data, waiter
 
-    def forget(self, data: bytes) -> None:
-        """Drop a ping recorded with :meth:`add` that could not be sent."""
-        with self._lock:
-            self._pings.pop(data, None)
-
     def acknowledge(self, data: bytes) -> None:
         """A pong came: complete the ping it answers, and every ping sent before it."""
         now = time.monotonic()

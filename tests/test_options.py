@@ -319,3 +319,13 @@ def unexpected(caller: str, name: str) -> str:
 
 def _no_socket(*args: object, **kwargs: object) -> socket.socket:
     raise AssertionError("a socket was made before the arguments were checked")
+
+
+def test_connection_reports_its_options_read_only() -> None:
+    # The parts that use these options keep their own: assigning one on the connection would
+    # change nothing, so it is refused rather than ignored.
+    with connected_pair(ping_interval=5, read_limit=4096, write_timeout=3) as (client, _):
+        assert (client.ping_interval, client.read_limit, client.write_timeout) == (5, 4096, 3)
+        assert client.options.ping_timeout == client.ping_timeout == DEFAULTS.ping_timeout
+        with pytest.raises(AttributeError):
+            client.ping_interval = 1  # type: ignore[misc]
