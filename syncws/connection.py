@@ -701,15 +701,14 @@ class Connection:
         When the peer broke the protocol and its error waits behind messages, the Close has
         the error's code instead.
         """
+        protocol = self.protocol
         with self._protocol_lock:
-            protocol = self.protocol
-            failure = protocol.pending_failure
-            if failure is not None:
-                protocol.fail(failure.code, str(failure))
-                self._collect_output()
-            elif protocol.state is State.OPEN:
+            if protocol.pending_failure is None and protocol.state is State.OPEN:
                 protocol.send_close(code, reason)
                 self._collect_output()
+        if protocol.pending_failure is not None:
+            self._fail_pending()  # it reads on too
+            return
         # Keep reading so that the peer's Close is seen, even if nobody receives.
         self._queue.resume()
         self._reading.start_closing()
