@@ -499,7 +499,8 @@ class Connection:
             TimeoutError: see ``timeout``; also when the peer stopped reading for longer than
                 ``write_timeout`` (then the connection is aborted).
         """
-        check_timeout("timeout", timeout)
+        if timeout is not None:  # every message: skip the call in the common case
+            check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         if isinstance(message, str):
             self._send_message(Opcode.TEXT, message.encode(), deadline, compress)
