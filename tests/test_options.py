@@ -21,6 +21,7 @@ import syncws.flask
 import syncws.wsgi
 from syncws.client import ConnectKeywords, UnixConnectKeywords
 from syncws.options import ConnectionOptions, check_keywords, check_seconds
+from syncws.router import RouteKeywords, UnixRouteKeywords
 from syncws.server import ServeKeywords, ServerConnection, UnixServeKeywords
 from syncws.testing import connected_pair, run_server, run_unix_server
 from syncws.wsgi import AcceptKeywords
@@ -298,6 +299,12 @@ def _fields(typed_dict: type) -> dict[str, str]:
         (ServeKeywords, syncws.serve, set()),
         (UnixServeKeywords, syncws.serve, {"sock", "reuse_port", "family"}),
         (AcceptKeywords, syncws.wsgi.accept, set()),
+        (RouteKeywords, syncws.serve, {"ssl", "process_request"}),
+        (
+            UnixRouteKeywords,
+            syncws.serve,
+            {"ssl", "process_request", "sock", "reuse_port", "family"},
+        ),
     ],
     ids=lambda value: getattr(value, "__name__", ""),
 )
