@@ -183,6 +183,7 @@ class UnixRouteKeywords(ConnectionKeywords, total=False):
     extra_headers: ExtraHeaders | None
     compression: Compression
     max_connections: int
+    worker_idle_timeout: float | None
     logger: LoggerLike | None
     create_connection: type[ServerConnection] | None
     backlog: int

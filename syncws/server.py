@@ -58,6 +58,7 @@ from .options import (
     check_count,
     check_handler,
     check_keywords,
+    check_seconds,
     check_timeout,
 )
 from .transport import SocketTransport, Transport, tls_handshake
@@ -93,6 +94,17 @@ _ABORT_GRACE = 1.0
 """Seconds that :meth:`Server.shutdown` gives handlers to return once it aborted their
 connections (at most its ``timeout``)."""
 
+_EXIT_TIMEOUT = 10.0
+"""The timeout of the :meth:`Server.shutdown` that leaving a ``with`` block runs, when the
+server's ``close_timeout`` is ``None``."""
+
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""The errors of ``accept()`` that say the process or the system is short of file descriptors
+or memory: accepting pauses, and resumes."""
+
+_ACCEPT_PAUSE = 0.1
+"""Seconds that accepting pauses after an error of :data:`_OUT_OF_RESOURCES`."""
+
 _BUSY_TEXT = b"Server is busy; try again later.\n"
 _RESPONSE_503 = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -103,6 +115,16 @@ _RESPONSE_503 = (
     b"\r\n"
     b"%s"
 ) % (len(_BUSY_TEXT), _BUSY_TEXT)
+
+_ERROR_TEXT = b"Internal server error.\n"
+_RESPONSE_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\n"
+    b"Connection: close\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n"
+    b"\r\n"
+    b"%s"
+) % (len(_ERROR_TEXT), _ERROR_TEXT)
 
 Handler = Callable[["ServerConnection"], Any]
 """A connection handler: called with each connection, in a worker thread."""
@@ -119,7 +141,6 @@ subprotocols the client offered, in the client's order, when the request is acce
 subprotocol, and may raise :exc:`~syncws.exceptions.NegotiationError` to refuse the request
 with 400. It replaces the default rule: the first of the server's ``subprotocols`` that the
 client offers."""
-
 
 
 class ServerConnection(Connection):
@@ -322,23 +343,43 @@ def handshake(
         EOFError: the client closed the connection before its request was complete.
         OSError: the connection broke.
         TimeoutError: ``deadline`` passed.
+        Exception: any other error, of syncws or of ``config.create_connection`` (a
+            :exc:`MemoryError`, a reader thread that can't start): raised once the client
+            got a 500, or once the open connection failed with 1011 and closed.
     """
-    protocol = config.new_protocol()
-    connection = config.new_connection(sock, protocol, transport)
-    request = _read_request(transport, protocol, deadline, config.options.read_limit, stopping)
-    if on_request is not None:
-        on_request()
-    if stopping():
-        rejection = protocol.reject(503, "Server is shutting down.\n")
-        response = config.add_headers(connection, rejection)
-    else:
-        response = config.respond(connection, protocol, request)
-    protocol.send_response(response)
-    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+    answered = False
+    try:
+        protocol = config.new_protocol()
+        connection = config.new_connection(sock, protocol, transport)
+        request = _read_request(transport, protocol, deadline, config.options.read_limit, stopping)
+        if on_request is not None:
+            on_request()
+        if stopping():
+            rejection = protocol.reject(503, "Server is shutting down.\n")
+            response = config.add_headers(connection, rejection)
+        else:
+            response = config.respond(connection, protocol, request)
+        protocol.send_response(response)
+        answered = True
+        transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+    except (OSError, TimeoutError, EOFError):
+        raise
+    except Exception:
+        # A fault of syncws's own (no memory, a bug) or of a connection class: answer 500
+        # rather than leave the client waiting for open_timeout, unless an answer went out.
+        if not answered:
+            with contextlib.suppress(OSError, TimeoutError):
+                transport.send([_RESPONSE_500], 0, last=True)
+        raise
     if response.status_code == 101:
         connection.request = protocol.request
         connection.response = response
-        connection.start(protocol.events_received())
+        try:
+            connection.start(protocol.events_received())
+        except Exception:
+            # No reader thread, say: the WebSocket is open, so it fails with 1011.
+            _tear_down(connection)
+            raise
     return connection, response
 
 
@@ -405,10 +446,24 @@ def run_handler(
     connection._reading.join()
 
 
+def _tear_down(connection: Connection) -> None:
+    """Fail ``connection`` with 1011 after a fault of syncws's own, and make sure it ends:
+    closing may fail too, and aborting is what is left then."""
+    try:
+        connection.close(CloseCode.INTERNAL_ERROR)
+    except Exception:
+        logger.debug("closing after an error failed", exc_info=True)
+    connection.abort()
+    connection._reading.join(_ABORT_GRACE)
+
+
 class Server:
     """A WebSocket server, as :func:`serve` returns it.
 
-    Use it as a context manager: on exit, it shuts down.
+    Use it as a context manager: on exit, it shuts down with :meth:`shutdown`, whose timeout
+    is the server's ``close_timeout`` (10 s if that is ``None``): handlers get that long to
+    return, then their connections are aborted, and leaving the ``with`` block never waits
+    longer than the timeout plus a grace of one second, even for a handler that never returns.
 
     Attributes:
         socket: the listening socket.
@@ -425,6 +480,7 @@ class Server:
         ssl: SSLContext | None,
         max_connections: int,
         config: ServerConfig,
+        worker_idle_timeout: float | None = 60,
     ) -> None:
         self.socket = sock
         self.handler = handler
@@ -455,9 +511,11 @@ class Server:
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
-        self._workers = Workers(self._handle)
+        self._workers = Workers(self._handle, idle_timeout=worker_idle_timeout)
         self._busy_log = _Throttle()
         self._accept_error_log = _Throttle()
+        self._thread_error_log = _Throttle()
+        self._worker_error_log = _Throttle()
         # The Unix socket file to remove on close, with its inode: see unix_serve().
         self._unix_path: tuple[str, int] | None = None
         sock.setblocking(False)
@@ -477,7 +535,8 @@ class Server:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.shutdown()
+        timeout = self.config.options.close_timeout
+        self.shutdown(_EXIT_TIMEOUT if timeout is None else timeout)
 
     # Accepting.
 
@@ -540,31 +599,84 @@ class Server:
             sock, _ = self.socket.accept()
         except BlockingIOError:
             return  # another process or thread took it
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                # Out of file descriptors or memory: wait a little rather than spin, and keep
-                # serving the connections that are open.
-                held = self._accept_error_log.ready()
-                if held is not None:
-                    self.logger.error(
-                        "accept failed: %s; pausing accept for 0.1 s%s", exc, _also(held)
-                    )
-                select.select([self._wake_recv], [], [], 0.1)
+        except (OSError, MemoryError) as exc:
+            if isinstance(exc, MemoryError) or exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
                 return
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                 return  # the client gave up before we accepted it
             raise
-        sock.setblocking(True)
-        with self._lock:
-            busy = self._active >= self.max_connections or self._closing
-            if not busy:
-                self._active += 1
-                self._sockets.add(sock)
-                self._awaiting.add(sock)
-        if busy:
-            self._reject_busy(sock)
+        registered = False
+        try:
+            sock.setblocking(True)
+            with self._lock:
+                busy = self._active >= self.max_connections or self._closing
+                if not busy:
+                    self._active += 1
+                    self._sockets.add(sock)
+                    self._awaiting.add(sock)
+                    registered = True
+            if busy:
+                self._reject_busy(sock)
+                return
+            self._workers.submit(sock)
+        except (RuntimeError, MemoryError) as exc:
+            # No thread for this connection ("can't start new thread", or no memory for its
+            # stack): the client gets 503 as when every worker is busy, and later ones are
+            # served once threads are free again.
+            self._unregister(sock, registered)
+            held = self._thread_error_log.ready()
+            if held is not None:
+                self.logger.error(
+                    "could not start a worker thread: %s; connection rejected with HTTP 503%s",
+                    exc,
+                    _also(held),
+                )
+            self._refuse(sock)
+        except OSError as exc:
+            # The socket failed before a worker took it: the client went away, or the system
+            # is short of buffers.
+            self._unregister(sock, registered)
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
+            else:
+                self.logger.debug("accepted connection failed: %s", exc)
+            self._refuse(sock)
+        except Exception:
+            # A fault of syncws's own: this connection is refused, the server goes on.
+            self._unregister(sock, registered)
+            held = self._thread_error_log.ready()
+            if held is not None:
+                self.logger.error(
+                    "unexpected error accepting a connection%s", _also(held), exc_info=True
+                )
+            self._refuse(sock)
+
+    def _pause_accepting(self, exc: BaseException) -> None:
+        """Out of file descriptors or memory: log (once a second at most), then wait a little
+        rather than spin, and keep serving the connections that are open. :meth:`close` cuts
+        the wait short."""
+        held = self._accept_error_log.ready()
+        if held is not None:
+            self.logger.error(
+                "accept failed: %s; pausing accept for %s s%s",
+                str(exc) or type(exc).__name__,
+                _ACCEPT_PAUSE,
+                _also(held),
+            )
+        with contextlib.suppress(OSError, ValueError):
+            select.select([self._wake_recv], [], [], _ACCEPT_PAUSE)
+
+    def _unregister(self, sock: socket.socket, registered: bool) -> None:
+        """Undo the accounting of a connection that no worker took."""
+        if not registered:
             return
-        self._workers.submit(sock)
+        with self._lock:
+            self._active -= 1
+            self._sockets.discard(sock)
+            self._awaiting.discard(sock)
+            if not self._active:
+                self._idle.notify_all()
 
     def _reject_busy(self, sock: socket.socket) -> None:
         """Answer 503 at once from the accept thread, and close."""
@@ -573,6 +685,10 @@ class Server:
             self.logger.warning(
                 "every worker is busy: connection rejected with HTTP 503%s", _also(held)
             )
+        self._refuse(sock)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 without waiting, and close ``sock``."""
         try:
             if self.ssl is None:
                 sock.send(_RESPONSE_503, socket.MSG_DONTWAIT)
@@ -600,7 +716,15 @@ class Server:
             self.logger.debug("connection open: %s", connection.remote_address)
             run_handler(connection, self.handler, self.logger)
         except Exception:
-            self.logger.error("unexpected error in connection worker", exc_info=True)
+            # A fault of syncws's own, not of the handler (run_handler logs those): the
+            # connection is failed with 1011 and torn down, so that nothing waits for it.
+            held = self._worker_error_log.ready()
+            if held is not None:
+                self.logger.error(
+                    "unexpected error in connection worker%s", _also(held), exc_info=True
+                )
+            if connection is not None:
+                _tear_down(connection)
         finally:
             # An open connection's reader thread closes the socket; otherwise it's ours.
             if connection is None:
@@ -619,9 +743,9 @@ class Server:
     def _open(self, sock: socket.socket) -> ServerConnection | None:
         """Run TLS and the opening handshake; return the open connection or ``None``."""
         deadline = deadline_after(self.config.options.open_timeout)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
             transport: Transport = SocketTransport(sock)
             if self.ssl is not None:
                 transport = tls_handshake(transport, self.ssl, server_side=True, deadline=deadline)
@@ -636,7 +760,12 @@ class Server:
                 on_request=lambda: self._request_read(sock),
             )
         except (OSError, TimeoutError, ssl_module.SSLError, EOFError) as exc:
-            self.logger.debug("opening handshake failed: %s", exc)
+            if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+                held = self._accept_error_log.ready()
+                if held is not None:
+                    self.logger.error("opening handshake failed: %s%s", exc, _also(held))
+            else:
+                self.logger.debug("opening handshake failed: %s", exc)
             return None
         if response.status_code != 101:
             self.logger.debug("handshake rejected with HTTP %d", response.status_code)
@@ -837,6 +966,7 @@ def serve(
     extra_headers: ExtraHeaders | None = None,
     compression: Compression = "deflate",
     max_connections: int = 2048,
+    worker_idle_timeout: float | None = 60,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
@@ -887,6 +1017,9 @@ def serve(
         extra_headers: more response headers, or a callable returning them for a connection.
         compression: ``"deflate"`` enables permessage-deflate; ``None`` disables it.
         max_connections: the size of the worker pool: how many connections at once.
+        worker_idle_timeout: seconds a worker thread waits for a connection before it ends,
+            above a floor of four threads that stay; ``None`` keeps every thread. The
+            threads and memory of a spike come back after it; steady churn reuses threads.
         open_timeout: seconds for TLS and the opening handshake of each connection.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.
@@ -913,6 +1046,7 @@ def serve(
     """
     check_handler(handler)
     check_count("max_connections", max_connections, minimum=1)
+    check_seconds("worker_idle_timeout", worker_idle_timeout, none="to keep every thread")
     config = ServerConfig(
         origins=origins,
         extensions=server_extensions(compression, extensions),
@@ -946,7 +1080,14 @@ def serve(
             reuse_port=reuse_port,
             dualstack_ipv6=not host and socket.has_dualstack_ipv6(),
         )
-    return Server(sock, handler, ssl=ssl, max_connections=max_connections, config=config)
+    return Server(
+        sock,
+        handler,
+        ssl=ssl,
+        max_connections=max_connections,
+        config=config,
+        worker_idle_timeout=worker_idle_timeout,
+    )
 
 
 class UnixServeKeywords(ConnectionKeywords, total=False):
@@ -967,6 +1108,7 @@ class UnixServeKeywords(ConnectionKeywords, total=False):
     extra_headers: ExtraHeaders | None
     compression: Compression
     max_connections: int
+    worker_idle_timeout: float | None
     logger: LoggerLike | None
     create_connection: type[ServerConnection] | None
     backlog: int

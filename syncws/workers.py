@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import socket
 import threading
 from collections.abc import Callable
 
-__all__ = ["Workers"]
+__all__ = ["KEEP_IDLE", "Workers"]
+
+KEEP_IDLE = 4
+"""How many threads stay however long they are idle, so that a quiet server answers its next
+connections without starting a thread."""
 
 
 class Workers:
@@ -20,17 +25,32 @@ class Workers:
     thread woken for a connection may find it taken by one that just finished, a wasted thread
     switch per connection.) The threads are daemons, as the reader threads are: an idle worker
     never keeps the process from exiting.
+
+    A thread that waited ``idle_timeout`` seconds for a connection ends, unless only
+    :data:`KEEP_IDLE` threads are left: threads and their memory come back after a spike. Since
+    the thread idle for the shortest time takes the next connection, steady churn keeps reusing
+    the same few threads, and those idle for longest are the ones that end.
     """
 
-    def __init__(self, run: Callable[[socket.socket], None]) -> None:
+    def __init__(
+        self, run: Callable[[socket.socket], None], *, idle_timeout: float | None = None
+    ) -> None:
         self._run = run
+        self._idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._idle: list[queue.SimpleQueue[socket.socket | None]] = []
         self._threads: list[threading.Thread] = []
+        self._numbers = itertools.count()
         self._closed = False
 
     def submit(self, sock: socket.socket) -> None:
-        """Run ``sock`` on an idle thread, or on a new one."""
+        """Run ``sock`` on an idle thread, or on a new one.
+
+        Raises:
+            RuntimeError: the workers are shut down, or no thread could be started ("can't
+                start new thread"); ``sock`` is left to the caller then.
+            MemoryError: no memory for a new thread.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the server's workers are shut down")
@@ -41,20 +61,41 @@ class Workers:
                 thread = threading.Thread(
                     target=self._work,
                     args=(inbox,),
-                    name=f"syncws-worker-{len(self._threads)}",
+                    name=f"syncws-worker-{next(self._numbers)}",
                     daemon=True,
                 )
                 self._threads.append(thread)
-                thread.start()
+                try:
+                    thread.start()
+                except BaseException:
+                    # Out of threads or memory: forget the thread, which never ran, so that
+                    # shutdown() does not join it.
+                    self._threads.remove(thread)
+                    raise
         inbox.put(sock)
 
     def _work(self, inbox: queue.SimpleQueue[socket.socket | None]) -> None:
-        while (sock := inbox.get()) is not None:
+        while (sock := self._next(inbox)) is not None:
             self._run(sock)
             with self._lock:
                 if self._closed:
                     return
                 self._idle.append(inbox)
+
+    def _next(self, inbox: queue.SimpleQueue[socket.socket | None]) -> socket.socket | None:
+        """The next connection for this thread, or ``None`` when it is to end."""
+        while True:
+            try:
+                return inbox.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                pass
+            with self._lock:
+                # submit() takes an inbox out of _idle before it puts the connection in: one
+                # that is no longer there has a connection on its way.
+                if inbox in self._idle and len(self._threads) > KEEP_IDLE:
+                    self._idle.remove(inbox)
+                    self._threads.remove(threading.current_thread())
+                    return None
 
     def shutdown(self) -> None:
         """End every thread; call it once no connection runs anymore."""

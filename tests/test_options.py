@@ -152,6 +152,8 @@ def test_serve_refuses_unknown_keyword_before_listening(monkeypatch: pytest.Monk
         ({"compression": "br"}, ValueError, "^compression must be"),
         ({"max_connections": 0}, ValueError, "^max_connections must be at least 1"),
         ({"max_connections": 1.5}, TypeError, "^max_connections must be an integer"),
+        ({"worker_idle_timeout": 0}, ValueError, "^worker_idle_timeout must be a positive"),
+        ({"worker_idle_timeout": "60"}, TypeError, "^worker_idle_timeout must be a number"),
     ],
 )
 def test_serve_refuses_bad_values_before_listening(
