@@ -1,0 +1,167 @@
+"""Hold many idle connections to one syncws server, and say what they cost.
+
+Usage::
+
+    python benchmarks/idle_conns.py                  # 10,000 connections
+    python benchmarks/idle_conns.py -n 2000 --hold 5
+
+The server runs in a child process, so that its memory and threads are its own; this process
+opens the connections, from a few threads at once. Printed: the time to connect them all, the
+server's memory (RSS) and threads per connection, the round trip of an echo on random
+connections while every other one is held open (median and 99th percentile), the time to close
+them all, and the time the server's shutdown took. Both processes raise their soft limit on
+open files (``RLIMIT_NOFILE``) as far as the hard limit allows; with fewer descriptors than
+connections, the script says so and stops.
+
+This is a measurement, not a test: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import syncws
+
+__all__: list[str] = []
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard one; return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def process_stats(pid: int | str = "self") -> tuple[int, int, int]:
+    """RSS in KiB, threads and open file descriptors of a process, from /proc."""
+    rss = threads = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, threads, fds
+
+
+def echo(connection: syncws.ServerConnection) -> None:
+    for message in connection:
+        connection.send(message)
+
+
+def run_server(max_connections: int) -> None:
+    """The child process: serve, answer ``stop`` on stdin with the shutdown's duration."""
+    raise_fd_limit()
+    import threading
+
+    server = syncws.serve(
+        echo, "127.0.0.1", 0, compression=None, max_connections=max_connections, backlog=4096
+    )
+    thread = threading.Thread(target=server.serve_forever, name="serve-forever")
+    thread.start()
+    print(server.port, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "stop":
+            break
+    start = time.monotonic()
+    server.shutdown(30)
+    thread.join(30)
+    print(f"{time.monotonic() - start:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--connections", type=int, default=10_000)
+    parser.add_argument("--hold", type=float, default=5.0, help="seconds to hold them open")
+    parser.add_argument("--samples", type=int, default=500, help="echo round trips measured")
+    parser.add_argument("--threads", type=int, default=8, help="threads that connect")
+    parser.add_argument("--server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.server:
+        run_server(args.connections + 100)
+        return
+
+    count = args.connections
+    limit = raise_fd_limit()
+    print(f"open files limit: {limit}")
+    if limit < count + 100:
+        sys.exit(f"{count} connections need about {count + 100} descriptors; the limit is {limit}")
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--server", "-n", str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        uri = f"ws://127.0.0.1:{server.stdout.readline().strip()}/"
+        rss0, threads0, _ = process_stats(server.pid)
+
+        def connect(_: int) -> syncws.ClientConnection:
+            return syncws.connect(uri, compression=None, open_timeout=60, ping_interval=None)
+
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
+            connections = list(pool.map(connect, range(count)))
+        connected = time.monotonic() - start
+        rss1, threads1, fds1 = process_stats(server.pid)
+        print(f"connections:          {count:,}")
+        print(f"connect all:          {connected:.2f} s ({count / connected:,.0f}/s)")
+        print(f"server RSS:           {rss0 / 1024:.1f} MiB idle, {rss1 / 1024:.1f} MiB held")
+        print(
+            f"server per conn:      {(rss1 - rss0) / count:.1f} KiB,"
+            f" {(threads1 - threads0) / count:.2f} threads, {fds1 / count:.2f} fds"
+        )
+
+        rtts = []
+        deadline = time.monotonic() + args.hold
+        payload = b"x" * 32
+        for sample in range(args.samples):
+            connection = random.choice(connections)
+            sent = time.perf_counter()
+            connection.send(payload)
+            assert connection.recv(10) == payload
+            rtts.append(time.perf_counter() - sent)
+            # Spread the samples over the hold.
+            pause = (deadline - time.monotonic()) / (args.samples - sample)
+            if pause > 0:
+                time.sleep(pause)
+        p50 = statistics.median(rtts) * 1000
+        p99 = statistics.quantiles(rtts, n=100)[98] * 1000
+        print(f"echo during the hold: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(rtts)} samples)")
+
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
+            list(pool.map(lambda connection: connection.close(), connections))
+        closed = time.monotonic() - start
+        print(f"close all:            {closed:.2f} s")
+        rss2, threads2, _ = process_stats(server.pid)
+        print(f"server after close:   {rss2 / 1024:.1f} MiB, {threads2} threads")
+
+        server.stdin.write("stop\n")
+        server.stdin.flush()
+        print(f"server shutdown:      {float(server.stdout.readline()):.2f} s")
+        server.wait(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()
