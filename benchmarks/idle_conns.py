@@ -26,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import syncws
@@ -67,8 +68,6 @@ def echo(connection: syncws.ServerConnection) -> None:
 def run_server(max_connections: int) -> None:
     """The child process: serve, answer ``stop`` on stdin with the shutdown's duration."""
     raise_fd_limit()
-    import threading
-
     server = syncws.serve(
         echo, "127.0.0.1", 0, compression=None, max_connections=max_connections, backlog=4096
     )
@@ -107,7 +106,8 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert server.stdin is not None and server.stdout is not None
+    assert server.stdin is not None
+    assert server.stdout is not None
     try:
         uri = f"ws://127.0.0.1:{server.stdout.readline().strip()}/"
         rss0, threads0, _ = process_stats(server.pid)
