@@ -54,15 +54,17 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 
 # The build runs nitpicky (-n). Without intersphinx, references into the standard library,
-# typeshed and typing_extensions cannot resolve: only those are ignored, so that a broken
-# reference to syncws's own API still fails the build.
-_external = sorted({*sys.stdlib_module_names, "_typeshed", "typing_extensions"})
+# typeshed, typing_extensions and Werkzeug (syncws.router's URL map) cannot resolve: only
+# those are ignored, so that a broken reference to syncws's own API still fails the build.
+_external = sorted({*sys.stdlib_module_names, "_typeshed", "typing_extensions", "werkzeug"})
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(map(re.escape, _external))})(\..*)?"),
     # typeshed protocols that annotations import under TYPE_CHECKING appear unqualified.
     (r"py:class", r"SupportsKeysAndGetItem|SupportsRead|SupportsWrite|ReadableBuffer"),
     # Standard library classes imported by name, e.g. ``from ssl import SSLContext``.
     (r"py:class", r"SSLContext"),
+    # Werkzeug's URL map, as syncws.router imports it by name.
+    (r"py:class", r"Map"),
     # Private names, such as a module's TypeVar _T, are not documented on purpose.
     (r"py:class", r"([\w.]+\.)?_[A-Za-z0-9]\w*"),
 ]

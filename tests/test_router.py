@@ -117,6 +117,10 @@ def test_the_websockets_client_connects_through_the_router() -> None:
         with ws_connect(uri(server, "/echo"), open_timeout=TIMEOUT) as websocket:
             websocket.send(b"\x00\x01")
             assert websocket.recv(TIMEOUT) == b"\x00\x01"
+        # It follows the redirect of a missing trailing slash too.
+        with ws_connect(uri(server, "/lobby"), open_timeout=TIMEOUT) as websocket:
+            assert websocket.request is not None
+            assert websocket.request.path == "/lobby/"
         with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
             ws_connect(uri(server, "/nowhere"), open_timeout=TIMEOUT)
         assert raised.value.response.status_code == 404
