@@ -547,6 +547,14 @@ class Server:
         server serves once. When :meth:`shutdown` is called in this thread (from a signal
         handler), it returns once the shutdown is complete.
 
+        Running out of resources does not end it: when ``accept()`` fails for lack of file
+        descriptors, buffers or memory (``EMFILE``, ``ENFILE``, ``ENOBUFS``, ``ENOMEM``,
+        :exc:`MemoryError`), accepting pauses for 0.1 s and the error is logged at most once
+        a second; a client for which no worker thread can start is answered 503, as when
+        every worker is busy. Any other error of syncws's own about one connection is logged
+        and that connection only is answered (503 from here, 500 during its handshake) or
+        failed with 1011 once open.
+
         Raises:
             RuntimeError: it is running in another thread.
         """

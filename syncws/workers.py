@@ -27,7 +27,7 @@ class Workers:
     never keeps the process from exiting.
 
     A thread that waited ``idle_timeout`` seconds for a connection ends, unless only
-    :data:`KEEP_IDLE` threads are left: threads and their memory come back after a spike. Since
+    ``KEEP_IDLE`` threads are left: threads and their memory come back after a spike. Since
     the thread idle for the shortest time takes the next connection, steady churn keeps reusing
     the same few threads, and those idle for longest are the ones that end.
     """
