@@ -645,11 +645,11 @@ class Server:
             # The socket failed before a worker took it: the client went away, or the system
             # is short of buffers.
             self._unregister(sock, registered)
+            self._refuse(sock)
             if exc.errno in _OUT_OF_RESOURCES:
                 self._pause_accepting(exc)
             else:
                 self.logger.debug("accepted connection failed: %s", exc)
-            self._refuse(sock)
         except Exception:
             # A fault of syncws's own: this connection is refused, the server goes on.
             self._unregister(sock, registered)
