@@ -214,6 +214,29 @@ def test_socket_option_out_of_buffers_closes_that_connection(
     assert logged.exc_info is None
 
 
+def test_accepted_socket_out_of_buffers_is_answered_503(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ENOBUFS from the accepted socket before a worker took it: 503, accepting pauses, and
+    the count of connections stays right."""
+    setblocking = socket.socket.setblocking
+    left = [OSError(errno.ENOBUFS, "No buffer space available")]
+
+    def failing_setblocking(sock: socket.socket, flag: bool) -> None:
+        if flag and left:
+            raise left.pop(0)
+        setblocking(sock, flag)
+
+    with caplog.at_level(logging.ERROR, "syncws.server"), serving() as server:
+        monkeypatch.setattr(socket.socket, "setblocking", failing_setblocking)
+        assert request_status(server) == 503
+        monkeypatch.undo()
+        assert not left
+        check_echo(server)
+    (logged,) = messages(caplog, "accept failed")
+    assert "No buffer space available" in logged.getMessage()
+
+
 # Unexpected errors of syncws's own.
 
 
