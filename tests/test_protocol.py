@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from websockets import frames as ws_frames
 from websockets import protocol as ws_protocol
 
+from syncws.core import frames
 from syncws.core.extensions.base import Extension
 from syncws.core.frames import Close, Frame, Opcode, apply_mask
 from syncws.core.protocol import FRAME_OVERHEAD, Protocol, Side, State
@@ -1424,6 +1425,38 @@ def test_in_order_processing(side: Side) -> None:
     )  # fmt: skip
     assert received(protocol) == [Frame(TEXT, b"hello"), Frame(PING, b"p")]
     assert assert_failed(protocol, 1002) == [Frame(PONG, b"p")]
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_views_of_the_receive_buffer_do_not_break_parsing(
+    side: Side, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another thread may hold a view of the receive buffer at any time: a memory profiler
+    # walking gc.get_objects() catches the short-lived memoryview that unmasking makes. Here
+    # every such view is kept, and views of the buffer are taken between feeds too: frames
+    # complete in one feed, split over feeds, and spanning many feeds all arrive intact.
+    messages = [b"a" * 10, b"b" * 300, b"c" * 70_000, b"", b"d" * 5]
+    data = b"".join(encode_in(side, Frame(BINARY, message)) for message in messages)
+    views: list[memoryview] = []
+    unmask = frames.apply_mask
+
+    def keep_view(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+        assert isinstance(data, memoryview)
+        views.append(data)
+        return unmask(data, mask)
+
+    monkeypatch.setattr(frames, "apply_mask", keep_view)
+    protocol = Protocol(side, max_size=None)
+    chunks = [data[i : i + 4099] for i in range(0, len(data), 4099)]
+    chunks[1:1] = [b""]
+    for chunk in chunks:
+        views.append(memoryview(protocol.reader.data))
+        protocol.receive_data(chunk)
+    assert [frame.data for frame in received(protocol)] == messages
+    assert_open(protocol)
+    assert views  # the views are still held
+    if side is Side.SERVER:
+        assert any(view.obj is not protocol.reader.data for view in views)
 
 
 @pytest.mark.parametrize("initial", [State.CONNECTING, State.CLOSED])

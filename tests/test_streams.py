@@ -302,3 +302,40 @@ def test_at_eof_waits_then_eof() -> None:
     waits(parser)
     reader.feed_eof()
     assert run(parser) is True
+
+
+# Views of the buffer
+
+
+def test_reads_move_past_the_bytes_read_and_feeds_drop_them() -> None:
+    reader = reader_with(b"line\nrest")
+    assert run(reader.read_line(100)) == b"line\n"
+    assert run(reader.read_exact(2)) == b"re"
+    assert (len(reader), reader.buffer) == (2, b"st")
+    reader.feed_data(b"more")
+    assert (reader.pos, reader.data) == (0, bytearray(b"stmore"))
+    reader.skip()
+    assert (len(reader), reader.buffer, reader.data) == (0, b"", bytearray())
+
+
+@pytest.mark.parametrize("read_all", [False, True], ids=["bytes-left", "all-read"])
+def test_a_view_of_the_buffer_never_makes_a_feed_or_a_read_fail(read_all: bool) -> None:
+    # A memory profiler, or anything else in another thread, may hold a view of the buffer:
+    # resizing it would raise BufferError. Reading moves an offset; feeding goes on with a
+    # copy of the unread bytes and leaves the viewed buffer as it was.
+    reader = reader_with(b"0123456789")
+    assert run(reader.read_exact(10 if read_all else 4)) == (
+        b"0123456789" if read_all else b"0123"
+    )
+    viewed = reader.data
+    view = memoryview(viewed)
+    reader.feed_data(b"abc")
+    assert run(reader.read_exact(3 if read_all else 9)) == (b"abc" if read_all else b"456789abc")
+    view_of_new = memoryview(reader.data)
+    reader.feed_data(b"xyz")
+    assert run(reader.read_exact(3)) == b"xyz"
+    assert bytes(view) == b"0123456789"
+    view.release()
+    view_of_new.release()
+    reader.feed_data(b"!")
+    assert reader.buffer == b"!"

@@ -285,7 +285,8 @@ class FrameHeader(NamedTuple):
     size: int
     """Length of the payload."""
     offset: int
-    """Where the payload starts in the reader's buffer."""
+    """Where the payload starts in the reader's buffer (:attr:`StreamReader.data
+    <syncws.core.streams.StreamReader.data>`)."""
     mask_key: bytes | None
 
 
@@ -306,7 +307,9 @@ def read_header(
         EOFError: the stream ends inside the header.
     """
     while True:
-        header = parse_header(reader.buffer, mask=mask, max_size=max_size, allow_rsv=allow_rsv)
+        header = parse_header(
+            reader.data, reader.pos, mask=mask, max_size=max_size, allow_rsv=allow_rsv
+        )
         if header is not None:
             return header
         if reader.eof:
@@ -316,12 +319,13 @@ def read_header(
 
 def parse_header(
     buffer: bytearray,
+    start: int = 0,
     *,
     mask: bool,
     max_size: int | None = None,
     allow_rsv: bool = False,
 ) -> FrameHeader | None:
-    """Check the frame header at the start of ``buffer``; ``None`` while it is incomplete.
+    """Check the frame header at ``start`` in ``buffer``; ``None`` while it is incomplete.
 
     Every check that the header allows is made here, each as soon as the bytes it needs are
     there, before any payload is read: so a hostile length costs neither memory nor time. A
@@ -329,7 +333,9 @@ def parse_header(
     bit set or a length over ``max_size`` fails at once. The buffer is not changed.
 
     Args:
-        buffer: the bytes received, starting with a frame.
+        buffer: the bytes received, with a frame at ``start``.
+        start: where the frame starts; :attr:`FrameHeader.offset` counts from the start of
+            ``buffer`` too.
         mask: whether the frame must be masked (frames from a client) or must not be.
         max_size: the largest payload allowed, or ``None`` for no limit.
         allow_rsv: accept RSV bits (a negotiated extension checks them); otherwise any RSV
@@ -339,11 +345,11 @@ def parse_header(
         ProtocolError: the frame breaks RFC 6455 (close code 1002).
         PayloadTooBig: the payload is larger than ``max_size`` (close code 1009).
     """
-    available = len(buffer)
-    if available < 2:
+    end = len(buffer)
+    if end - start < 2:
         return None
-    head0 = buffer[0]
-    head1 = buffer[1]
+    head0 = buffer[start]
+    head1 = buffer[start + 1]
 
     opcode = _OPCODES[head0 & 0x0F]
     if opcode is None:
@@ -362,19 +368,19 @@ def parse_header(
         if size > 125:
             raise ProtocolError("control frame too long")
 
-    offset = 2
+    offset = start + 2
     if size >= 126:
         if size == 126:
-            if available < 4:
+            if end < start + 4:
                 return None
-            (size,) = _UNPACK_16(buffer, 2)
-            offset = 4
+            (size,) = _UNPACK_16(buffer, offset)
+            offset += 2
             minimum = 126
         else:
-            if available < 10:
+            if end < start + 10:
                 return None
-            (size,) = _UNPACK_64(buffer, 2)
-            offset = 10
+            (size,) = _UNPACK_64(buffer, offset)
+            offset += 8
             if size >> 63:
                 raise ProtocolError("payload length with the most significant bit set")
             minimum = 65536
@@ -387,7 +393,7 @@ def parse_header(
 
     mask_key = None
     if mask:
-        if available < offset + 4:
+        if end < offset + 4:
             return None
         mask_key = bytes(buffer[offset : offset + 4])
         offset += 4
@@ -398,19 +404,27 @@ def parse_header(
 
 
 def take_payload(
-    buffer: bytearray,
+    reader: StreamReader,
     header: FrameHeader,
     on_data: Callable[[bytes], None] | None = None,
 ) -> bytes:
-    """Take the payload of a frame that is complete in ``buffer``, and unmask it.
+    """Take the payload of a frame that is complete in ``reader``, and unmask it.
 
     It does what :func:`read_payload` does, without a generator, for the common case where
     the whole frame arrived already.
     """
     start = header.offset
     end = start + header.size
+    buffer = reader.data
     data = _payload_slice(buffer, start, end, start, header.mask_key)
-    del buffer[:end]
+    # Drop what was read now, as the reader would when fed more, unless someone holds a view
+    # of the buffer: then only move past it.
+    try:
+        del buffer[:end]
+    except BufferError:
+        reader.pos = end
+    else:
+        reader.pos = 0
     if on_data is not None:
         on_data(data)
     return data
@@ -446,23 +460,29 @@ def read_payload(
     Raises:
         EOFError: the stream ends inside the payload.
     """
-    buffer = reader.buffer
-    start = header.offset
+    # Positions count from the start of the frame, at reader.pos: feeding the reader may
+    # drop the bytes before it, or replace its buffer.
+    base = reader.pos
+    start = header.offset - base
     end = start + header.size
     mask_key = header.mask_key
     done = start  # bytes before this point were passed to on_data
     pieces: list[bytes] = []
-    while len(buffer) < end:
+    while len(reader.data) - reader.pos < end:
         if reader.eof:
             raise EOFError("stream ends inside a frame payload")
-        if on_data is not None and len(buffer) > done:
-            piece = _payload_slice(buffer, done, len(buffer), start, mask_key)
+        base = reader.pos
+        buffer = reader.data
+        available = len(buffer) - base
+        if on_data is not None and available > done:
+            piece = _payload_slice(buffer, base + done, base + available, base + start, mask_key)
             on_data(piece)
             pieces.append(piece)
-            done = len(buffer)
+            done = available
         yield
-    data = _payload_slice(buffer, done, end, start, mask_key)
-    del buffer[:end]
+    base = reader.pos
+    data = _payload_slice(reader.data, base + done, base + end, base + start, mask_key)
+    reader.pos = base + end
     if on_data is not None:
         on_data(data)
     if pieces:

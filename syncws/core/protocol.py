@@ -452,7 +452,7 @@ class Protocol:
         """
         reader = self.reader
         while True:
-            del reader.buffer[:]
+            reader.skip()
             if reader.eof:
                 self.pending_failure = None
                 self._fail(CloseCode.ABNORMAL_CLOSURE, "")
@@ -466,7 +466,7 @@ class Protocol:
         """
         reader = self.reader
         while True:
-            del reader.buffer[:]
+            reader.skip()
             if reader.eof:
                 break
             yield
@@ -484,22 +484,32 @@ class Protocol:
 
     def _parse_frames(self) -> Generator[None, None, None]:
         reader = self.reader
-        buffer = reader.buffer
         mask = self.side is Side.SERVER
         while True:
-            while not buffer:
+            # The reader's buffer may be another one after each yield: look it up again.
+            buffer = reader.data
+            pos = reader.pos
+            while len(buffer) <= pos:
                 if reader.eof:
                     # The peer closed TCP between frames.
                     return
+                if pos:
+                    # Everything was read: an idle connection keeps no buffer.
+                    reader.skip()
                 yield
+                buffer = reader.data
+                pos = reader.pos
             # Read self.extensions for each frame, as recv_frame() does. The common case, a
             # whole frame in the buffer, runs without a generator.
             allow_rsv = bool(self.extensions)
-            header = parse_header(buffer, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv)
+            header = parse_header(
+                buffer, pos, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv
+            )
             if header is None:
                 header = yield from read_header(
                     reader, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv
                 )
+                buffer = reader.data
             opcode = header.opcode
             on_data = None
             if opcode is Opcode.CONT or opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -508,7 +518,7 @@ class Protocol:
                     # Validate text as it arrives: fail fast even inside one frame.
                     on_data = self._check_utf8
             if len(buffer) >= header.offset + header.size:
-                data = take_payload(buffer, header, on_data)
+                data = take_payload(reader, header, on_data)
             else:
                 data = yield from read_payload(reader, header, on_data)
             frame = Frame(opcode, data, header.fin, header.rsv1, header.rsv2, header.rsv3)

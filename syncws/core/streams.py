@@ -16,27 +16,60 @@ __all__ = ["StreamReader"]
 class StreamReader:
     """A buffer fed with bytes and read by generator-based parsers.
 
-    The buffer is public (``buffer``) so that the frame parser, the hot path, can read from it
-    directly without a generator round trip per frame.
+    Reading never resizes the buffer: it moves :attr:`pos` forward, and the bytes read are
+    dropped when more bytes are fed. So another thread that holds a view of the buffer (a
+    memory profiler walking ``gc.get_objects()`` can catch a short-lived ``memoryview`` of
+    it) never makes a read fail; a feed that finds the buffer viewed goes on with a copy of
+    what is left unread, leaving the old buffer to its viewer.
+
+    :attr:`data` and :attr:`pos` are public so that the frame parser, the hot path, can read
+    from them directly without a generator round trip per frame.
     """
 
-    __slots__ = ("_scanned", "buffer", "eof")
+    __slots__ = ("_scanned", "data", "eof", "pos")
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.data = bytearray()
+        """The bytes fed; those before :attr:`pos` were read already. :meth:`feed_data` may
+        replace it with another buffer: read it again after each ``yield``."""
+        self.pos = 0
+        """Where the bytes not read yet start in :attr:`data`."""
         self.eof = False
-        # How many bytes of the buffer read_line() already searched for b"\n".
+        # How many bytes after pos read_line() already searched for b"\n".
         self._scanned = 0
 
+    @property
+    def buffer(self) -> bytes:
+        """A copy of the bytes fed and not read yet."""
+        return bytes(self.data[self.pos :])
+
+    def __len__(self) -> int:
+        """How many bytes were fed and not read yet."""
+        return len(self.data) - self.pos
+
     def feed_data(self, data: bytes) -> None:
-        """Append bytes to the buffer.
+        """Append bytes to the buffer, dropping the bytes read before.
 
         Raises:
             EOFError: if :meth:`feed_eof` was called.
         """
         if self.eof:
             raise EOFError("stream ended")
-        self.buffer += data
+        if self.pos:
+            self._compact()
+        try:
+            self.data += data
+        except BufferError:
+            # Someone holds a view of it: leave it to them, go on with a copy.
+            self.data = self.data + data
+
+    def _compact(self) -> None:
+        """Drop the bytes read."""
+        pos, self.pos = self.pos, 0
+        try:
+            del self.data[:pos]
+        except BufferError:
+            self.data = self.data[pos:]
 
     def feed_eof(self) -> None:
         """Mark the end of the stream.
@@ -47,6 +80,14 @@ class StreamReader:
         if self.eof:
             raise EOFError("stream ended")
         self.eof = True
+
+    def skip(self) -> None:
+        """Drop every byte fed and not read yet, and let go of the memory they took."""
+        self.pos = 0
+        try:
+            del self.data[:]
+        except BufferError:
+            self.data = bytearray()
 
     def read_line(self, limit: int) -> Generator[None, None, bytes]:
         """Read up to and including the next ``b"\\n"``.
@@ -59,19 +100,20 @@ class StreamReader:
             RuntimeError: if no line ends within ``limit`` bytes.
         """
         while True:
-            end = self.buffer.find(b"\n", self._scanned, limit)
+            pos = self.pos
+            end = self.data.find(b"\n", pos + self._scanned, pos + limit)
             if end >= 0:
                 self._scanned = 0
-                line = bytes(self.buffer[: end + 1])
-                del self.buffer[: end + 1]
-                return line
-            self._scanned = min(len(self.buffer), limit)
-            if len(self.buffer) >= limit:
+                self.pos = end + 1
+                return bytes(self.data[pos : end + 1])
+            available = len(self)
+            self._scanned = min(available, limit)
+            if available >= limit:
                 self._scanned = 0
                 raise RuntimeError(f"line longer than {limit} bytes")
             if self.eof:
                 self._scanned = 0
-                raise EOFError(f"stream ends after {len(self.buffer)} bytes, before end of line")
+                raise EOFError(f"stream ends after {available} bytes, before end of line")
             yield
 
     def read_exact(self, n: int) -> Generator[None, None, bytes]:
@@ -80,13 +122,13 @@ class StreamReader:
         Raises:
             EOFError: if the stream ends before ``n`` bytes arrive.
         """
-        while len(self.buffer) < n:
+        while len(self) < n:
             if self.eof:
-                raise EOFError(f"stream ends after {len(self.buffer)} bytes, expected {n} bytes")
+                raise EOFError(f"stream ends after {len(self)} bytes, expected {n} bytes")
             yield
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
+        pos = self.pos
+        self.pos = pos + n
+        return bytes(self.data[pos : pos + n])
 
     def read_to_eof(self, limit: int) -> Generator[None, None, bytes]:
         """Read every byte until the end of the stream.
@@ -95,18 +137,18 @@ class StreamReader:
             RuntimeError: if more than ``limit`` bytes arrive.
         """
         while not self.eof:
-            if len(self.buffer) > limit:
+            if len(self) > limit:
                 raise RuntimeError(f"more than {limit} bytes before end of stream")
             yield
-        if len(self.buffer) > limit:
+        if len(self) > limit:
             raise RuntimeError(f"more than {limit} bytes before end of stream")
-        data = bytes(self.buffer)
-        del self.buffer[:]
+        data = self.buffer
+        self.skip()
         return data
 
     def at_eof(self) -> Generator[None, None, bool]:
         """Wait until a byte arrives or the stream ends; tell which."""
-        while not self.buffer:
+        while len(self.data) <= self.pos:
             if self.eof:
                 return True
             yield
