@@ -1268,6 +1268,24 @@ def test_send_fragmented_message(side: Side) -> None:
 
 
 @pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("size", [0, 125, 126, 16383, 16384, 65536, 2**20])
+@pytest.mark.parametrize("fin", [True, False])
+def test_send_message_any_size(side: Side, size: int, fin: bool) -> None:
+    protocol = Protocol(side)
+    data = random.Random(size).randbytes(size)
+    protocol.send_message(BINARY, data, fin=fin)
+    writes = protocol.data_to_send()
+    if side is Side.SERVER and size >= 16384:
+        # A large unmasked payload follows its header as it is: not copied.
+        assert len(writes) == 2
+        assert writes[1] is data
+    else:
+        assert len(writes) == 1
+    assert parse_sent(writes, side) == [Frame(BINARY, data, fin=fin)]
+    assert protocol.sending_fragments is not fin
+
+
+@pytest.mark.parametrize("side", SIDES)
 def test_send_continuation_without_message(side: Side) -> None:
     protocol = Protocol(side)
     with pytest.raises(InvalidState, match="no fragmented message"):

@@ -26,8 +26,10 @@ def test_speedups_built_when_required() -> None:
     if REQUIRED:
         assert speedups is not None, "the C accelerator was not built"
         assert frames.apply_mask is speedups.apply_mask
+        assert frames.encode_frame is speedups.encode_frame
     elif speedups is None:
         assert frames.apply_mask is frames._apply_mask_python
+        assert frames.encode_frame is frames._encode_frame_python
 
 
 needs_speedups = pytest.mark.skipif(speedups is None, reason="built without a C compiler")
@@ -61,3 +63,46 @@ def test_c_mask_needs_four_byte_key(key: bytes) -> None:
     assert speedups is not None
     with pytest.raises(ValueError, match="4 bytes"):
         speedups.apply_mask(b"data", key)
+
+
+@needs_speedups
+@given(
+    st.integers(0, 255),
+    st.binary(max_size=70_000),
+    st.none() | st.binary(min_size=4, max_size=4),
+)
+def test_c_frame_matches_python(head: int, data: bytes, key: bytes | None) -> None:
+    assert speedups is not None
+    assert speedups.encode_frame(head, data, key) == frames._encode_frame_python(head, data, key)
+
+
+@needs_speedups
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 3 * 2**20 + 3])
+@pytest.mark.parametrize("key", [None, b"\x01\x80\xff\x10"])
+def test_c_frame_length_forms_and_buffer_types(size: int, key: bytes | None) -> None:
+    assert speedups is not None
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    expected = frames._encode_frame_python(0x82, data, key)
+    assert speedups.encode_frame(0x82, data, key) == expected
+    assert speedups.encode_frame(0x82, bytearray(data), key) == expected
+    assert speedups.encode_frame(0x82, memoryview(data), key) == expected
+    # The header says how long the payload is, in the shortest form, and whether it is masked.
+    header = frames.encode_header(0x82, size, key is not None)
+    assert expected.startswith(header)
+    assert len(expected) == len(header) + (0 if key is None else 4) + size
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    ("head", "key", "message"),
+    [
+        (256, None, "head must be a byte"),
+        (-1, None, "head must be a byte"),
+        (0x81, b"abc", "4 bytes"),
+        (0x81, b"abcde", "4 bytes"),
+    ],
+)
+def test_c_frame_refuses_bad_arguments(head: int, key: bytes | None, message: str) -> None:
+    assert speedups is not None
+    with pytest.raises(ValueError, match=message):
+        speedups.encode_frame(head, b"data", key)

@@ -23,6 +23,7 @@ __all__ = [
     "Opcode",
     "apply_mask",
     "encode_frame",
+    "encode_header",
     "parse_header",
     "read_header",
     "read_payload",
@@ -157,18 +158,31 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return bytes(out)
 
 
-try:
-    from .speedups import apply_mask
-except ImportError:  # built without a C compiler
-    apply_mask = _apply_mask_python
-
-
 _PACK_SHORT = struct.Struct("!BB").pack
 _PACK_MEDIUM = struct.Struct("!BBH").pack
 _PACK_LONG = struct.Struct("!BBQ").pack
 
 
-def encode_frame(head: int, data: bytes, mask_key: bytes | None = None) -> bytes:
+def encode_header(head: int, size: int, masked: bool = False) -> bytes:
+    """The header of a frame carrying ``size`` bytes, with the shortest length form (RFC 6455
+    §5.2), without the mask key.
+
+    Args:
+        head: the first byte: FIN and RSV bits and the opcode.
+        size: the length of the payload.
+        masked: whether a mask key follows the header.
+    """
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        return _PACK_SHORT(head, mask_bit | size)
+    if size < 65536:
+        return _PACK_MEDIUM(head, mask_bit | 126, size)
+    return _PACK_LONG(head, mask_bit | 127, size)
+
+
+def _encode_frame_python(
+    head: int, data: bytes | bytearray | memoryview, mask_key: bytes | None = None
+) -> bytes:
     """Serialize one frame, with the shortest length form (RFC 6455 §5.2).
 
     Args:
@@ -176,17 +190,16 @@ def encode_frame(head: int, data: bytes, mask_key: bytes | None = None) -> bytes
         data: the payload, unmasked.
         mask_key: the 4-byte mask key, to mask the payload; ``None`` not to mask.
     """
-    size = len(data)
-    mask_bit = 0 if mask_key is None else 0x80
-    if size < 126:
-        header = _PACK_SHORT(head, mask_bit | size)
-    elif size < 65536:
-        header = _PACK_MEDIUM(head, mask_bit | 126, size)
-    else:
-        header = _PACK_LONG(head, mask_bit | 127, size)
     if mask_key is None:
-        return header + data
-    return header + mask_key + apply_mask(data, mask_key)
+        return encode_header(head, len(data)) + data
+    return encode_header(head, len(data), True) + mask_key + apply_mask(data, mask_key)
+
+
+try:
+    from .speedups import apply_mask, encode_frame
+except ImportError:  # built without a C compiler
+    apply_mask = _apply_mask_python
+    encode_frame = _encode_frame_python
 
 
 @dataclasses.dataclass(slots=True)

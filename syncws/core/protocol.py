@@ -37,6 +37,7 @@ from .frames import (
     Frame,
     Opcode,
     encode_frame,
+    encode_header,
     parse_header,
     read_header,
     read_payload,
@@ -64,6 +65,9 @@ fragments of a few hundred bytes or more is limited by its size rather than by i
 frames (RFC 6455 §5.4 sets no limit on it)."""
 
 _MASK_POOL_SIZE = 1024
+# An unmasked payload this large is written after its header, not copied behind it: the
+# system call gathers both, and copying would cost more than the second buffer.
+_COPY_BELOW = 16384
 
 # A Close with one of these codes on both sides is a normal closure.
 _OK_CLOSE_CODES = frozenset(
@@ -289,7 +293,7 @@ class Protocol:
         Raises:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
         """
-        self._send_message_frame(Opcode.TEXT, data, fin)
+        self.send_message(Opcode.TEXT, data, fin)
 
     def send_binary(self, data: bytes, fin: bool = True) -> None:
         """Queue a binary frame.
@@ -299,7 +303,7 @@ class Protocol:
         Raises:
             InvalidState: the connection is not open, or a fragmented message is unfinished.
         """
-        self._send_message_frame(Opcode.BINARY, data, fin)
+        self.send_message(Opcode.BINARY, data, fin)
 
     def send_continuation(self, data: bytes, fin: bool) -> None:
         """Queue the next frame of a fragmented message.
@@ -655,8 +659,14 @@ class Protocol:
 
     # Helpers.
 
-    def _send_message_frame(self, opcode: Opcode, data: bytes, fin: bool) -> None:
-        """Queue the first frame of a message."""
+    def send_message(self, opcode: Opcode, data: bytes, fin: bool = True) -> None:
+        """Queue the first frame of a text or binary message (the whole message with ``fin``).
+
+        With ``fin=False``, the message goes on with :meth:`send_continuation`.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message is unfinished.
+        """
         if self._send_expect_cont:
             raise InvalidState("a fragmented message is unfinished: send a continuation")
         if self.state is not State.OPEN:
@@ -664,10 +674,15 @@ class Protocol:
         self._send_expect_cont = not fin
         if self.extensions or self.debug or self.eof_sent:
             self.send_frame(Frame(opcode, data, fin))
+        elif self.side is Side.CLIENT:
+            # The common cases, without a Frame object: they are the hot path of send().
+            head = (0x80 if fin else 0) | opcode
+            self.writes.append(encode_frame(head, data, self._next_mask_key()))
+        elif len(data) < _COPY_BELOW:
+            self.writes.append(encode_frame((0x80 if fin else 0) | opcode, data))
         else:
-            # The common case, without a Frame object: it is the hot path of send().
-            mask_key = self._next_mask_key() if self.side is Side.CLIENT else None
-            self.writes.append(encode_frame((0x80 if fin else 0) | opcode, data, mask_key))
+            # A large unmasked payload goes out as it is, after its header: no copy.
+            self.writes += (encode_header((0x80 if fin else 0) | opcode, len(data)), data)
 
     def _send_control(self, opcode: Opcode, data: bytes) -> None:
         if self.state is not State.OPEN and self.state is not State.CLOSING:
