@@ -518,29 +518,22 @@ class Connection:
     def _send_message(
         self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
     ) -> None:
-        self._take_send_lock(deadline)
+        # The hot path of send(): each call and lock here costs every message.
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
+            raise TimeoutError("another thread is still sending")
         try:
-            self._send_first(opcode, data, fin=True, compress=compress)
+            with self._protocol_lock:
+                protocol = self.protocol
+                if protocol.state is not State.OPEN or self._aborted:
+                    raise protocol.close_exc
+                if not compress:
+                    self._skip_compression()
+                protocol.send_message(opcode, data)
+                # Sending a message changes no state: no close timer to arm here.
+                self._writer.queue(protocol.data_to_send())
             self._flush_or_abort(deadline)
         finally:
             self._send_lock.release()
-
-    def _take_send_lock(self, deadline: float | None) -> None:
-        """Take the lock that keeps messages whole, or raise once ``deadline`` passed."""
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
-            raise TimeoutError("another thread is still sending")
-
-    def _send_first(self, opcode: Opcode, data: bytes, *, fin: bool, compress: bool) -> None:
-        """Queue the first frame of a message (the whole message with ``fin``)."""
-        with self._protocol_lock:
-            self._check_open()
-            if not compress:
-                self._skip_compression()
-            if opcode is Opcode.TEXT:
-                self.protocol.send_text(data, fin=fin)
-            else:
-                self.protocol.send_binary(data, fin=fin)
-            self._collect_output()
 
     def _send_fragments(
         self, fragments: Iterator[Any], deadline: float | None, compress: bool
@@ -560,11 +553,19 @@ class Connection:
             text = False
         else:
             raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
-        self._take_send_lock(deadline)
+        if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
+            raise TimeoutError("another thread is still sending")
         try:
-            opcode = Opcode.TEXT if text else Opcode.BINARY
-            data = first.encode() if text else bytes(first)
-            self._send_first(opcode, data, fin=False, compress=compress)
+            with self._protocol_lock:
+                self._check_open()
+                if not compress:
+                    self._skip_compression()
+                self.protocol.send_message(
+                    Opcode.TEXT if text else Opcode.BINARY,
+                    first.encode() if text else bytes(first),
+                    fin=False,
+                )
+                self._collect_output()
             self._flush_or_abort(deadline)
             try:
                 for fragment in fragments:
@@ -947,7 +948,7 @@ class Connection:
     def _flush_or_abort(self, deadline: float | None) -> None:
         """Flush for a caller that waits; on failure, abort and raise what the caller should."""
         try:
-            self._flush(wait=True, deadline=deadline)
+            self._writer.flush(wait=True, deadline=deadline)
         except TimeoutError:
             self.abort()
             raise TimeoutError("the peer stopped reading: connection aborted") from None

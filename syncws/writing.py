@@ -132,7 +132,7 @@ class Writer:
                 lock.release()
             # Another thread may have queued bytes after the last check and found the lock
             # taken: write them too.
-            if not self.pending():
+            if not self._out and (self._eof_written or not self._eof):
                 return
             wait = False
 
@@ -147,18 +147,23 @@ class Writer:
                 eof = self._eof and not self._eof_written
             if chunks or transport.backlog():
                 size = sum(map(len, chunks)) if timeout == 0 else 0
-                if not transport.send(chunks, timeout, last=eof):
-                    # Only without waiting; what the transport did not take is left in
-                    # chunks. Retry soon while the peer reads; back off while it doesn't.
-                    if sum(map(len, chunks)) < size:
-                        self._retry_delay = RETRY_MIN_DELAY
-                    else:
-                        self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_DELAY)
-                    with self._order_lock:
-                        self._out[:0] = chunks
-                    self._schedule_retry()
-                    return False
-            elif eof:
+                if transport.send(chunks, timeout, last=eof):
+                    # The common case: nothing more queued since (a thread that queues now
+                    # finds the write lock taken, and flush() checks again after releasing it).
+                    if not self._out and not eof:
+                        return True
+                    continue
+                # Only without waiting; what the transport did not take is left in chunks.
+                # Retry soon while the peer reads; back off while it doesn't.
+                if sum(map(len, chunks)) < size:
+                    self._retry_delay = RETRY_MIN_DELAY
+                else:
+                    self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_DELAY)
+                with self._order_lock:
+                    self._out[:0] = chunks
+                self._schedule_retry()
+                return False
+            if eof:
                 self._eof_written = True
                 with contextlib.suppress(OSError):
                     transport.shutdown_write()
