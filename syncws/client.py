@@ -732,7 +732,7 @@ def _exchange(
     Returns:
         The events after the response, and whether the stream ended.
     """
-    transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+    transport.send(list(protocol.data_to_send()), remaining(deadline, during="opening handshake"))
     eof = False
     answered = False
     while protocol.response is None and protocol.handshake_exc is None:

@@ -361,7 +361,9 @@ def handshake(
             response = config.respond(connection, protocol, request)
         protocol.send_response(response)
         answered = True
-        transport.send(protocol.data_to_send(), remaining(deadline, during="opening handshake"))
+        transport.send(
+            list(protocol.data_to_send()), remaining(deadline, during="opening handshake")
+        )
     except (OSError, TimeoutError, EOFError):
         raise
     except Exception:

@@ -24,10 +24,14 @@ import ssl
 import struct
 import threading
 from abc import ABC, abstractmethod
+from typing import TypeAlias
 
 from .deadline import remaining
 
-__all__ = ["SocketTransport", "TLSTransport", "Transport", "tls_handshake"]
+__all__ = ["Chunk", "SocketTransport", "TLSTransport", "Transport", "tls_handshake"]
+
+Chunk: TypeAlias = "bytes | memoryview"
+"""Bytes to write: what is left of a payload that was partly written is a view of it."""
 
 # What a read asks for, unless the last one filled its buffer: the first bytes of a message
 # (once data streams in, reads take up to the full read size).
@@ -64,7 +68,7 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+    def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
         """Write ``chunks`` in order.
 
         Args:
@@ -180,7 +184,7 @@ class SocketTransport(Transport):
         )
         self._recv_timeout = timeout
 
-    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+    def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
         """Write ``chunks`` in order, several per system call, as :meth:`Transport.send` says.
 
         The socket takes bytes or leaves them: what it did not take is left in ``chunks``, so
@@ -223,7 +227,7 @@ class SocketTransport(Transport):
         self.sock.close()
 
 
-def _consume(chunks: list[bytes], size: int) -> None:
+def _consume(chunks: list[Chunk], size: int) -> None:
     """Drop the first ``size`` bytes of ``chunks``, in place."""
     while size:
         first = chunks[0]
@@ -231,7 +235,8 @@ def _consume(chunks: list[bytes], size: int) -> None:
             size -= len(first)
             del chunks[0]
         else:
-            chunks[0] = first[size:]
+            # A view, not a copy: what is left of a large payload may take several writes.
+            chunks[0] = memoryview(first)[size:]
             size = 0
 
 
@@ -267,7 +272,7 @@ class TLSTransport(Transport):
         # Encrypted bytes that the inner transport did not take yet, and TLS records produced
         # while reading (e.g. a TLS 1.3 key update answer): they go out first with the next
         # write, in order.
-        self._pending: list[bytes] = []
+        self._pending: list[Chunk] = []
 
     def handshake(self, deadline: float | None) -> None:
         """Run the TLS handshake before ``deadline`` (a :func:`time.monotonic` time).
@@ -321,7 +326,7 @@ class TLSTransport(Transport):
                 else:
                     self._incoming.write_eof()
 
-    def send(self, chunks: list[bytes], timeout: float | None, *, last: bool = False) -> bool:
+    def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
         """Encrypt ``chunks`` and write them, as :meth:`Transport.send` says.
 
         The plaintext is always taken, all of it: encrypted bytes that the inner transport

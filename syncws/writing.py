@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .deadline import remaining
 from .timers import Timer, call_later
-from .transport import Transport
+from .transport import Chunk, Transport
 
 __all__ = ["RETRY_MAX_DELAY", "RETRY_MIN_DELAY", "Writer"]
 
@@ -69,7 +69,7 @@ class Writer:
         self._order_lock = order_lock
         self._failed = failed
         self._write_lock = threading.Lock()
-        self._out: list[bytes] = []
+        self._out: list[Chunk] = []
         # The protocol sent the end of the stream: after the bytes before it, nothing more.
         self._eof = False
         self._eof_written = False

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from io_helpers import TIMEOUT, Background, Certificate, make_certificate
 
-from syncws.transport import SocketTransport, TLSTransport, Transport, tls_handshake
+from syncws.transport import Chunk, SocketTransport, TLSTransport, Transport, tls_handshake
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -83,7 +83,7 @@ def test_send_recv() -> None:
     with unix_pair() as (a, b):
         transport = SocketTransport(a)
         assert a.gettimeout() is None  # blocking mode
-        chunks = [b"one", b"two", b"three"]
+        chunks: list[Chunk] = [b"one", b"two", b"three"]
         assert transport.send(chunks, None) is True
         assert chunks == []  # consumed
         assert read_exactly(b, 11) == b"onetwothree"
@@ -95,7 +95,7 @@ def test_send_many_chunks() -> None:
     # More buffers than one sendmsg() call takes.
     with unix_pair() as (a, b):
         transport = SocketTransport(a)
-        chunks = [bytes([i]) * 10 for i in range(200)]
+        chunks: list[Chunk] = [bytes([i]) * 10 for i in range(200)]
         expected = b"".join(chunks)
         assert transport.send(chunks, TIMEOUT) is True
         assert read_exactly(b, len(expected)) == expected
@@ -173,7 +173,7 @@ def test_send_timeout_zero_leaves_what_did_not_fit() -> None:
     with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
         transport = SocketTransport(a)
         data = bytes(range(256)) * 4096  # 1 MiB: much more than the buffers hold
-        chunks = [data[: len(data) // 2], data[len(data) // 2 :]]
+        chunks: list[Chunk] = [data[: len(data) // 2], data[len(data) // 2 :]]
         start = time.monotonic()
         assert transport.send(chunks, 0) is False
         assert time.monotonic() - start < 3  # it did not wait
@@ -192,6 +192,27 @@ def test_send_timeout_zero_leaves_what_did_not_fit() -> None:
         sender.join(TIMEOUT)
         assert not sender.is_alive()
         assert received == data
+
+
+def test_send_leaves_a_view_of_a_chunk_taken_in_part() -> None:
+    """What the socket did not take of a large chunk is a view of it: no copy per write."""
+    with unix_pair(sndbuf=SMALL_BUFFER) as (a, b):
+        transport = SocketTransport(a)
+        data = bytes(range(256)) * 4096
+        chunks: list[Chunk] = [b"head", data]
+        assert transport.send(chunks, 0) is False
+        assert len(chunks) == 1
+        rest = chunks[0]
+        assert isinstance(rest, memoryview)
+        assert rest.obj is data
+        written = 4 + len(data) - len(rest)
+        received = bytearray(read_exactly(b, written))
+        sender = threading.Thread(target=transport.send, args=(chunks, TIMEOUT))
+        sender.start()
+        received += read_exactly(b, len(rest))
+        sender.join(TIMEOUT)
+        assert not sender.is_alive()
+        assert received == b"head" + data
 
 
 def test_send_timeout_raises_when_peer_does_not_read() -> None:
@@ -443,7 +464,7 @@ def test_tls_send_timeout_zero_keeps_encrypted_bytes(certificate: Certificate) -
     """Encrypted bytes that did not fit wait in the backlog, until the caller sends again."""
     data = b"q" * 2**20
     with tls_pair(certificate, small=True) as (client, server):
-        chunks = [data]
+        chunks: list[Chunk] = [data]
         assert client.send(chunks, 0) is False
         # The plaintext is taken, but encrypted bytes wait: the caller must call again.
         assert chunks == []
