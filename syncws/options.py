@@ -27,6 +27,7 @@ __all__ = [
     "ConnectionKeywords",
     "ConnectionOptions",
     "LoggerLike",
+    "check_bool",
     "check_compression",
     "check_count",
     "check_handler",
@@ -132,8 +133,7 @@ def check_seconds(name: str, value: object, *, none: str = "for no limit") -> No
         )
     if not (0 < value < math.inf):
         raise ValueError(
-            f"{name} must be a positive, finite number of seconds, or None {none};"
-            f" got {value!r}"
+            f"{name} must be a positive, finite number of seconds, or None {none}; got {value!r}"
         )
 
 
@@ -182,6 +182,18 @@ def check_count(name: str, value: object, *, minimum: int, optional: bool = Fals
         raise TypeError(f"{name} must be an integer{none}; got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}{none}; got {value!r}")
+
+
+def check_bool(name: str, value: object, *, none: str | None = None) -> None:
+    """Check a flag: ``True`` or ``False``, or also ``None`` when ``none`` says what it means.
+
+    Raises:
+        TypeError: ``value`` is not a :class:`bool` (nor ``None`` when allowed).
+    """
+    if value is True or value is False or (value is None and none is not None):
+        return
+    allowed = "True or False" if none is None else f"True, False, or None {none}"
+    raise TypeError(f"{name} must be {allowed}; got {type(value).__name__} {value!r}")
 
 
 def check_handler(handler: object) -> None:

@@ -54,6 +54,7 @@ from .options import (
     ConnectionKeywords,
     ConnectionOptions,
     LoggerLike,
+    check_bool,
     check_compression,
     check_count,
     check_handler,
@@ -502,6 +503,8 @@ class Server:
         self._sockets: set[socket.socket] = set()
         self._awaiting: set[socket.socket] = set()
         self._closing = False
+        # Whether close() closes the connections too, or only stops accepting.
+        self._close_connections = True
         self._close_code: int = CloseCode.GOING_AWAY
         self._close_reason = ""
         # The timeout of a shutdown() called in the thread of serve_forever(), which finishes
@@ -527,6 +530,11 @@ class Server:
         """The TCP port the server listens on; ``None`` for a Unix socket."""
         address = self.socket.getsockname()
         return address[1] if isinstance(address, tuple) else None
+
+    def fileno(self) -> int:
+        """The file descriptor of the listening socket, as :meth:`socket.socket.fileno`
+        gives it: ``-1`` once the server stopped listening."""
+        return self.socket.fileno()
 
     def __enter__(self) -> Server:
         return self
@@ -719,7 +727,7 @@ class Server:
             with self._lock:
                 self._sockets.discard(sock)
                 self.connections.add(connection)
-                closing = self._closing
+                closing = self._closing and self._close_connections
             if closing:
                 # close() ran after the 101 went out, before the connection was registered.
                 connection._start_close(self._close_code, self._close_reason)
@@ -790,7 +798,13 @@ class Server:
 
     # Shutting down.
 
-    def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+    def close(
+        self,
+        code: int = CloseCode.GOING_AWAY,
+        reason: str = "",
+        *,
+        close_connections: bool = True,
+    ) -> None:
         """Stop accepting and start closing every connection; return without waiting.
 
         Handshakes in progress are answered with 503. Use :meth:`wait_closed` to wait for
@@ -800,19 +814,25 @@ class Server:
             code: the close code each connection closes with, as for
                 :meth:`Connection.close <syncws.connection.Connection.close>`.
             reason: the close reason.
+            close_connections: ``False`` only stops accepting: open connections get no
+                Close and run until their handler returns. A later call with ``True`` (the
+                default) closes them.
 
         Raises:
-            TypeError: ``code`` is not an integer or ``reason`` not a :class:`str`.
+            TypeError: ``code`` is not an integer, ``reason`` not a :class:`str`, or
+                ``close_connections`` not a :class:`bool`.
             ValueError: ``code`` may not be sent in a Close frame, or ``reason`` is longer
                 than 123 bytes once encoded.
         """
         check_close(code, reason)
+        check_bool("close_connections", close_connections)
         with self._lock:
-            if not self._closing:
-                self._closing = True
+            if not self._closing or not self._close_connections:
                 self._close_code = code
                 self._close_reason = reason
-            connections = list(self.connections)
+            self._closing = True
+            self._close_connections = close_connections
+            connections = list(self.connections) if close_connections else []
             # Wake the workers that wait for a request: they answer 503 rather than wait
             # for open_timeout. Under the lock: a worker takes its socket out of _sockets
             # before closing it, so this never touches a reused file descriptor.
@@ -861,27 +881,50 @@ class Server:
         self._wake_recv.close()
         self._wake_send.close()
 
-    def shutdown(self, timeout: float | None = None) -> None:
+    def shutdown(
+        self,
+        timeout: float | None = None,
+        *,
+        close_connections: bool = True,
+        code: int = CloseCode.GOING_AWAY,
+        reason: str = "",
+    ) -> None:
         """Stop the server: every handler returns, or is aborted after ``timeout`` seconds.
 
-        Connections get a Close (1001). The connections of handlers still running after
-        ``timeout`` seconds are aborted, so that their ``recv()`` and ``send()`` raise, and
-        those handlers get a grace of one second more (at most ``timeout``) to return. A
-        handler that still runs then (one blocked on something other than its connection)
-        is left behind in its daemon thread, and logged: ``shutdown`` returns anyway.
-        :meth:`wait_closed` ``(0)`` raises :exc:`TimeoutError` while such a handler runs.
-        With ``timeout=None``, it waits for every handler, however long.
+        Connections get a Close (1001, or ``code`` and ``reason``). The connections of
+        handlers still running after ``timeout`` seconds are aborted, so that their
+        ``recv()`` and ``send()`` raise, and those handlers get a grace of one second more
+        (at most ``timeout``) to return. A handler that still runs then (one blocked on
+        something other than its connection) is left behind in its daemon thread, and
+        logged: ``shutdown`` returns anyway. :meth:`wait_closed` ``(0)`` raises
+        :exc:`TimeoutError` while such a handler runs. With ``timeout=None``, it waits for
+        every handler, however long.
+
+        With ``close_connections=False``, the server stops accepting (handshakes in
+        progress are answered with 503) and open connections get no Close: they run to
+        their end, and ``shutdown`` waits for their handlers to return, as long as it takes
+        with ``timeout=None``; handlers still running after ``timeout`` seconds have their
+        connections aborted, as above.
 
         Safe to call from any thread. Called in the thread of :meth:`serve_forever` (from a
         signal handler), it returns at once, and :meth:`serve_forever` finishes the shutdown
         before it returns: the accept loop can't go on until the signal handler returns.
 
+        Args:
+            timeout: seconds to wait for the handlers before aborting their connections;
+                ``None`` waits as long as it takes.
+            close_connections: ``False`` leaves open connections to end on their own.
+            code: the close code each connection closes with, as for :meth:`close`.
+            reason: the close reason.
+
         Raises:
-            TypeError: ``timeout`` is not a number.
-            ValueError: ``timeout`` is negative, infinite or NaN.
+            TypeError: ``timeout`` is not a number, ``close_connections`` not a
+                :class:`bool`, ``code`` not an integer or ``reason`` not a :class:`str`.
+            ValueError: ``timeout`` is negative, infinite or NaN, ``code`` may not be sent
+                in a Close frame, or ``reason`` is longer than 123 bytes once encoded.
         """
         check_timeout("timeout", timeout)
-        self.close()
+        self.close(code, reason, close_connections=close_connections)
         if threading.current_thread() is self._serve_thread and not self._stopped.is_set():
             if self._deferred_shutdown is None:
                 self._deferred_shutdown = (timeout,)

@@ -1,0 +1,175 @@
+"""What syncws has in common with ``websockets.sync``, tested with the same meaning.
+
+``Server.shutdown(close_connections=False)`` and ``Server.fileno()``; reconnection with
+``unix_connect()``; ``send(..., text=...)`` and ``broadcast(..., text=...)``;
+``proxy_server_hostname``; ``max_size`` and ``max_queue`` as pairs. Peers: the ``websockets``
+client and server, and raw sockets where a peer must misbehave.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+from typing import Any
+
+import pytest
+from io_helpers import TIMEOUT, RawPeer, running, wait_for, ws_server
+from websockets.sync.client import connect as ws_connect
+from websockets.sync.server import ServerConnection as WSServerConnection
+
+from syncws.client import ClientConnection, connect
+from syncws.exceptions import ConnectionClosed
+from syncws.server import Server, ServerConnection, serve
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+def uri(server: Server) -> str:
+    return f"ws://127.0.0.1:{server.port}/"
+
+
+def client(target: str, **kwargs: Any) -> ClientConnection:
+    kwargs.setdefault("compression", None)
+    kwargs.setdefault("open_timeout", TIMEOUT)
+    kwargs.setdefault("close_timeout", 2)
+    connection: ClientConnection = connect(target, **kwargs)
+    return connection
+
+
+# Server.fileno() and Server.shutdown(close_connections=False).
+
+
+def test_fileno_is_the_listening_socket() -> None:
+    server = serve(lambda connection: None, "127.0.0.1", 0)
+    with running(server):
+        fd = server.fileno()
+        assert fd == server.socket.fileno() >= 0
+        sock = socket.socket(fileno=os.dup(fd))
+        with sock:
+            assert sock.getsockname()[1] == server.port
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    assert server.fileno() == -1
+
+
+def echo_until_closed(connection: ServerConnection, done: queue.Queue[str]) -> None:
+    for message in connection:
+        connection.send(message)
+    done.put(f"handler returned after {connection.close_code}")
+
+
+def test_shutdown_can_leave_connections_open() -> None:
+    """close_connections=False: the server stops accepting, open connections run to their
+    end (no Close from the server), and shutdown() returns when their handlers do."""
+    done: queue.Queue[str] = queue.Queue()
+    server = serve(
+        lambda connection: echo_until_closed(connection, done),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+        close_timeout=2,
+    )
+    with (
+        running(server),
+        ws_connect(uri(server), compression=None, open_timeout=TIMEOUT) as theirs,
+        client(uri(server)) as ours,
+    ):
+        assert wait_for(lambda: len(server.connections) == 2)
+        address = uri(server)
+        stopper = threading.Thread(
+            target=server.shutdown, kwargs={"timeout": None, "close_connections": False}
+        )
+        stopper.start()
+        try:
+            # Not accepting anymore.
+            assert wait_for(lambda: server.fileno() == -1)
+            with pytest.raises(ConnectionRefusedError):
+                client(address)
+            # The open connections still work, both ways.
+            theirs.send("still here")
+            assert theirs.recv(TIMEOUT) == "still here"
+            ours.send(b"me too")
+            assert ours.recv(TIMEOUT) == b"me too"
+            assert stopper.is_alive()
+            # One ends: shutdown() waits for the other.
+            ours.close()
+            assert done.get(timeout=TIMEOUT) == "handler returned after 1000"
+            assert stopper.is_alive()
+            theirs.send("last")
+            assert theirs.recv(TIMEOUT) == "last"
+        finally:
+            theirs.close()
+            stopper.join(TIMEOUT)
+        assert not stopper.is_alive()
+        assert done.get(timeout=TIMEOUT) == "handler returned after 1000"
+        assert not server.connections
+
+
+def test_shutdown_leaving_connections_open_aborts_them_after_the_timeout() -> None:
+    server = serve(
+        lambda connection: echo_until_closed(connection, queue.Queue()),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+    )
+    with running(server), RawPeer.connect(server.port) as raw:
+        raw.handshake()
+        assert wait_for(lambda: len(server.connections) == 1)
+        server.shutdown(timeout=0.2, close_connections=False)
+        # No Close frame: the connection was left open, then aborted at the timeout.
+        assert raw.read_frame() is None
+        assert not server.connections
+
+
+def test_shutdown_with_connections_left_open_then_closing_them() -> None:
+    """A later shutdown() with the default closes what an earlier one left open, with the
+    code and reason given."""
+    server = serve(
+        lambda connection: echo_until_closed(connection, queue.Queue()),
+        "127.0.0.1",
+        0,
+        ping_interval=None,
+    )
+    with running(server), client(uri(server)) as ours:
+        assert wait_for(lambda: len(server.connections) == 1)
+        server.close(close_connections=False)
+        ours.send("open")
+        assert ours.recv(TIMEOUT) == "open"
+        server.shutdown(TIMEOUT, code=1012, reason="restart")
+        with pytest.raises(ConnectionClosed):
+            ours.recv(TIMEOUT)
+        assert (ours.close_code, ours.close_reason) == (1012, "restart")
+
+
+def test_shutdown_checks_close_connections() -> None:
+    server = serve(lambda connection: None, "127.0.0.1", 0)
+    with running(server):
+        with pytest.raises(TypeError, match="close_connections must be True or False"):
+            server.shutdown(close_connections="no")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="close_connections"):
+            server.close(close_connections=None)  # type: ignore[arg-type]
+        assert server.fileno() >= 0
+
+
+def test_websockets_server_has_the_same_shutdown() -> None:
+    """The websockets server this mirrors: shutdown(close_connections=False) leaves a
+    connection open until its client closes it."""
+    handlers: queue.Queue[WSServerConnection] = queue.Queue()
+
+    def handler(connection: WSServerConnection) -> None:
+        handlers.put(connection)
+        for message in connection:
+            connection.send(message)
+
+    with ws_server(handler) as running_server:
+        with client(running_server.uri) as ours:
+            handlers.get(timeout=TIMEOUT)
+            stopper = threading.Thread(
+                target=running_server.server.shutdown, kwargs={"close_connections": False}
+            )
+            stopper.start()
+            ours.send("ping")
+            assert ours.recv(TIMEOUT) == "ping"
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive()
