@@ -806,20 +806,32 @@ class Connection:
         Returns:
             Whether a message was handed to a ``recv()`` waiting for it.
         """
+        protocol = self.protocol
+        writer = self._writer
         with self._protocol_lock:
-            self.protocol.receive_data(data)
-            events = self.protocol.events_received()
-            self._collect_output()
-            backlog = self._writer.backlog()
-        if backlog or self._writer.pending():
+            protocol.receive_data(data)
+            events = protocol.events_received()
+            # Most reads bring data frames only: nothing to answer, no close timer to arm.
+            answered = bool(protocol.writes) or protocol.eof_sent
+            if answered:
+                self._collect_output()
+                backlog = writer.backlog()
+        if answered:
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
-            self._flush(wait=backlog > self.write_limit, wait_socket=True)
-        return self._receive_events(events, block=block)
+            writer.flush(wait=backlog > self.write_limit, wait_socket=True)
+        handed = False
+        for event in events:
+            handed |= self._process_event(event, block=block)
+        if protocol.pending_failure is not None:
+            self._failure_found()
+        return handed
 
     def _receive_events(self, events: Iterable[Event], *, block: bool = True) -> bool:
         """Queue the events received; whether a message was handed over."""
-        handed = self._process_events(events, block=block)
+        handed = False
+        for event in events:
+            handed |= self._process_event(event, block=block)
         if self.protocol.pending_failure is not None:
             self._failure_found()
         return handed
@@ -850,13 +862,6 @@ class Connection:
         self._queue.poke()
         self._reading.start_closing()
         self._flush_soon()
-
-    def _process_events(self, events: Iterable[Event], *, block: bool) -> bool:
-        """Queue data frames, take note of pongs; whether a message was handed over."""
-        handed = False
-        for event in events:
-            handed |= self._process_event(event, block=block)
-        return handed
 
     def _process_event(self, event: Event, *, block: bool) -> bool:
         if not isinstance(event, Frame):
