@@ -820,12 +820,7 @@ class Connection:
             # Over write_limit, wait for the thread that writes and for the socket rather
             # than read more: answers (pongs) to what comes in would pile up.
             writer.flush(wait=backlog > self.write_limit, wait_socket=True)
-        handed = False
-        for event in events:
-            handed |= self._process_event(event, block=block)
-        if protocol.pending_failure is not None:
-            self._failure_found()
-        return handed
+        return self._receive_events(events, block=block)
 
     def _receive_events(self, events: Iterable[Event], *, block: bool = True) -> bool:
         """Queue the events received; whether a message was handed over."""
