@@ -86,8 +86,8 @@ class ClientConnection(Connection):
 
 
 class UnixConnectKeywords(ConnectionKeywords, total=False):
-    """The keyword arguments of :func:`unix_connect`: those of :func:`connect` but
-    ``reconnect``, ``sock`` and the ``backoff_*`` ones.
+    """The keyword arguments of :func:`unix_connect` after ``reconnect`` and the
+    ``backoff_*`` ones: those of :func:`connect` but these and ``sock``.
 
     For type checkers: ``**kwargs: Unpack[UnixConnectKeywords]`` checks every name and type.
     """
@@ -311,15 +311,9 @@ def connect(
         write_limit=write_limit,
     )
     check_compression(compression)
-    wsuri = parse_uri(uri)
-    if not wsuri.secure and ssl is not None:
-        raise ValueError("ssl argument is incompatible with a ws:// URI")
+    _check_target(uri, ssl=ssl, max_redirects=max_redirects, proxy=proxy)
     if sock is not None and source_address is not None:
         raise TypeError("source_address is for a socket that connect() opens, not for sock")
-    if max_redirects < 0:
-        raise ValueError("max_redirects must be 0 or more")
-    if isinstance(proxy, str):
-        parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
     if compression == "deflate":
         from .core.extensions.permessage_deflate import (  # noqa: PLC0415
             enable_client_permessage_deflate,
@@ -357,11 +351,7 @@ def connect(
         return attempt()
     if sock is not None:
         raise TypeError("reconnect=True opens its own connections: it does not take sock")
-    if not 0 <= backoff_initial <= backoff_max or backoff_factor < 1 or backoff_reset < 0:
-        raise ValueError(
-            "backoff needs 0 <= backoff_initial <= backoff_max, backoff_factor >= 1 "
-            "and backoff_reset >= 0"
-        )
+    _check_backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
     return _reconnect(
         attempt,
         backoff_initial=backoff_initial,
@@ -372,36 +362,150 @@ def connect(
     )
 
 
+@overload
 def unix_connect(
-    path: str, uri: str | None = None, **kwargs: Unpack[UnixConnectKeywords]
-) -> ClientConnection:
+    path: str,
+    uri: str | None = None,
+    *,
+    reconnect: Literal[False] = False,
+    backoff_initial: float = ...,
+    backoff_factor: float = ...,
+    backoff_max: float = ...,
+    backoff_reset: float = ...,
+    **kwargs: Unpack[UnixConnectKeywords],
+) -> ClientConnection: ...
+
+
+@overload
+def unix_connect(
+    path: str,
+    uri: str | None = None,
+    *,
+    reconnect: Literal[True],
+    backoff_initial: float = ...,
+    backoff_factor: float = ...,
+    backoff_max: float = ...,
+    backoff_reset: float = ...,
+    **kwargs: Unpack[UnixConnectKeywords],
+) -> Generator[ClientConnection, None, None]: ...
+
+
+def unix_connect(
+    path: str,
+    uri: str | None = None,
+    *,
+    reconnect: bool = False,
+    backoff_initial: float = 1.0,
+    backoff_factor: float = 2.0,
+    backoff_max: float = 60.0,
+    backoff_reset: float = 60.0,
+    **kwargs: Unpack[UnixConnectKeywords],
+) -> ClientConnection | Generator[ClientConnection, None, None]:
     """Open a WebSocket connection over the Unix socket at ``path``.
+
+    With ``reconnect=True``, return an iterator that yields a new open connection each time
+    the previous one ended or an attempt failed for a reason that may go away, as
+    :func:`connect` does; each attempt opens a new socket. A socket file that does not exist
+    (yet, or anymore: a server that restarts removes it) and a refused connection are such
+    reasons::
+
+        for websocket in syncws.unix_connect("/run/app.sock", reconnect=True):
+            try:
+                for message in websocket:
+                    ...
+            except syncws.ConnectionClosed:
+                continue
 
     Args:
         path: the Unix socket's path.
         uri: the URI for the handshake (Host header, path); by default ``ws://localhost/``,
             or ``wss://localhost/`` with ``ssl``.
-        **kwargs: the keyword arguments of :func:`connect`, but ``reconnect``, ``sock`` and
-            the ``backoff_*`` ones (see :class:`UnixConnectKeywords`).
+        reconnect: return an iterator of connections that reconnects, as for
+            :func:`connect`.
+        backoff_initial: with ``reconnect``, as for :func:`connect`.
+        backoff_factor: with ``reconnect``, as for :func:`connect`.
+        backoff_max: with ``reconnect``, as for :func:`connect`.
+        backoff_reset: with ``reconnect``, as for :func:`connect`.
+        **kwargs: the other keyword arguments of :func:`connect`, but ``sock`` (see
+            :class:`UnixConnectKeywords`).
+
+    Returns:
+        The open connection; with ``reconnect=True``, an iterator of open connections.
 
     Raises:
         TypeError: as for :func:`connect`, before the socket is opened.
         ValueError: as for :func:`connect`, before the socket is opened.
+        InvalidURI: ``uri`` is not a valid WebSocket URI.
+        OSError: the socket could not connect (without ``reconnect``, or when retrying
+            can't help); other errors as for :func:`connect`.
     """
     check_keywords(
         connect, kwargs, caller="unix_connect", allowed=UnixConnectKeywords.__annotations__
     )
     if uri is None:
         uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(kwargs.get("open_timeout", _DEFAULT_OPTIONS.open_timeout))
-        sock.connect(path)
-    except BaseException:
-        sock.close()
-        raise
-    connection: ClientConnection = connect(uri, sock=sock, **kwargs)
-    return connection
+    target = uri
+
+    def attempt() -> ClientConnection:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(kwargs.get("open_timeout", _DEFAULT_OPTIONS.open_timeout))
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        connection: ClientConnection = connect(target, sock=sock, **kwargs)
+        return connection
+
+    if not reconnect:
+        return attempt()
+    _check_target(
+        uri,
+        ssl=kwargs.get("ssl"),
+        max_redirects=kwargs.get("max_redirects", 0),
+        proxy=kwargs.get("proxy"),
+    )
+    _check_backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
+    return _reconnect(
+        attempt,
+        backoff_initial=backoff_initial,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        backoff_reset=backoff_reset,
+        logger=kwargs.get("logger") or logging.getLogger("syncws.client"),
+    )
+
+
+def _check_target(
+    uri: str, *, ssl: SSLContext | None, max_redirects: int, proxy: str | Literal[True] | None
+) -> None:
+    """Check what :func:`connect` connects to, before any I/O.
+
+    Raises:
+        InvalidURI: ``uri`` is not a valid WebSocket URI.
+        ValueError: ``ssl`` with a ``ws://`` URI, or ``max_redirects`` is negative.
+        InvalidProxy: ``proxy`` is not a valid proxy URL.
+    """
+    wsuri = parse_uri(uri)
+    if not wsuri.secure and ssl is not None:
+        raise ValueError("ssl argument is incompatible with a ws:// URI")
+    if max_redirects < 0:
+        raise ValueError("max_redirects must be 0 or more")
+    if isinstance(proxy, str):
+        parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
+
+
+def _check_backoff(initial: float, factor: float, maximum: float, reset: float) -> None:
+    """Check the ``backoff_*`` arguments of reconnection.
+
+    Raises:
+        ValueError: they are out of range or out of order.
+    """
+    if not 0 <= initial <= maximum or factor < 1 or reset < 0:
+        raise ValueError(
+            "backoff needs 0 <= backoff_initial <= backoff_max, backoff_factor >= 1 "
+            "and backoff_reset >= 0"
+        )
 
 
 # Reconnection.
@@ -822,4 +926,3 @@ def _resolve(host: str, port: int, deadline: float | None) -> list[AddressInfo]:
     if errors:
         raise errors[0]
     return results[0]
-

@@ -124,13 +124,25 @@ def test_connect_refuses_bad_value_before_any_io(monkeypatch: pytest.MonkeyPatch
         syncws.connect("ws://127.0.0.1:9/", compression="gzip")  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("name", ["ping_intervall", "sock", "reconnect", "backoff_max"])
+@pytest.mark.parametrize("name", ["ping_intervall", "sock"])
 def test_unix_connect_refuses_unknown_keyword_before_opening_the_socket(
     name: str, tmp_path: Path
 ) -> None:
     # The path does not exist: opening it first would raise FileNotFoundError instead.
     with pytest.raises(TypeError, match=unexpected("unix_connect", name)):
         syncws.unix_connect(str(tmp_path / "missing.sock"), **{name: 1})  # type: ignore[arg-type]
+
+
+def test_unix_connect_reconnects_with_the_parameters_of_connect() -> None:
+    names = ["reconnect", *(f"backoff_{name}" for name in BACKOFF)]
+    ours = inspect.signature(syncws.unix_connect).parameters
+    theirs = inspect.signature(syncws.connect).parameters
+    for name in names:
+        assert ours[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert (ours[name].default, ours[name].annotation) == (
+            theirs[name].default,
+            theirs[name].annotation,
+        )
 
 
 def test_unix_connect_refuses_bad_value_before_opening_the_socket(tmp_path: Path) -> None:

@@ -8,20 +8,31 @@ client and server, and raw sockets where a peer must misbehave.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import socket
+import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
-from io_helpers import TIMEOUT, RawPeer, running, wait_for, ws_server
+from io_helpers import (
+    TIMEOUT,
+    Background,
+    RawPeer,
+    running,
+    syncws_echo,
+    wait_for,
+    ws_server,
+)
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection as WSServerConnection
 
-from syncws.client import ClientConnection, connect
+from syncws.client import ClientConnection, connect, unix_connect
 from syncws.exceptions import ConnectionClosed
-from syncws.server import Server, ServerConnection, serve
+from syncws.server import Server, ServerConnection, serve, unix_serve
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -173,3 +184,77 @@ def test_websockets_server_has_the_same_shutdown() -> None:
             assert ours.recv(TIMEOUT) == "ping"
         stopper.join(TIMEOUT)
         assert not stopper.is_alive()
+
+
+# Reconnection over a Unix socket.
+
+
+class Attempts(logging.Handler):
+    """Counts the failed attempts that reconnection logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = threading.Semaphore(0)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("connection failed"):
+            self.failed.release()
+
+
+def test_unix_connect_reconnects(tmp_path: Path) -> None:
+    """unix_connect(reconnect=True) waits for a socket file that isn't there yet, and opens
+    a new connection over a new socket when the server restarts."""
+    path = str(tmp_path / "ws.sock")
+    logger = logging.getLogger("test.parity.unix_reconnect")
+    logger.setLevel(logging.INFO)
+    attempts = Attempts()
+    logger.addHandler(attempts)
+    connections = unix_connect(
+        path,
+        "ws://localhost/chat",
+        reconnect=True,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+        compression=None,
+        open_timeout=TIMEOUT,
+        logger=logger,
+    )
+    try:
+        first = Background(lambda: next(connections))
+        # No socket file yet: an attempt failed, and is retried.
+        assert attempts.failed.acquire(timeout=TIMEOUT)
+        with running(unix_serve(syncws_echo, path)):
+            connection = first.join()
+            connection.send("first")
+            assert connection.recv(TIMEOUT) == "first"
+        # The server went away (closing with 1001) and took its socket file with it.
+        with pytest.raises(ConnectionClosed):
+            connection.recv(TIMEOUT)
+        second = Background(lambda: next(connections))
+        assert attempts.failed.acquire(timeout=TIMEOUT)
+        with running(unix_serve(syncws_echo, path)):
+            again = second.join()
+            assert again is not connection
+            assert again.remote_address == path
+            again.send(b"second")
+            assert again.recv(TIMEOUT) == b"second"
+            connections.close()
+            assert again.closed
+    finally:
+        connections.close()
+        logger.removeHandler(attempts)
+
+
+def test_unix_connect_checks_reconnect_arguments_at_once(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.sock")
+    with pytest.raises(ValueError, match="backoff needs"):
+        unix_connect(missing, reconnect=True, backoff_initial=5, backoff_max=1)
+    with pytest.raises(ValueError, match="ssl argument is incompatible"):
+        unix_connect(missing, "ws://localhost/", reconnect=True, ssl=ssl.create_default_context())
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sock'"):
+        unix_connect(missing, reconnect=True, sock=None)  # type: ignore[call-overload]
+
+
+def test_unix_connect_without_reconnect_still_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        unix_connect(str(tmp_path / "missing.sock"), reconnect=False)
