@@ -130,7 +130,7 @@ def test_unix_connect_refuses_unknown_keyword_before_opening_the_socket(
 ) -> None:
     # The path does not exist: opening it first would raise FileNotFoundError instead.
     with pytest.raises(TypeError, match=unexpected("unix_connect", name)):
-        syncws.unix_connect(str(tmp_path / "missing.sock"), **{name: 1})  # type: ignore[arg-type]
+        syncws.unix_connect(str(tmp_path / "missing.sock"), **{name: 1})  # type: ignore[call-overload]
 
 
 def test_unix_connect_reconnects_with_the_parameters_of_connect() -> None:
