@@ -825,11 +825,11 @@ def test_slow_drip_in_one_frame() -> None:
         connection = client(server.uri, ping_interval=0.1, ping_timeout=None)
         with aborting(connection):
             reader = connection.protocol.reader
-            buffer = reader.buffer
+            buffer = reader.data
             assert dripped.wait(TIMEOUT)
             # The frame grows in place in one buffer: header and payload so far.
-            assert wait_for(lambda: len(reader.buffer) == 10 + len(drip))
-            assert reader.buffer is buffer
+            assert wait_for(lambda: len(reader) == 10 + len(drip))
+            assert reader.data is buffer
             assert isinstance(buffer, bytearray)
             assert len(connection._queue) == 0
             proceed.set()
