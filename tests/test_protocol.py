@@ -14,7 +14,7 @@ import logging
 import random
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -1475,6 +1475,34 @@ def test_views_of_the_receive_buffer_do_not_break_parsing(
     assert views  # the views are still held
     if side is Side.SERVER:
         assert any(view.obj is not protocol.reader.data for view in views)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("end", ["raises", "returns"])
+def test_a_broken_parser_fails_the_connection_with_1011(
+    side: Side, end: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug that kills the parser itself (not the frame it parses, which parse() catches)
+    # fails the connection rather than the caller, and input is dropped from then on.
+    def broken() -> Generator[None, None, None]:
+        if end == "raises":
+            raise RuntimeError("bug")
+        yield from ()
+
+    protocol = Protocol(side)
+    protocol.parser = broken()
+    with caplog.at_level(logging.ERROR):
+        protocol.receive_data(frame_in(side, "81 01", b"x"))
+    assert received(protocol) == []
+    assert [frame.opcode for frame in sent(protocol)] == [CLOSE]
+    assert protocol.close_sent == Close(1011, "")
+    assert protocol.eof_sent
+    assert isinstance(protocol.parser_exc, RuntimeError if end == "raises" else StopIteration)
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    protocol.receive_data(frame_in(side, "81 01", b"y"))
+    protocol.receive_eof()
+    assert received(protocol) == []
+    assert state(protocol) is State.CLOSED
 
 
 @pytest.mark.parametrize("initial", [State.CONNECTING, State.CLOSED])

@@ -213,7 +213,10 @@ class Protocol:
             EOFError: :meth:`receive_eof` was called already.
         """
         self.reader.feed_data(data)
-        next(self.parser)
+        try:
+            next(self.parser)
+        except Exception as exc:
+            self._parser_broke(exc)
 
     def receive_eof(self) -> None:
         """Take the end of the stream: the peer closed its side of the connection.
@@ -224,7 +227,10 @@ class Protocol:
             EOFError: it was called already.
         """
         self.reader.feed_eof()
-        next(self.parser)
+        try:
+            next(self.parser)
+        except Exception as exc:
+            self._parser_broke(exc)
 
     # Public API: output.
 
@@ -443,6 +449,17 @@ class Protocol:
             self.parser_exc = exc
             self._fail(CloseCode.INTERNAL_ERROR, "")
         yield from self.discard()
+
+    def _parser_broke(self, exc: Exception) -> None:
+        """The parser itself raised (or ended), a bug: fail the connection with 1011 rather
+        than the caller, and drop what comes until the end of the stream."""
+        self.logger.error("unexpected error in the parser", exc_info=exc)
+        if self.parser_exc is None:
+            self.parser_exc = exc
+        self.pending_failure = None
+        self._fail(CloseCode.INTERNAL_ERROR, "")
+        self.parser = self.discard()
+        next(self.parser)
 
     def parse_handshake(self) -> Generator[None, None, None]:
         """Parse the opening handshake; subclasses implement it, this one has none."""
