@@ -8,8 +8,9 @@ scheduled, it looks at the heap at least once a second, so closing a connection 
 switch. A new timer wakes it only when it is due before the thread would wake anyway.
 
 Callbacks run in the timer thread: they must be quick and must never block (the connection
-writes from here only without waiting). An exception in a callback is logged and does not stop
-the thread.
+writes from here only without waiting). An exception in a callback is logged once and does not
+stop the thread: the other timers, of every other connection, run as usual. A timer that
+belongs to a connection names what to do then (``on_error``: fail that connection with 1011).
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ _LINGER = 1.0
 class Timer:
     """A scheduled callback; :meth:`cancel` stops it from running."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("callback", "cancelled", "deadline", "on_error")
 
-    def __init__(self, deadline: float, callback: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        deadline: float,
+        callback: Callable[[], object],
+        on_error: Callable[[Exception], object] | None = None,
+    ) -> None:
         self.deadline = deadline
         self.callback = callback
+        self.on_error = on_error
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -63,6 +70,7 @@ class _TimerThread:
             timer.cancelled = True
             # Let go of the connection now rather than when the timer would have been due.
             timer.callback = _nothing
+            timer.on_error = None
             self._pending -= 1
             if not self._pending:
                 self._heap.clear()
@@ -74,21 +82,51 @@ class _TimerThread:
             # nothing is left. Waking it for every cancelled timer would cost a thread switch
             # per closed connection.
 
-    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        timer = Timer(time.monotonic() + delay, callback)
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[], object],
+        on_error: Callable[[Exception], object] | None = None,
+    ) -> Timer:
+        timer = Timer(time.monotonic() + delay, callback, on_error)
         with self._cond:
             heapq.heappush(self._heap, (timer.deadline, next(self._counter), timer))
             self._pending += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="syncws-timer", daemon=True)
-                self._thread.start()
+                self._start()
             elif self._wake_at is not None and timer.deadline < self._wake_at:
                 # The thread sleeps past the new deadline: wake it, once.
                 self._wake_at = timer.deadline
                 self._cond.notify()
         return timer
 
+    def _start(self) -> None:
+        """Start the thread; lock held."""
+        thread = threading.Thread(target=self._run, name="syncws-timer", daemon=True)
+        self._thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._thread = None  # the next timer tries again
+            raise
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    # It ends by an error of its own, not for lack of timers: don't leave
+                    # the timers of every connection to a thread that is gone.
+                    self._thread = None
+                    self._wake_at = None
+                    if self._pending:
+                        try:
+                            self._start()
+                        except RuntimeError:  # out of threads: the next timer tries again
+                            logger.error("cannot restart the timer thread", exc_info=True)
+
+    def _loop(self) -> None:
         idle_until: float | None = None
         while True:
             with self._cond:
@@ -122,10 +160,20 @@ class _TimerThread:
                     self._wake_at = wake_at
                     self._cond.wait(wake_at - now)
                     self._wake_at = None
-            try:
-                timer.callback()
-            except Exception:
-                logger.exception("error in timer callback")
+            self._call(timer)
+
+    @staticmethod
+    def _call(timer: Timer) -> None:
+        """Run a timer's callback; an error is logged once and handed to its owner."""
+        try:
+            timer.callback()
+        except Exception as exc:
+            logger.error("error in timer callback %r", timer.callback, exc_info=True)
+            if timer.on_error is not None:
+                try:
+                    timer.on_error(exc)
+                except Exception:
+                    logger.error("error while handling an error in a timer", exc_info=True)
 
 
 def _nothing() -> None:
@@ -135,6 +183,19 @@ def _nothing() -> None:
 _timers = _TimerThread()
 
 
-def call_later(delay: float, callback: Callable[[], object]) -> Timer:
-    """Run ``callback`` in the shared timer thread after ``delay`` seconds."""
-    return _timers.call_later(delay, callback)
+def call_later(
+    delay: float,
+    callback: Callable[[], object],
+    *,
+    on_error: Callable[[Exception], object] | None = None,
+) -> Timer:
+    """Run ``callback`` in the shared timer thread after ``delay`` seconds.
+
+    Args:
+        delay: seconds to wait.
+        callback: what to run.
+        on_error: called with the exception if ``callback`` raises one, after it was logged:
+            for a timer of a connection, fails that connection. The timer thread goes on
+            either way.
+    """
+    return _timers.call_later(delay, callback, on_error)

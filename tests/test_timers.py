@@ -187,6 +187,47 @@ def test_thread_restarts_after_exit(timer_thread: _TimerThread) -> None:
         assert wait_for(lambda: stopped(timer_thread))
 
 
+def test_exception_is_handed_to_the_owner_once_logged(
+    timer_thread: _TimerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A connection's timer fails that connection (on_error); the thread goes on.
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    def on_error(exc: Exception) -> None:
+        errors.append(exc)
+        raise ValueError("the owner fails too")
+
+    with caplog.at_level(logging.ERROR, logger="syncws.timers"):
+        timer_thread.call_later(0.01, fail, on_error)
+        timer_thread.call_later(0.05, done.set)
+        assert done.wait(TIMEOUT)
+    assert [str(exc) for exc in errors] == ["boom"]
+    logged = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert [type(exc) for exc in logged] == [RuntimeError, ValueError]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_callback_that_ends_the_thread_does_not_stop_later_timers(
+    timer_thread: _TimerThread,
+) -> None:
+    # SystemExit ends a thread silently: another thread takes over the timers left.
+    done = threading.Event()
+
+    def end_thread() -> None:
+        raise SystemExit
+
+    timer_thread.call_later(0.01, end_thread)
+    timer_thread.call_later(0.05, done.set)
+    assert done.wait(TIMEOUT)
+    ran = threading.Event()
+    timer_thread.call_later(0.01, ran.set)
+    assert ran.wait(TIMEOUT)
+
+
 def test_exception_is_logged_and_later_timers_run(
     timer_thread: _TimerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
