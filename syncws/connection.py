@@ -174,6 +174,7 @@ class Connection:
             poke=self._queue.poke,
             broken=self._reading_failed,
             finish=self._finish,
+            internal_error=self._internal_error,
             logger=self.logger,
         )
         self._keepalive = Keepalive(
@@ -183,6 +184,7 @@ class Connection:
             paused=lambda: (self._queue.paused, self._queue.pauses),
             fail=lambda: self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"),
             closed=self._closed_exception,
+            internal_error=self._internal_error,
             logger=self.logger,
         )
         # Clients mask every frame with a fresh key: their frames can't be shared.
@@ -789,6 +791,18 @@ class Connection:
     def _reader(self) -> threading.Thread | None:
         """The last reader thread started, to join it."""
         return self._reading.thread
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Fail the connection with 1011 after an unexpected error in syncws's own code (the
+        reading part or a keepalive timer logged it): send the Close, make every receiver
+        raise ConnectionClosedError now, and read on until the end of the closing handshake."""
+        with self._protocol_lock:
+            if self.protocol.parser_exc is None:
+                self.protocol.parser_exc = exc
+        self._fail(CloseCode.INTERNAL_ERROR, "internal error")
+        self._queue.resume()
+        self._queue.poke()
+        self._reading.start_closing()
 
     def _reading_failed(self, exc: BaseException) -> None:
         if not self._aborted:

@@ -79,6 +79,8 @@ class Keepalive:
             many times it paused so far.
         fail: fails the connection: a keepalive pong did not come in time.
         closed: the exception for a ping whose connection closed before its pong came.
+        internal_error: fails the connection with 1011 when a keepalive timer raised an
+            unexpected error (the timer thread logged it).
         logger: for the timeout.
     """
 
@@ -86,6 +88,7 @@ class Keepalive:
         "_closed",
         "_closed_exception",
         "_fail",
+        "_internal_error",
         "_lock",
         "_logger",
         "_paused",
@@ -107,6 +110,7 @@ class Keepalive:
         paused: Callable[[], tuple[bool, int]],
         fail: Callable[[], None],
         closed: Callable[[], ConnectionClosed],
+        internal_error: Callable[[Exception], None],
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self.ping_interval = ping_interval
@@ -115,6 +119,7 @@ class Keepalive:
         self._paused = paused
         self._fail = fail
         self._closed_exception = closed
+        self._internal_error = internal_error
         self._logger = logger
         self._lock = threading.Lock()
         self._pings: dict[bytes, tuple[PingWaiter, float]] = {}
@@ -193,7 +198,7 @@ class Keepalive:
     def _schedule_ping(self, delay: float) -> None:
         with self._lock:
             if not self._closed:
-                self._timer = call_later(delay, self._ping)
+                self._timer = call_later(delay, self._ping, on_error=self._internal_error)
 
     def _ping(self) -> None:
         """Send a keepalive ping."""
@@ -217,7 +222,9 @@ class Keepalive:
         with self._lock:
             if not self._closed and data in self._pings:
                 self._pong_timers[data] = call_later(
-                    self.ping_timeout, lambda: self._check_pong(data, pauses)
+                    self.ping_timeout,
+                    lambda: self._check_pong(data, pauses),
+                    on_error=self._internal_error,
                 )
 
     def _check_pong(self, data: bytes, pauses: int) -> None:

@@ -24,6 +24,11 @@ The rules:
   while a consumer waits wakes the consumer, which then reads itself; a reader thread parks
   (lets the consumer read) only after it handed a complete message to a waiting consumer,
   which then comes back to read the next one; once the connection is closing, it never parks.
+- An unexpected exception in syncws's own code on the way from the socket to the message
+  queue (the parser, an extension, the processing of events, these transitions), in whichever
+  thread reads, never leaves the connection half-open: it is logged once and the connection
+  fails with 1011 (internal error). If processing what comes next fails again, or the reader
+  thread itself broke, the connection is torn down at once.
 """
 
 from __future__ import annotations
@@ -308,13 +313,17 @@ class Reader:
         poke: wakes the consumer waiting for a message, to read itself.
         broken: called with the error when reading fails.
         finish: tears the connection down, once reading is over and nobody reads.
+        internal_error: fails the connection with 1011 after an unexpected error in what
+            processes the bytes read (logged here already); waiters wake up.
         logger: for unexpected errors.
     """
 
     __slots__ = (
         "_broken",
         "_cond",
+        "_faulted",
         "_finish",
+        "_internal_error",
         "_lock",
         "_logger",
         "_name",
@@ -338,6 +347,7 @@ class Reader:
         poke: Callable[[], None],
         broken: Callable[[BaseException], None],
         finish: Callable[[], None],
+        internal_error: Callable[[Exception], None],
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self.transport = transport
@@ -348,7 +358,10 @@ class Reader:
         self._poke = poke
         self._broken = broken
         self._finish = finish
+        self._internal_error = internal_error
         self._logger = logger
+        # An unexpected error happened already: the connection was failed with 1011.
+        self._faulted = False
         self._lock = threading.Lock()
         # For the reader thread to wait on; made with the first one (many connections need
         # none).
@@ -390,7 +403,7 @@ class Reader:
             self._broken(exc)
             data = b""
         if data:
-            self._receive(data, False)
+            self._feed(data, False)
         else:
             # The end: the connection is torn down when the consumer lets go.
             self._transition(self.state.mark_done)
@@ -480,6 +493,8 @@ class Reader:
                 handed = False
                 try:
                     handed = events()
+                except Exception as exc:
+                    self._fault(exc)
                 finally:
                     self._released(handed)
             while True:
@@ -497,22 +512,76 @@ class Reader:
                 try:
                     data = self.transport.recv(self.read_limit)
                     if data:
-                        handed = self._receive(data, True)
+                        handed = self._feed(data, True)
                 finally:
                     self._released(handed)
                 if not data:
                     return
         except (OSError, TimeoutError) as exc:
             self._broken(exc)
-        except Exception:  # pragma: no cover (a bug)
-            self._logger.error("unexpected error in reader thread", exc_info=True)
+        except Exception as exc:
+            # The thread's own bookkeeping broke: whatever it was doing is unknown, so the
+            # connection is failed and torn down now rather than left half-open.
+            self._fault(exc, fatal=True)
         finally:
-            with lock:
-                if state.thread is not ReaderThread.ABSENT or state.done:
-                    actions = self._apply(state.reader_exit())
-                else:
-                    actions = 0  # it ended for lack of work
-            self._after(actions)
+            try:
+                with lock:
+                    if state.thread is not ReaderThread.ABSENT or state.done:
+                        actions = self._apply(state.reader_exit())
+                    else:
+                        actions = 0  # it ended for lack of work
+                self._after(actions)
+            except Exception as exc:
+                self._fault(exc, fatal=True)
+
+    def _feed(self, data: bytes, block: bool) -> bool:
+        """Hand bytes read to the connection; an error there fails the connection (1011)."""
+        try:
+            return self._receive(data, block)
+        except Exception as exc:
+            self._fault(exc)
+            return False
+
+    def _fault(self, exc: Exception, *, fatal: bool = False) -> None:
+        """An unexpected error in syncws's own code while receiving: log it, fail the
+        connection with 1011 and, if it can't go on (``fatal``, or a second error), tear it
+        down at once.
+
+        The first error is logged, with its traceback; the connection sends a Close with 1011
+        and reads on until the peer closes (bounded by ``close_timeout``), dropping what comes.
+        """
+        with self._lock:
+            first = not self._faulted
+            self._faulted = True
+        if first:
+            self._logger.error(
+                "unexpected error while receiving; failing the connection with 1011",
+                exc_info=exc,
+            )
+            try:
+                self._internal_error(exc)
+            except Exception as again:
+                self._logger.debug("failing the connection failed: %r", again)
+                fatal = True
+        else:
+            self._logger.debug("unexpected error again while receiving: %r", exc)
+            fatal = True
+        if fatal:
+            self._abort()
+
+    def _abort(self) -> None:
+        """End reading now and tear the connection down: at once if nobody else reads the
+        socket (this thread lets go of it), otherwise by aborting the transport under the
+        thread that reads, which tears down when it lets go."""
+        with self._lock:
+            state = self.state
+            if state.holder is Holder.READER and self.in_reader_thread():
+                state.holder = Holder.NOBODY
+                state.thread = ReaderThread.ABSENT
+            actions = self._apply(state.mark_done())
+        if not state.finishing:
+            self.transport.abort()
+        self._after(actions)
 
     def _released(self, handed: bool) -> None:
         """The reader thread processed what it read, and lets go of the socket."""
@@ -553,8 +622,8 @@ class _Checks:
         for reader in due:
             try:
                 reader.check()
-            except Exception:  # pragma: no cover (a bug: the others are still checked)
-                reader._logger.error("hand-back check failed", exc_info=True)
+            except Exception as exc:  # the others are still checked
+                reader._fault(exc, fatal=True)
 
 
 # New connections are checked soon, connections that a consumer let go of less often.

@@ -1,0 +1,248 @@
+"""Faults inside syncws's own threads: the reader, the timer thread, keepalive.
+
+An unexpected exception in syncws's code on the receiving path (the parser, the
+decompressor, the processing of events, the hand-off between the thread in ``recv()`` and
+the reader thread) or in a timer callback must not leave a connection half-open: it is
+logged once, the connection fails with 1011 (the peer gets that Close), every waiter returns,
+and nothing leaks. Each test injects one failure (a ``RuntimeError`` raised once) at one of
+these points, in a client connection talking to a syncws server in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from io_helpers import TIMEOUT, client
+
+from syncws.client import ClientConnection
+from syncws.core import frames
+from syncws.exceptions import ConnectionClosed, ConnectionClosedError
+from syncws.keepalive import Keepalive
+from syncws.reading import ReadOwnership
+from syncws.server import ServerConnection
+from syncws.testing import run_server
+from syncws.timers import call_later
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+class Injected(RuntimeError):
+    """The failure the tests inject."""
+
+
+def raise_once(call: Callable[..., Any], when: Callable[..., bool] = lambda *a, **k: True) -> Any:
+    """Wrap ``call``: the first call for which ``when`` holds raises :exc:`Injected`."""
+    raised = threading.Event()
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not raised.is_set() and when(*args, **kwargs):
+            raised.set()
+            raise Injected("injected failure")
+        return call(*args, **kwargs)
+
+    wrapper.raised = raised  # type: ignore[attr-defined]
+    return wrapper
+
+
+def injected_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The log records that carry the injected failure."""
+    return [
+        record
+        for record in caplog.records
+        if record.exc_info is not None and isinstance(record.exc_info[1], Injected)
+    ]
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, queue.Queue[BaseException | None]]]:
+    """A syncws echo server; its handler reports how its connection ended."""
+    ends: queue.Queue[BaseException | None] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        try:
+            for message in connection:
+                connection.send(message)
+        except ConnectionClosed as exc:
+            ends.put(exc)
+        else:
+            ends.put(None)
+
+    with run_server(handler, ping_interval=None, compression="deflate") as running:
+        yield running.uri, ends
+
+
+def check_failed_with_1011(
+    connection: ClientConnection,
+    ends: queue.Queue[BaseException | None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every wait returns, the peer got 1011, the error was logged once, all is closed.
+
+    The echo may be delivered first, if the failure came after it was queued.
+    """
+    received: list[str | bytes] = []
+    with pytest.raises(ConnectionClosedError) as raised:  # noqa: PT012
+        while len(received) < 2:
+            received.append(connection.recv(timeout=TIMEOUT))
+    assert received in ([], ["hello"])
+    assert raised.value.sent is not None
+    assert raised.value.sent.code == 1011
+    connection.wait_closed(TIMEOUT)
+    connection.close()  # returns at once
+    with pytest.raises(ConnectionClosedError):
+        connection.send("more")
+    with pytest.raises(ConnectionClosedError):
+        for _ in connection.recv_streaming():
+            pass
+    end = ends.get(timeout=TIMEOUT)
+    assert isinstance(end, ConnectionClosedError)
+    assert end.rcvd is not None
+    assert end.rcvd.code == 1011
+    assert len(injected_errors(caplog)) == 1
+
+
+# The receiving path, in the thread in recv() and in the reader thread.
+
+RECEIVERS = ["recv", "reader-thread"]
+
+
+def trigger(connection: ClientConnection, receiver: str) -> None:
+    """Make the peer send something, and the connection read it where the test wants."""
+    connection.send("hello")
+    if receiver == "reader-thread":
+        # Nobody receives: the reader thread reads the echo, and the connection fails there.
+        connection.wait_closed(TIMEOUT)
+
+
+@pytest.mark.parametrize("receiver", RECEIVERS)
+def test_protocol_receive_data_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uri, ends = server
+    with client(uri) as connection:
+        protocol = connection.protocol
+        monkeypatch.setattr(protocol, "receive_data", raise_once(protocol.receive_data))
+        trigger(connection, receiver)
+        check_failed_with_1011(connection, ends, caplog)
+
+
+@pytest.mark.parametrize("receiver", RECEIVERS)
+def test_decompressor_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uri, ends = server
+    with client(uri, compression="deflate") as connection:
+        [extension] = connection.protocol.extensions
+        monkeypatch.setattr(extension, "decode", raise_once(extension.decode))
+        trigger(connection, receiver)
+        check_failed_with_1011(connection, ends, caplog)
+
+
+@pytest.mark.parametrize("receiver", RECEIVERS)
+def test_processing_events_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uri, ends = server
+    with client(uri) as connection:
+        queue_ = connection._queue
+        monkeypatch.setattr(queue_, "put", raise_once(queue_.put))
+        trigger(connection, receiver)
+        check_failed_with_1011(connection, ends, caplog)
+
+
+def test_reader_thread_hand_off_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reader thread's own bookkeeping breaks after it processed what it read: it can't
+    # go on, so the connection is failed and torn down at once.
+    uri, ends = server
+    with client(uri) as connection:
+        state = connection._reading.state
+        monkeypatch.setattr(
+            ReadOwnership,
+            "reader_release",
+            raise_once(ReadOwnership.reader_release, lambda self, *a, **k: self is state),
+        )
+        trigger(connection, "reader-thread")
+        check_failed_with_1011(connection, ends, caplog)
+
+
+def test_view_of_the_receive_buffer_held_while_messages_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fault of the report: a memory profiler in another thread held a view of a receive
+    # buffer (gc.get_objects() returns the memoryview that unmasking makes for a moment). Here
+    # every such view is kept while messages of every size arrive: all come back intact.
+    views: list[memoryview] = []
+    unmask = frames.apply_mask
+
+    def keep_view(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+        if isinstance(data, memoryview):
+            views.append(data)
+        return unmask(data, mask)
+
+    def echo(connection: ServerConnection) -> None:
+        for message in connection:
+            connection.send(message)
+
+    messages = [b"x" * size for size in (0, 1, 125, 126, 4000, 65536, 300_000)] * 3
+    with run_server(echo, ping_interval=None, compression=None) as running:
+        monkeypatch.setattr(frames, "apply_mask", keep_view)
+        with client(running.uri, max_size=None) as connection:
+            for message in messages:
+                connection.send(message)
+            received = [connection.recv(timeout=TIMEOUT) for _ in messages]
+    assert received == messages
+    assert views
+
+
+# Timers.
+
+
+def test_keepalive_timer_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uri, ends = server
+    failing = raise_once(Keepalive._ping)
+    monkeypatch.setattr(Keepalive, "_ping", failing)
+    with client(uri, ping_interval=0.05, ping_timeout=TIMEOUT) as connection:
+        assert failing.raised.wait(TIMEOUT)
+        # Another timer still runs: the timer thread goes on for every other connection.
+        ran = threading.Event()
+        call_later(0.01, ran.set)
+        assert ran.wait(TIMEOUT)
+        check_failed_with_1011(connection, ends, caplog)
+
+
+def test_ping_waiter_returns_when_the_connection_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A ping waits for its pong; the pong is what fails to be processed.
+    uri, ends = server
+    with client(uri) as connection:
+        protocol = connection.protocol
+        monkeypatch.setattr(protocol, "receive_data", raise_once(protocol.receive_data))
+        waiter = connection.ping()
+        with pytest.raises(ConnectionClosedError):
+            waiter.wait(TIMEOUT)
+        check_failed_with_1011(connection, ends, caplog)
