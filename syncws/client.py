@@ -102,6 +102,7 @@ class UnixConnectKeywords(ConnectionKeywords, total=False):
     compression: Compression
     proxy: str | Literal[True] | None
     proxy_ssl: SSLContext | None
+    proxy_server_hostname: str | None
     max_redirects: int
     source_address: tuple[str, int] | None
     logger: LoggerLike | None
@@ -130,6 +131,7 @@ class _ClientConfig:
     user_agent_header: str | None
     proxy: str | Literal[True] | None
     proxy_ssl: SSLContext | None
+    proxy_server_hostname: str | None
     max_redirects: int
     source_address: tuple[str, int] | None
     logger: LoggerLike
@@ -168,6 +170,7 @@ def connect(
     compression: Compression = "deflate",
     proxy: str | Literal[True] | None = True,
     proxy_ssl: SSLContext | None = None,
+    proxy_server_hostname: str | None = None,
     max_redirects: int = 10,
     source_address: tuple[str, int] | None = None,
     open_timeout: float | None = 10,
@@ -261,6 +264,9 @@ def connect(
             environment, ``None`` to connect directly.
         proxy_ssl: the TLS context for an ``https://`` proxy; by default one that verifies
             the proxy's certificate and hostname.
+        proxy_server_hostname: the hostname to verify and send in SNI to an ``https://``
+            proxy, when it is not the one in the proxy's URL (e.g. a proxy reached by its IP
+            address).
         max_redirects: how many redirects to follow at most.
         source_address: the local ``(host, port)`` to connect from, as for
             :func:`socket.create_connection`.
@@ -312,6 +318,11 @@ def connect(
     )
     check_compression(compression)
     _check_target(uri, ssl=ssl, max_redirects=max_redirects, proxy=proxy)
+    if proxy_server_hostname is not None and not isinstance(proxy_server_hostname, str):
+        raise TypeError(
+            "proxy_server_hostname must be a hostname (str), or None for the proxy URL's;"
+            f" got {type(proxy_server_hostname).__name__} {proxy_server_hostname!r}"
+        )
     if sock is not None and source_address is not None:
         raise TypeError("source_address is for a socket that connect() opens, not for sock")
     if compression == "deflate":
@@ -331,6 +342,7 @@ def connect(
         user_agent_header=user_agent_header,
         proxy=proxy,
         proxy_ssl=proxy_ssl,
+        proxy_server_hostname=proxy_server_hostname,
         max_redirects=max_redirects,
         source_address=source_address,
         logger=logger,
@@ -632,6 +644,7 @@ def _open(
                 server_hostname=server_hostname,
                 proxy=config.proxy,
                 proxy_ssl=config.proxy_ssl,
+                proxy_server_hostname=config.proxy_server_hostname,
                 user_agent_header=config.user_agent_header,
                 source_address=config.source_address,
             )
@@ -692,6 +705,7 @@ def _open_transport(
     server_hostname: str | None,
     proxy: str | Literal[True] | None,
     proxy_ssl: SSLContext | None,
+    proxy_server_hostname: str | None,
     user_agent_header: str | None,
     source_address: tuple[str, int] | None,
 ) -> tuple[Transport, socket.socket]:
@@ -724,7 +738,7 @@ def _open_transport(
                     tunnel,
                     proxy_ssl or ssl_module.create_default_context(),
                     server_side=False,
-                    server_hostname=settings.host,
+                    server_hostname=proxy_server_hostname or settings.host,
                     deadline=deadline,
                 )
             open_tunnel(

@@ -475,6 +475,43 @@ def test_https_proxy_certificate_is_verified(https_proxy: str) -> None:
         open_client("ws://127.0.0.1:9/", proxy=https_proxy)
 
 
+def test_proxy_server_hostname_is_the_name_verified_on_the_proxy(
+    https_proxy: str, tinyproxy: Tinyproxy
+) -> None:
+    """The name sent in SNI to the proxy and checked against its certificate (which is for
+    "localhost" and 127.0.0.1), instead of the host of the proxy's URL."""
+    by_address = https_proxy.replace("localhost", "127.0.0.1")
+    with echo_server(tls=True) as port:
+        connection = open_client(
+            f"wss://localhost:{port}/",
+            proxy=by_address,
+            proxy_ssl=trusting(),
+            proxy_server_hostname="localhost",
+            ssl=trusting(),
+        )
+        transport = connection.transport
+        assert isinstance(transport, TLSTransport)
+        assert isinstance(transport.inner, TLSTransport)
+        # The proxy's session has the name given; the server's, its own.
+        assert transport.inner.ssl_object.server_hostname == "localhost"
+        assert transport.ssl_object.server_hostname == "localhost"
+        exchange(connection)
+        with pytest.raises(ssl.SSLCertVerificationError, match=r"example\.test"):
+            open_client(
+                f"wss://localhost:{port}/",
+                proxy=https_proxy,
+                proxy_ssl=trusting(),
+                proxy_server_hostname="example.test",
+                ssl=trusting(),
+            )
+    assert tinyproxy.carried(f"localhost:{port}")
+
+
+def test_proxy_server_hostname_must_be_a_name() -> None:
+    with pytest.raises(TypeError, match=r"^proxy_server_hostname must be a hostname"):
+        syncws.connect("ws://127.0.0.1:9/", proxy_server_hostname=b"localhost")  # type: ignore[call-overload]
+
+
 # The environment.
 
 
