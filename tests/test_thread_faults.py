@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from io_helpers import TIMEOUT, client
 
+from syncws import reading
 from syncws.client import ClientConnection
 from syncws.core import frames
 from syncws.exceptions import ConnectionClosed, ConnectionClosedError
@@ -180,6 +181,25 @@ def test_reader_thread_hand_off_fails(
             raise_once(ReadOwnership.reader_release, lambda self, *a, **k: self is state),
         )
         trigger(connection, "reader-thread")
+        check_failed_with_1011(connection, ends, caplog)
+
+
+def test_hand_back_check_fails(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The check that gives the socket to a reader thread runs in the timer thread.
+    uri, ends = server
+    with client(uri) as connection:
+        state = connection._reading.state
+        monkeypatch.setattr(
+            ReadOwnership,
+            "check",
+            raise_once(ReadOwnership.check, lambda self, *a, **k: self is state),
+        )
+        reading._checks.add(connection._reading)
+        connection.wait_closed(TIMEOUT)
         check_failed_with_1011(connection, ends, caplog)
 
 
