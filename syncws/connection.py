@@ -54,7 +54,7 @@ from .deadline import remaining
 from .exceptions import ConnectionClosed, ConnectionClosedOK
 from .keepalive import Keepalive, PingWaiter
 from .messages import Data, MessageQueue
-from .options import ConnectionOptions, check_timeout
+from .options import ConnectionOptions, check_bool, check_timeout
 from .reading import Reader
 from .timers import Timer, call_later
 from .transport import SocketTransport, Transport
@@ -470,6 +470,7 @@ class Connection:
         message: Data | bytearray | memoryview | Iterable[Data | bytearray | memoryview],
         timeout: float | None = None,
         *,
+        text: bool | None = None,
         compress: bool = True,
     ) -> None:
         """Send a message: text for :class:`str`, binary for bytes-like objects.
@@ -478,6 +479,12 @@ class Connection:
         message, one frame per item. An empty iterable is not a message: it raises
         :exc:`ValueError` (send ``""`` or ``b""`` for an empty message). Any number of threads
         may send: messages never interleave.
+
+        ``text`` overrides the type: ``text=True`` sends bytes-like objects as a text message
+        as they are, without decoding them (UTF-8 that the caller already has, such as
+        encoded JSON: the caller vouches that they are valid UTF-8, else the peer fails the
+        connection with 1007); ``text=False`` sends :class:`str` as a binary message, encoded
+        in UTF-8. The same holds for the fragments of an iterable.
 
         Returns once the kernel took every byte.
 
@@ -488,12 +495,14 @@ class Connection:
                 was sent; if it expires later, the connection is aborted as well, since half a
                 message can't be taken back. ``None`` waits as long as the write timeout
                 allows.
+            text: ``True`` for a text message, ``False`` for a binary one, whatever the type
+                of ``message``; ``None`` decides by its type.
             compress: ``False`` sends this message uncompressed, when compression was
                 negotiated.
 
         Raises:
-            TypeError: the message is not of a type that can be sent, or ``timeout`` is not
-                a number.
+            TypeError: the message is not of a type that can be sent, ``timeout`` is not
+                a number, or ``text`` is neither a :class:`bool` nor ``None``.
             ValueError: the message is an empty iterable, or ``timeout`` is negative,
                 infinite or NaN.
             ConnectionClosed: the connection is closed or closing (also for an empty
@@ -503,17 +512,23 @@ class Connection:
         """
         if timeout is not None:  # every message: skip the call in the common case
             check_timeout("timeout", timeout)
+        if text is not None and text is not True and text is not False:
+            check_bool("text", text, none="to send str as text and bytes as binary")
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The opcode is chosen inline: no call per message for the type.
         if isinstance(message, str):
-            self._send_message(Opcode.TEXT, message.encode(), deadline, compress)
+            opcode = Opcode.BINARY if text is False else Opcode.TEXT
+            self._send_message(opcode, message.encode(), deadline, compress)
         elif isinstance(message, bytes):
-            self._send_message(Opcode.BINARY, message, deadline, compress)
+            self._send_message(Opcode.TEXT if text else Opcode.BINARY, message, deadline, compress)
         elif isinstance(message, bytearray | memoryview):
-            self._send_message(Opcode.BINARY, bytes(message), deadline, compress)
+            self._send_message(
+                Opcode.TEXT if text else Opcode.BINARY, bytes(message), deadline, compress
+            )
         elif isinstance(message, Mapping):
             raise TypeError("a mapping is not a message; send its JSON encoding")
         elif isinstance(message, Iterable):
-            self._send_fragments(iter(message), deadline, compress)
+            self._send_fragments(iter(message), deadline, compress, text)
         else:
             raise TypeError(f"message must be str, bytes-like or an iterable, not {message!r}")
 
@@ -538,7 +553,11 @@ class Connection:
             self._send_lock.release()
 
     def _send_fragments(
-        self, fragments: Iterator[Any], deadline: float | None, compress: bool
+        self,
+        fragments: Iterator[Any],
+        deadline: float | None,
+        compress: bool,
+        text: bool | None = None,
     ) -> None:
         try:
             first = next(fragments)
@@ -549,12 +568,16 @@ class Connection:
             raise ValueError(
                 'an empty iterable is not a message; send "" or b"" for an empty message'
             ) from None
+        # Every fragment has the type of the first; the message is text for str, unless
+        # ``text`` says otherwise.
         if isinstance(first, str):
-            text = True
+            strings = True
         elif isinstance(first, bytes | bytearray | memoryview):
-            text = False
+            strings = False
         else:
             raise TypeError(f"fragments must be str or bytes-like, not {first!r}")
+        if text is None:
+            text = strings
         if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
             raise TimeoutError("another thread is still sending")
         try:
@@ -564,16 +587,16 @@ class Connection:
                     self._skip_compression()
                 self.protocol.send_message(
                     Opcode.TEXT if text else Opcode.BINARY,
-                    first.encode() if text else bytes(first),
+                    first.encode() if strings else bytes(first),
                     fin=False,
                 )
                 self._collect_output()
             self._flush_or_abort(deadline)
             try:
                 for fragment in fragments:
-                    if text and isinstance(fragment, str):
+                    if strings and isinstance(fragment, str):
                         data = fragment.encode()
-                    elif not text and isinstance(fragment, bytes | bytearray | memoryview):
+                    elif not strings and isinstance(fragment, bytes | bytearray | memoryview):
                         data = bytes(fragment)
                     else:
                         raise TypeError("all fragments of a message must be of the same type")
@@ -1048,6 +1071,7 @@ def broadcast(
     connections: Iterable[_C],
     message: Data,
     *,
+    text: bool | None = None,
     raise_exceptions: bool = False,
 ) -> list[_C]:
     """Send a message to many connections, never waiting for a slow one.
@@ -1063,18 +1087,27 @@ def broadcast(
     Args:
         connections: where to send.
         message: :class:`str` for text, bytes-like for binary.
+        text: ``True`` sends bytes-like objects as text, without decoding them (they must be
+            valid UTF-8); ``False`` sends :class:`str` as binary, encoded in UTF-8; ``None``
+            decides by the type of ``message``, as for :meth:`Connection.send`.
         raise_exceptions: raise an :exc:`ExceptionGroup` of the errors instead of skipping
             connections that failed (Python 3.11+).
 
     Returns:
         The connections that did not get the message, as a list of the type of those given
         (``list[ServerConnection]`` for ``server.connections``).
+
+    Raises:
+        TypeError: ``message`` is neither :class:`str` nor bytes-like, or ``text`` is
+            neither a :class:`bool` nor ``None``.
     """
+    if text is not None and text is not True and text is not False:
+        check_bool("text", text, none="to send str as text and bytes as binary")
     if isinstance(message, str):
-        opcode = Opcode.TEXT
+        opcode = Opcode.BINARY if text is False else Opcode.TEXT
         data = message.encode()
     elif isinstance(message, bytes | bytearray | memoryview):
-        opcode = Opcode.BINARY
+        opcode = Opcode.TEXT if text else Opcode.BINARY
         data = bytes(message)
     else:
         raise TypeError(f"message must be str or bytes-like, not {message!r}")

@@ -8,12 +8,14 @@ client and server, and raw sockets where a peer must misbehave.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,12 @@ from io_helpers import (
     wait_for,
     ws_server,
 )
+from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection as WSServerConnection
 
 from syncws.client import ClientConnection, connect, unix_connect
+from syncws.connection import broadcast
 from syncws.exceptions import ConnectionClosed
 from syncws.server import Server, ServerConnection, serve, unix_serve
 
@@ -258,3 +262,115 @@ def test_unix_connect_checks_reconnect_arguments_at_once(tmp_path: Path) -> None
 def test_unix_connect_without_reconnect_still_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         unix_connect(str(tmp_path / "missing.sock"), reconnect=False)
+
+
+# send(..., text=...) and broadcast(..., text=...).
+
+
+def recorder(
+    received: queue.Queue[str | bytes],
+) -> Callable[[WSServerConnection], None]:
+    def handler(connection: WSServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for message in connection:
+                received.put(message)
+
+    return handler
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_send_with_text_overrides_the_type(compression: Any) -> None:
+    """As the websockets server receives them: the frame's opcode decides str or bytes."""
+    received: queue.Queue[str | bytes] = queue.Queue()
+    with (
+        ws_server(recorder(received), compression=compression) as server,
+        client(server.uri, compression=compression) as connection,
+    ):
+        connection.send(b'{"caf\xc3\xa9": 1}', text=True)
+        connection.send(bytearray(b"ok"), text=True)
+        connection.send(memoryview(b"fine"), text=True)
+        connection.send("café", text=False)
+        connection.send([b"frag", b"ments"], text=True)
+        connection.send(iter(["fr", "ag"]), text=False)
+        # text=None and the matching flag change nothing.
+        connection.send("str", text=True)
+        connection.send(b"bytes", text=False)
+        connection.send("plain")
+        connection.send([b"by", b"tes"], text=None)
+        assert [received.get(timeout=TIMEOUT) for _ in range(10)] == [
+            '{"café": 1}',
+            "ok",
+            "fine",
+            "café".encode(),
+            "fragments",
+            b"frag",
+            "str",
+            b"bytes",
+            "plain",
+            b"bytes",
+        ]
+
+
+def test_send_with_text_true_does_not_check_utf8() -> None:
+    """The caller vouches for the bytes: invalid UTF-8 reaches the peer, which fails the
+    connection with 1007, as websockets does when it is the sender."""
+    with (
+        ws_server(recorder(queue.Queue())) as server,
+        client(server.uri) as connection,
+    ):
+        connection.send(b"\xff\xfe", text=True)
+        with pytest.raises(ConnectionClosed):
+            connection.recv(TIMEOUT)
+        assert connection.close_code == 1007
+
+
+def test_send_fragments_with_text_keep_one_type() -> None:
+    with (
+        ws_server(recorder(queue.Queue())) as server,
+        client(server.uri) as connection,
+    ):
+        with pytest.raises(TypeError, match="all fragments of a message must be of the same type"):
+            connection.send([b"a", "b"], text=True)
+        # Half a message went out: the connection fails, as without text.
+        connection.wait_closed(TIMEOUT)
+        assert connection.protocol.close_sent is not None
+        assert connection.protocol.close_sent.code == 1011
+
+
+@pytest.mark.parametrize("text", ["yes", 1, 0])
+def test_send_and_broadcast_check_text(text: object) -> None:
+    with (
+        ws_server(recorder(queue.Queue())) as server,
+        client(server.uri) as connection,
+    ):
+        with pytest.raises(TypeError, match=r"^text must be True, False, or None"):
+            connection.send("hello", text=text)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^text must be True, False, or None"):
+            broadcast([connection], "hello", text=text)  # type: ignore[arg-type]
+        # Nothing was sent: the connection is still usable.
+        connection.send("still open")
+        assert not connection.closed
+
+
+def test_broadcast_with_text() -> None:
+    opened: queue.Queue[ServerConnection] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        opened.put(connection)
+        for _ in connection:
+            pass
+
+    server = serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None)
+    with (
+        running(server),
+        ws_connect(uri(server), compression=None, open_timeout=TIMEOUT) as first,
+        ws_connect(uri(server), compression="deflate", open_timeout=TIMEOUT) as second,
+    ):
+        connections = [opened.get(timeout=TIMEOUT), opened.get(timeout=TIMEOUT)]
+        assert broadcast(connections, b'{"n": 1}', text=True) == []
+        assert broadcast(connections, "binary", text=False) == []
+        assert broadcast(connections, b"still binary") == []
+        for websocket in (first, second):
+            assert websocket.recv(TIMEOUT) == '{"n": 1}'
+            assert websocket.recv(TIMEOUT) == b"binary"
+            assert websocket.recv(TIMEOUT) == b"still binary"
