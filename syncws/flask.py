@@ -17,7 +17,10 @@ The view runs in the request's thread, inside the request context (``flask.reque
 ``flask.g``, ``flask.session`` and ``current_app`` work), with a :class:`SockConnection` as
 its first argument and the URL's variables as keyword arguments. When it returns, the
 connection closes with 1000; when it raises, with 1011. The application must run under a
-server that can hand its sockets over: see :mod:`syncws.wsgi`.
+server that can hand its sockets over: see :mod:`syncws.wsgi`. With ``Sock(app,
+hand_off=True)``, under gunicorn's ``gthread`` worker, the view runs in a thread of syncws's
+own instead, in a copy of the request context, and the request's thread goes back to the
+server at once: see :func:`syncws.wsgi.hand_off`.
 
 This module is also a compatibility layer for flask-sock: an application written for it runs
 once ``from flask_sock import Sock, ConnectionClosed`` becomes
@@ -35,16 +38,16 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, copy_current_request_context, current_app, request
 from typing_extensions import Unpack
 
 from . import exceptions
 from .core.frames import CloseCode
 from .core.protocol import State
 from .messages import Data
-from .options import check_keywords
+from .options import check_bool, check_keywords
 from .server import ServerConnection, run_handler
-from .wsgi import AcceptKeywords, UnsupportedServer, UpgradeRejected, accept
+from .wsgi import AcceptKeywords, UnsupportedServer, UpgradeRejected, accept, hand_off
 
 __all__ = ["SERVER_OPTIONS", "ConnectionClosed", "Sock", "SockConnection", "server_options"]
 
@@ -249,6 +252,11 @@ class Sock:
 
     Args:
         app: the application; or call :meth:`init_app` later (application factories).
+        hand_off: by default for every route, run the view in a thread of syncws's own where
+            the server allows it (gunicorn's ``gthread`` worker) and give the request's
+            thread back to the server at once: see :func:`syncws.wsgi.hand_off`. The view
+            then runs in a copy of the request context, as with
+            ``flask.copy_current_request_context``.
         **options: default keyword arguments of :func:`syncws.wsgi.accept` for every route
             (``origins``, ``subprotocols``, ``compression``, ``ping_interval``,
             ``max_size``...: see :class:`~syncws.wsgi.AcceptKeywords`), over those of the
@@ -256,14 +264,23 @@ class Sock:
             ``create_connection`` must be a subclass of :class:`SockConnection`, the default.
 
     Raises:
-        TypeError: an option is not one of :func:`~syncws.wsgi.accept`'s, or has the wrong
-            type: here, when the application is set up, not at the first request.
+        TypeError: ``hand_off`` is not a :class:`bool`, or an option is not one of
+            :func:`~syncws.wsgi.accept`'s, or has the wrong type: here, when the application
+            is set up, not at the first request.
         ValueError: an option is out of range.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Unpack[AcceptKeywords]) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        hand_off: bool = False,
+        **options: Unpack[AcceptKeywords],
+    ) -> None:
+        check_bool("hand_off", hand_off)
         _check_options(options, "Sock")
         self.app: Flask | None = None
+        self.hand_off = hand_off
         self.options = options
         # Routes declared before init_app(), added to the application then.
         self._pending: list[tuple[str, str, View]] = []
@@ -292,6 +309,7 @@ class Sock:
         bp: Blueprint | None = None,
         *,
         endpoint: str | None = None,
+        hand_off: bool | None = None,
         **options: Unpack[AcceptKeywords],
     ) -> Callable[[View], View]:
         """Declare a WebSocket route: a decorator for a view that takes the connection.
@@ -300,12 +318,14 @@ class Sock:
             rule: the URL rule, as for ``flask.Flask.route()``.
             bp: a blueprint to register the route on instead of the application.
             endpoint: the endpoint's name; by default the view's.
+            hand_off: whether this route hands its connections off to syncws's threads
+                (see :class:`Sock`); ``None`` for the value given to :class:`Sock`.
             **options: keyword arguments of :func:`syncws.wsgi.accept` for this route, over
                 the defaults given to :class:`Sock`.
 
         Raises:
-            TypeError: an option is not one of :func:`~syncws.wsgi.accept`'s, or has the
-                wrong type.
+            TypeError: ``hand_off`` is not a :class:`bool` or ``None``, or an option is not
+                one of :func:`~syncws.wsgi.accept`'s, or has the wrong type.
             ValueError: an option is out of range.
 
         Example::
@@ -314,13 +334,15 @@ class Sock:
             def room(websocket, name):
                 ...
         """
+        check_bool("hand_off", hand_off, none="for the value given to Sock")
         _check_options(options, "route")
         accept_options: AcceptKeywords = {**self.options, **options}
+        route_hand_off = self.hand_off if hand_off is None else hand_off
 
         def decorator(view: View) -> View:
             @functools.wraps(view)
             def flask_view(**kwargs: Any) -> Response:
-                return _serve(view, kwargs, accept_options)
+                return _serve(view, kwargs, accept_options, route_hand_off)
 
             name = endpoint or view.__name__
             target = bp if bp is not None else self.app
@@ -354,7 +376,9 @@ def _check_options(options: AcceptKeywords, caller: str) -> None:
         )
 
 
-def _serve(view: View, kwargs: dict[str, Any], options: AcceptKeywords) -> Response:
+def _serve(
+    view: View, kwargs: dict[str, Any], options: AcceptKeywords, handed_off: bool
+) -> Response:
     try:
         merged: AcceptKeywords = {**server_options(current_app), **options}
         if merged.get("create_connection") is None:
@@ -373,7 +397,14 @@ def _serve(view: View, kwargs: dict[str, Any], options: AcceptKeywords) -> Respo
         # The client left before the 101 was written; the socket is shut down already.
         logger.debug("opening handshake failed: %s", exc)
         return Response(status=101)
-    run_handler(connection, functools.partial(view, **kwargs), logger)
-    # The socket is shut down once the connection is closed: the server can't send this
-    # response, only log its status. 101 is what the client got.
+    job = functools.partial(run_handler, connection, functools.partial(view, **kwargs), logger)
+    # Handed off, the view runs in a copy of the request context, pushed in its own thread:
+    # this request's context is torn down as the request ends, right after the handshake.
+    if not (
+        handed_off and hand_off(request.environ, connection, copy_current_request_context(job))
+    ):
+        job()
+    # The socket is shut down once the connection is closed, or cut off the connection when
+    # it is handed off: the server can't send this response, only log its status. 101 is
+    # what the client got.
     return Response(status=101)

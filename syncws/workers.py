@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import itertools
 import queue
-import socket
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 __all__ = ["KEEP_IDLE", "Workers"]
+
+Job = TypeVar("Job")
 
 KEEP_IDLE = 4
 """How many threads stay however long they are idle, so that a quiet server answers its next
 connections without starting a thread."""
 
 
-class Workers:
+class Workers(Generic[Job]):
     """The threads that run connections, one at a time each: ``syncws-worker-<n>``.
+
+    A job is what ``run`` takes: the server's accepted sockets, or the connections that
+    :mod:`syncws.wsgi` takes over from a WSGI server (its threads are ``syncws-wsgi-<n>``).
 
     A thread starts when a connection comes and none is idle (the server never submits more
     than ``max_connections`` at once); then it waits for its next connection. Each idle thread
@@ -33,22 +38,27 @@ class Workers:
     """
 
     def __init__(
-        self, run: Callable[[socket.socket], None], *, idle_timeout: float | None = None
+        self,
+        run: Callable[[Job], None],
+        *,
+        idle_timeout: float | None = None,
+        name: str = "syncws-worker",
     ) -> None:
         self._run = run
         self._idle_timeout = idle_timeout
+        self._name = name
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[socket.socket | None]] = []
+        self._idle: list[queue.SimpleQueue[Job | None]] = []
         self._threads: list[threading.Thread] = []
         self._numbers = itertools.count()
         self._closed = False
 
-    def submit(self, sock: socket.socket) -> None:
-        """Run ``sock`` on an idle thread, or on a new one.
+    def submit(self, job: Job) -> None:
+        """Run ``job`` on an idle thread, or on a new one.
 
         Raises:
             RuntimeError: the workers are shut down, or no thread could be started ("can't
-                start new thread"); ``sock`` is left to the caller then.
+                start new thread"); ``job`` is left to the caller then.
             MemoryError: no memory for a new thread.
         """
         with self._lock:
@@ -61,7 +71,7 @@ class Workers:
                 thread = threading.Thread(
                     target=self._work,
                     args=(inbox,),
-                    name=f"syncws-worker-{next(self._numbers)}",
+                    name=f"{self._name}-{next(self._numbers)}",
                     daemon=True,
                 )
                 self._threads.append(thread)
@@ -72,17 +82,17 @@ class Workers:
                     # shutdown() does not join it.
                     self._threads.remove(thread)
                     raise
-        inbox.put(sock)
+        inbox.put(job)
 
-    def _work(self, inbox: queue.SimpleQueue[socket.socket | None]) -> None:
-        while (sock := self._next(inbox)) is not None:
-            self._run(sock)
+    def _work(self, inbox: queue.SimpleQueue[Job | None]) -> None:
+        while (job := self._next(inbox)) is not None:
+            self._run(job)
             with self._lock:
                 if self._closed:
                     return
                 self._idle.append(inbox)
 
-    def _next(self, inbox: queue.SimpleQueue[socket.socket | None]) -> socket.socket | None:
+    def _next(self, inbox: queue.SimpleQueue[Job | None]) -> Job | None:
         """The next connection for this thread, or ``None`` when it is to end."""
         while True:
             try:
@@ -96,6 +106,12 @@ class Workers:
                     self._idle.remove(inbox)
                     self._threads.remove(threading.current_thread())
                     return None
+
+    def counts(self) -> tuple[int, int]:
+        """How many threads run a job now, and how many wait for one."""
+        with self._lock:
+            idle = len(self._idle)
+            return len(self._threads) - idle, idle
 
     def shutdown(self) -> None:
         """End every thread; call it once no connection runs anymore."""

@@ -31,18 +31,30 @@ client that went away, silently; what it reads is the end of the stream, so it d
 the connection alive for another request. The application must therefore return its WSGI
 response only once the connection is closed; :class:`WebSocketApp` and
 :class:`syncws.flask.Sock` do so.
+
+Hand-off: gunicorn's ``gthread`` worker has a fixed number of threads (``--threads``), and a
+connection that holds one for its whole life takes it from every other request. With
+``hand_off=True`` (:class:`WebSocketApp`, :func:`handle`, :class:`syncws.flask.Sock`) or
+:func:`hand_off`, the handler runs in a thread of syncws's own instead, and the request
+returns right after the handshake. The server's socket object is pointed at a dead end first
+(``dup2()`` of a socket pair whose other end is closed), so that the response gunicorn then
+writes fails with ``EPIPE`` and its closing of the socket reaches the dead end only, while
+the connection lives on in the duplicate.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
 import logging
+import os
 import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import Any
@@ -62,6 +74,7 @@ from .options import (
     ConnectionKeywords,
     ConnectionOptions,
     LoggerLike,
+    check_bool,
     check_handler,
     check_keywords,
 )
@@ -75,6 +88,7 @@ from .server import (
     server_extensions,
 )
 from .transport import SocketTransport
+from .workers import Workers
 
 __all__ = [
     "AcceptKeywords",
@@ -85,6 +99,7 @@ __all__ = [
     "accept",
     "close_all",
     "close_all_on_signals",
+    "hand_off",
     "handle",
     "run_handler",
 ]
@@ -155,13 +170,31 @@ class _HandedOverTransport(SocketTransport):
 
     def __init__(self, sock: socket.socket, server_socket: socket.socket) -> None:
         super().__init__(sock)
-        self._server_socket = server_socket
+        self._server_socket: socket.socket | None = server_socket
+
+    def release_server_socket(self) -> None:
+        """Cut the server's socket off the connection, which lives on in the duplicate.
+
+        The descriptor of the server's socket object is replaced (``dup2()``) by one end of a
+        socket pair whose other end is closed: whatever the server writes next fails with
+        ``EPIPE``, it reads the end of the stream, and shutting down or closing its socket
+        reaches the dead end only, never the client. The server may then do with its socket
+        all it does after a request, while the connection goes on.
+        """
+        server_socket, self._server_socket = self._server_socket, None
+        if server_socket is None:
+            return
+        dead_end, peer = socket.socketpair()
+        with dead_end, peer:
+            os.dup2(dead_end.fileno(), server_socket.fileno(), inheritable=False)
 
     def close(self) -> None:
         # Shutdown acts on the connection that both descriptors share, and is harmless when
         # the closing handshake has already shut it down.
-        with contextlib.suppress(OSError):
-            self._server_socket.shutdown(socket.SHUT_RDWR)
+        server_socket = self._server_socket
+        if server_socket is not None:
+            with contextlib.suppress(OSError):
+                server_socket.shutdown(socket.SHUT_RDWR)
         super().close()
 
 
@@ -509,6 +542,123 @@ def _close_all_then(
         signal.raise_signal(signum)
 
 
+# Handing connections off to syncws's own threads.
+
+Job = Callable[[], None]
+"""A handed-off connection's work: run its handler, close it."""
+
+# By process: threads do not survive fork(), and a server that imports the application
+# first (gunicorn --preload) then forks workers needs threads in each of them.
+_pools: dict[int, Workers[Job]] = {}
+_pools_lock = threading.Lock()
+
+# As serve()'s worker_idle_timeout: threads idle this long end, down to a few.
+_IDLE_TIMEOUT = 60
+
+
+def _run(job: Job) -> None:
+    try:
+        job()
+    except Exception:
+        # run_handler() deals with the handler's errors: this is a fault of syncws's own or of
+        # the framework around the handler (a Flask teardown function). The thread goes on.
+        logger.error("handed-off connection failed", exc_info=True)
+
+
+def _workers() -> Workers[Job]:
+    """The threads that run handed-off connections, started in this process."""
+    pid = os.getpid()
+    with _pools_lock:
+        pool = _pools.get(pid)
+        if pool is None:
+            pool = _pools[pid] = Workers(_run, idle_timeout=_IDLE_TIMEOUT, name="syncws-wsgi")
+            atexit.register(_close_at_exit)
+        return pool
+
+
+def _hand_off_supported(environ: Mapping[str, Any]) -> bool:
+    """Whether the WSGI server lets a WebSocket connection leave the request's thread.
+
+    gunicorn's ``gthread`` worker does: its threads are a fixed pool (``--threads``) that a
+    connection held for its whole life would take from every other request, and it lets the
+    application keep a socket it has upgraded. Werkzeug's development server gives every
+    request a thread of its own, with no limit: there is nothing to set free, and the
+    connection stays in the request's thread.
+
+    Args:
+        environ: the request's WSGI environ.
+    """
+    return "gunicorn.socket" in environ and bool(environ.get("wsgi.multithread"))
+
+
+def hand_off(environ: Mapping[str, Any], connection: ServerConnection, job: Job) -> bool:
+    """Run ``job`` in a thread of syncws's own, and let the request end at once.
+
+    For a connection that :func:`accept` opened in this request, under gunicorn's
+    ``gthread`` worker: the server's socket is cut off the connection (what the server writes
+    on it from then on fails, and closing it leaves the connection open) and ``job`` runs in
+    a ``syncws-wsgi-<n>`` thread. The application then returns at once, with any response,
+    which the server can't send, and the server's thread serves other requests. Under
+    Werkzeug's development server, which gives every request a thread of its own with no
+    limit, there is nothing to set free: ``job`` stays with the caller. For a Django view::
+
+        websocket = syncws.wsgi.accept(request.environ)
+        job = functools.partial(syncws.server.run_handler, websocket, handler)
+        if not syncws.wsgi.hand_off(request.environ, websocket, job):
+            job()
+        return HttpResponse(status=101)
+
+    :func:`close_all` sees handed-off connections as the others. As the process exits (a
+    gunicorn worker stopping), the connections still open are closed with 1001 (going away)
+    and it waits for their closing handshakes, up to their ``close_timeout``: their threads
+    are daemons, and gunicorn no longer waits for them as it waits for requests.
+
+    Args:
+        environ: the request's WSGI environ.
+        connection: the connection that :func:`accept` returned for this request.
+        job: what to run, e.g. ``functools.partial(run_handler, connection, handler)``;
+            exceptions it raises are logged.
+
+    Returns:
+        ``True`` once ``job`` is on its way; ``False`` when the server does not allow it or
+        no thread could be started (logged): run ``job`` in the request's thread then, as
+        without hand-off.
+    """
+    transport = connection.transport
+    if not _hand_off_supported(environ) or not isinstance(transport, _HandedOverTransport):
+        return False
+    transport.release_server_socket()
+    try:
+        _workers().submit(job)
+    except (RuntimeError, MemoryError) as exc:
+        # Out of threads: the request's thread runs the connection, as without hand-off.
+        # The server's socket is cut off already, which changes nothing for it.
+        logger.warning("no thread to hand the connection off to (%s): it keeps the request's", exc)
+        return False
+    return True
+
+
+def _close_at_exit() -> None:
+    """Close the connections still open with 1001 as the process exits, and wait for their
+    closing handshakes: handed-off connections run in daemon threads, which the interpreter
+    would stop in the middle (1006), and the WSGI server no longer waits for them."""
+    close_all()
+    with _connections_lock:
+        connections = [each for each in _connections if each.state is not State.CLOSED]
+    timeouts = [each.close_timeout for each in connections]
+    deadline = None
+    if None not in timeouts:
+        deadline = time.monotonic() + max((t for t in timeouts if t is not None), default=0)
+    for connection in connections:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        with contextlib.suppress(TimeoutError):
+            connection.wait_closed(remaining)
+
+
+# handle(), WebSocketApp and syncws.flask take a parameter of the same name.
+_hand_off = hand_off
+
+
 _UNSUPPORTED_TEXT = b"This server can't open WebSocket connections; see its log.\n"
 
 
@@ -518,8 +668,10 @@ class WebSocketApp:
     Mount it where the WebSocket route goes (e.g. with a dispatcher middleware), or call it
     from a WSGI application for that route. Requests that are not acceptable handshakes get
     their 4xx response; on an unsupported server, the error is logged and the request gets a
-    ``500``. The handler runs in the request's thread; when it returns the connection closes
-    with 1000, when it raises with 1011.
+    ``500``. The handler runs in the request's thread, or with ``hand_off=True`` under
+    gunicorn's ``gthread`` worker, in a thread of syncws's own while the request ends at once
+    (see :func:`hand_off`); when it returns the connection closes with 1000, when it raises
+    with 1011.
 
     Example::
 
@@ -527,34 +679,45 @@ class WebSocketApp:
             for message in websocket:
                 websocket.send(message)
 
-        app = syncws.wsgi.WebSocketApp(echo, origins=["https://example.com"])
+        app = syncws.wsgi.WebSocketApp(echo, origins=["https://example.com"], hand_off=True)
 
     Args:
         handler: called with each :class:`~syncws.server.ServerConnection`.
+        hand_off: run the handler in a thread of syncws's own where the server allows it,
+            and give the request's thread back to the server at once.
         **options: keyword arguments of :func:`accept` (see :class:`AcceptKeywords`).
 
     Raises:
-        TypeError: ``handler`` is not callable, or an option is not one of :func:`accept`'s
-            or has the wrong type: when the application is made, not at the first request.
+        TypeError: ``handler`` is not callable, ``hand_off`` is not a :class:`bool`, or an
+            option is not one of :func:`accept`'s or has the wrong type: when the
+            application is made, not at the first request.
         ValueError: an option is out of range.
     """
 
     def __init__(
-        self, handler: Callable[[ServerConnection], Any], **options: Unpack[AcceptKeywords]
+        self,
+        handler: Callable[[ServerConnection], Any],
+        *,
+        hand_off: bool = False,
+        **options: Unpack[AcceptKeywords],
     ) -> None:
         check_handler(handler)
+        check_bool("hand_off", hand_off)
         check_keywords(accept, options, caller="WebSocketApp")
         self.handler = handler
+        self.hand_off = hand_off
         self.options = options
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        return handle(environ, start_response, self.handler, **self.options)
+        return handle(environ, start_response, self.handler, hand_off=self.hand_off, **self.options)
 
 
 def handle(
     environ: Mapping[str, Any],
     start_response: StartResponse,
     handler: Callable[[ServerConnection], Any],
+    *,
+    hand_off: bool = False,
     **options: Unpack[AcceptKeywords],
 ) -> Iterable[bytes]:
     """Serve one WSGI request with ``handler``, as :class:`WebSocketApp` does.
@@ -563,11 +726,18 @@ def handle(
         environ: the request's WSGI environ.
         start_response: the server's ``start_response``.
         handler: called with the connection.
+        hand_off: run the handler in a thread of syncws's own where the server allows it
+            (see :func:`hand_off`), and return at once.
         **options: keyword arguments of :func:`accept` (see :class:`AcceptKeywords`).
 
     Returns:
         The WSGI response: the 4xx or 500 answer when there is no connection; otherwise an
-        empty ``101`` that the server can't send anymore, once the connection is closed.
+        empty ``101`` that the server can't send anymore, once the connection is closed or
+        handed off.
+
+    Raises:
+        TypeError: an option is not one of :func:`accept`'s, or has the wrong type.
+        ValueError: an option is out of range.
     """
     log = options.get("logger") or logger
     try:
@@ -589,8 +759,10 @@ def handle(
         log.debug("opening handshake failed: %s", exc)
         start_response("101 Switching Protocols", [])
         return []
-    run_handler(connection, handler, log)
-    # The socket is shut down: the server can't write this response, only log it. 101 is
-    # what the client got.
+    job = functools.partial(run_handler, connection, handler, log)
+    if not (hand_off and _hand_off(environ, connection, job)):
+        job()
+    # The socket is shut down, or cut off the connection: the server can't write this
+    # response, only log it. 101 is what the client got.
     start_response("101 Switching Protocols", [])
     return []
