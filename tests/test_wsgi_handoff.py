@@ -10,6 +10,7 @@ gunicorn runs as a subprocess on 127.0.0.1, stopped by pid.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import logging
 import os
@@ -36,6 +37,7 @@ from test_wsgi import (
 )
 
 import syncws
+import syncws.server
 import syncws.wsgi
 from syncws.exceptions import ConnectionClosedError, ConnectionClosedOK
 
@@ -45,6 +47,7 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 APP = """
 import threading
 
+import syncws.server
 import syncws.wsgi
 
 
@@ -107,6 +110,7 @@ def room(websocket, name):
 """
 
 CONFIG = """
+import syncws.server
 import syncws.wsgi
 
 
@@ -353,3 +357,27 @@ class QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
 def test_hand_off_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="hand_off"):
         syncws.wsgi.WebSocketApp(lambda websocket: None, hand_off="yes")  # type: ignore[arg-type]
+
+
+def test_hand_off_declines_where_the_server_gives_a_thread_per_request() -> None:
+    """hand_off() says False under Werkzeug: the caller runs the job, as a Django view
+    without hand-off would."""
+    results: list[bool] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        websocket = syncws.wsgi.accept(environ)
+        job = functools.partial(syncws.server.run_handler, websocket, echo)
+        results.append(syncws.wsgi.hand_off(environ, websocket, job))
+        if not results[-1]:
+            job()
+        start_response("101 Switching Protocols", [])
+        return []
+
+    def echo(websocket: syncws.ServerConnection) -> None:
+        for message in websocket:
+            websocket.send(message)
+
+    with werkzeug_server(app) as port, syncws.connect(f"ws://127.0.0.1:{port}/") as websocket:
+        websocket.send("in the request's thread")
+        assert websocket.recv(TIMEOUT) == "in the request's thread"
+    assert results == [False]
