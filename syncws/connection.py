@@ -56,6 +56,7 @@ from .keepalive import Keepalive, PingWaiter
 from .messages import Data, MessageQueue
 from .options import ConnectionOptions, check_bool, check_timeout
 from .reading import Reader
+from .stats import ConnectionStats
 from .timers import Timer, call_later
 from .transport import SocketTransport, Transport
 from .writing import Writer
@@ -92,6 +93,7 @@ class Connection:
     __slots__ = (
         "__dict__",
         "_aborted",
+        "_broadcast_skipped",
         "_close_timer",
         "_closed",
         "_failure_timer",
@@ -164,6 +166,8 @@ class Connection:
         self._failure_timer: Timer | None = None
         self._transport_error: BaseException | None = None
         self._aborted = False
+        # Messages broadcast() skipped, for stats; changed with the protocol lock held.
+        self._broadcast_skipped = 0
         self._closed = _Flag()
         self._reading = Reader(
             name=lambda: f"syncws-reader-{self.id.hex[:8]}",
@@ -270,6 +274,34 @@ class Connection:
     def latency(self) -> float:
         """Latency of the last ping answered, in seconds; 0 until one is."""
         return self._keepalive.latency
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """What the connection did so far: bytes, frames and messages in and out, pings,
+        the queue, the write backlog; a snapshot (see :class:`~syncws.stats.ConnectionStats`).
+
+        Counting is always on; taking a snapshot costs about as much as a ``send()``.
+        """
+        # The queue's lock is a leaf: not taken inside the protocol lock.
+        queue_depth, queue_high_water, paused_seconds = self._queue.counts()
+        with self._protocol_lock:
+            protocol = self.protocol
+            return ConnectionStats(
+                bytes_received=protocol.bytes_received,
+                bytes_sent=self._writer.bytes_sent,
+                messages_received=protocol.messages_received,
+                messages_sent=protocol.messages_sent,
+                frames_received=protocol.frames_received,
+                frames_sent=protocol.frames_sent,
+                pings_sent=protocol.pings_sent,
+                pongs_received=protocol.pongs_received,
+                latency=self._keepalive.latency,
+                queue_depth=queue_depth,
+                queue_high_water=queue_high_water,
+                paused_seconds=paused_seconds,
+                broadcast_skipped=self._broadcast_skipped,
+                write_backlog=self._writer.backlog(),
+            )
 
     @property
     def state(self) -> State:
@@ -768,9 +800,12 @@ class Connection:
                 or protocol.sending_fragments
                 or self._writer.backlog() > self.write_limit
             ):
+                self._broadcast_skipped += 1
                 return False
             if frame is not None and not protocol.extensions and not self._masks:
                 protocol.send_data(frame)
+                protocol.frames_sent += 1
+                protocol.messages_sent += 1
             elif opcode is Opcode.TEXT:
                 protocol.send_text(data)
             else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import collections
 import threading
+import time
 from collections.abc import Callable, Generator
 
 from .core.frames import Frame, Opcode
@@ -64,10 +65,24 @@ class MessageQueue:
         """Whether :meth:`put` is blocked because the queue is full."""
         self.pauses = 0
         """How many times :meth:`put` blocked because the queue was full."""
+        # For counts(): the most complete messages that waited at once, the seconds put()
+        # blocked on a full queue, and when the pause in progress started.
+        self._high_water = 0
+        self._paused_time = 0.0
+        self._paused_since = 0.0
 
     def __len__(self) -> int:
         """The number of complete messages waiting."""
         return self._complete
+
+    def counts(self) -> tuple[int, int, float]:
+        """The complete messages waiting, the most that ever waited at once, and the seconds
+        :meth:`put` blocked because the queue was full (the pause in progress included)."""
+        with self._lock:
+            paused_time = self._paused_time
+            if self.paused:
+                paused_time += time.monotonic() - self._paused_since
+            return self._complete, self._high_water, paused_time
 
     @property
     def closed(self) -> bool:
@@ -98,6 +113,9 @@ class MessageQueue:
             handed = False
             if frame.fin:
                 self._complete += 1
+                # Not max(): a call for every message.
+                if self._complete > self._high_water:  # noqa: PLR1730
+                    self._high_water = self._complete
                 handed = self._waiting
             if handed or self._streaming:
                 self._notify()
@@ -105,6 +123,7 @@ class MessageQueue:
             if block and max_queue is not None and self._complete >= max_queue:
                 self.paused = True
                 self.pauses += 1
+                self._paused_since = time.monotonic()
                 try:
                     while (
                         self.max_queue is not None
@@ -114,6 +133,7 @@ class MessageQueue:
                         self._condition().wait()
                 finally:
                     self.paused = False
+                    self._paused_time += time.monotonic() - self._paused_since
         return handed
 
     def start_get(self) -> None:

@@ -13,6 +13,7 @@ handlers, then aborts what is left.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import email.utils
@@ -26,6 +27,7 @@ import ssl as ssl_module
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from types import TracebackType
@@ -62,6 +64,7 @@ from .options import (
     check_seconds,
     check_timeout,
 )
+from .stats import ConnectionStats, ServerStats
 from .transport import SocketTransport, Transport, tls_handshake
 from .version import __version__
 from .workers import Workers
@@ -523,6 +526,14 @@ class Server:
         self._worker_error_log = _Throttle()
         # The Unix socket file to remove on close, with its inode: see unix_serve().
         self._unix_path: tuple[str, int] | None = None
+        # Counters for stats. Those of the accept loop change in its thread only, the one
+        # writer: no update is lost. The others change under _lock, in the workers.
+        self._refused_busy = 0
+        self._accept_errors = 0
+        self._handshakes_accepted = 0
+        self._handshakes_rejected: collections.Counter[int] = collections.Counter()
+        self._closes: collections.Counter[int] = collections.Counter()
+        self._closed_traffic = ConnectionStats()
         sock.setblocking(False)
 
     @property
@@ -530,6 +541,33 @@ class Server:
         """The TCP port the server listens on; ``None`` for a Unix socket."""
         address = self.socket.getsockname()
         return address[1] if isinstance(address, tuple) else None
+
+    @property
+    def stats(self) -> ServerStats:
+        """What the server did so far: connections, handshakes, workers, closes, and the
+        traffic of its connections, summed; a snapshot (see :class:`~syncws.stats.ServerStats`).
+        """
+        with self._lock:
+            connections = list(self.connections)
+            closed_traffic = self._closed_traffic
+            accepted = self._handshakes_accepted
+            rejected = dict(self._handshakes_rejected)
+            closes = dict(self._closes)
+        busy, idle = self._workers.counts()
+        traffic = closed_traffic
+        for connection in connections:
+            traffic = traffic + connection.stats
+        return ServerStats(
+            connections_open=len(connections),
+            handshakes_accepted=accepted,
+            handshakes_rejected=types.MappingProxyType(rejected),
+            refused_busy=self._refused_busy,
+            workers_busy=busy,
+            workers_idle=idle,
+            accept_errors=self._accept_errors,
+            closes=types.MappingProxyType(closes),
+            traffic=traffic,
+        )
 
     def fileno(self) -> int:
         """The file descriptor of the listening socket, as :meth:`socket.socket.fileno`
@@ -619,6 +657,7 @@ class Server:
             return  # another process or thread took it
         except (OSError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or exc.errno in _OUT_OF_RESOURCES:
+                self._accept_errors += 1
                 self._pause_accepting(exc)
                 return
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
@@ -643,6 +682,7 @@ class Server:
             # stack): the client gets 503 as when every worker is busy, and later ones are
             # served once threads are free again.
             self._unregister(sock, registered)
+            self._refused_busy += 1
             held = self._thread_error_log.ready()
             if held is not None:
                 self.logger.error(
@@ -655,6 +695,7 @@ class Server:
             # The socket failed before a worker took it: the client went away, or the system
             # is short of buffers.
             self._unregister(sock, registered)
+            self._accept_errors += 1
             self._refuse(sock)
             if exc.errno in _OUT_OF_RESOURCES:
                 self._pause_accepting(exc)
@@ -663,6 +704,7 @@ class Server:
         except Exception:
             # A fault of syncws's own: this connection is refused, the server goes on.
             self._unregister(sock, registered)
+            self._accept_errors += 1
             held = self._thread_error_log.ready()
             if held is not None:
                 self.logger.error(
@@ -698,6 +740,7 @@ class Server:
 
     def _reject_busy(self, sock: socket.socket) -> None:
         """Answer 503 at once from the accept thread, and close."""
+        self._refused_busy += 1
         held = self._busy_log.ready()
         if held is not None:
             self.logger.warning(
@@ -749,14 +792,26 @@ class Server:
                 with self._lock:
                     self._sockets.discard(sock)
                 sock.close()
+            else:
+                final = connection.stats
             with self._lock:
                 self._active -= 1
                 self._sockets.discard(sock)
                 self._awaiting.discard(sock)
                 if connection is not None:
                     self.connections.discard(connection)
+                    self._count_closed(connection, final)
                 if not self._active:
                     self._idle.notify_all()
+
+    def _count_closed(self, connection: ServerConnection, final: ConnectionStats) -> None:
+        """Add a connection that ended to the stats; lock held."""
+        code = connection.close_code
+        self._closes[CloseCode.ABNORMAL_CLOSURE if code is None else code] += 1
+        # What is still queued is dropped with the connection.
+        self._closed_traffic += dataclasses.replace(
+            final, queue_depth=0, write_backlog=0, latency=0.0
+        )
 
     def _open(self, sock: socket.socket) -> ServerConnection | None:
         """Run TLS and the opening handshake; return the open connection or ``None``."""
@@ -785,6 +840,11 @@ class Server:
             else:
                 self.logger.debug("opening handshake failed: %s", exc)
             return None
+        with self._lock:
+            if response.status_code == 101:
+                self._handshakes_accepted += 1
+            else:
+                self._handshakes_rejected[response.status_code] += 1
         if response.status_code != 101:
             self.logger.debug("handshake rejected with HTTP %d", response.status_code)
             with contextlib.suppress(OSError):

@@ -52,6 +52,7 @@ class Writer:
         "_retry_delay",
         "_retry_timer",
         "_write_lock",
+        "bytes_sent",
         "transport",
         "write_timeout",
     )
@@ -76,6 +77,8 @@ class Writer:
         self._retry_timer: Timer | None = None
         self._retry_delay = RETRY_MIN_DELAY
         self._closed = False
+        self.bytes_sent = 0
+        """Bytes the transport took, for :mod:`syncws.stats`; changed with the write lock held."""
 
     def queue(self, chunks: list[bytes], *, eof: bool = False) -> None:
         """Add bytes to write, and whether the stream ends after them; order lock held."""
@@ -146,8 +149,9 @@ class Writer:
                     self._out = []
                 eof = self._eof and not self._eof_written
             if chunks or transport.backlog():
-                size = sum(map(len, chunks)) if timeout == 0 else 0
+                size = sum(map(len, chunks))
                 if transport.send(chunks, timeout, last=eof):
+                    self.bytes_sent += size
                     # The common case: nothing more queued since (a thread that queues now
                     # finds the write lock taken, and flush() checks again after releasing it).
                     if not self._out and not eof:
@@ -155,7 +159,9 @@ class Writer:
                     continue
                 # Only without waiting; what the transport did not take is left in chunks.
                 # Retry soon while the peer reads; back off while it doesn't.
-                if sum(map(len, chunks)) < size:
+                left = sum(map(len, chunks))
+                self.bytes_sent += size - left
+                if left < size:
                     self._retry_delay = RETRY_MIN_DELAY
                 else:
                     self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_DELAY)

@@ -118,6 +118,7 @@ class Protocol:
         "_send_expect_cont",
         "_utf8",
         "_utf8_started",
+        "bytes_received",
         "close_rcvd",
         "close_rcvd_then_sent",
         "close_sent",
@@ -126,11 +127,17 @@ class Protocol:
         "eof_sent",
         "events",
         "extensions",
+        "frames_received",
+        "frames_sent",
         "logger",
         "max_size",
+        "messages_received",
+        "messages_sent",
         "parser",
         "parser_exc",
         "pending_failure",
+        "pings_sent",
+        "pongs_received",
         "reader",
         "side",
         "state",
@@ -199,6 +206,16 @@ class Protocol:
         self._mask_pool = b""
         self._mask_position = 0
 
+        # Counters for syncws.stats: plain increments where the work is done, no calls.
+        self.bytes_received = 0
+        """Bytes of frames received (once the opening handshake is parsed, without it)."""
+        self.frames_received = 0
+        self.frames_sent = 0
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.pings_sent = 0
+        self.pongs_received = 0
+
         self.parser = self.parse()
         next(self.parser)
 
@@ -213,6 +230,7 @@ class Protocol:
             EOFError: :meth:`receive_eof` was called already.
         """
         self.reader.feed_data(data)
+        self.bytes_received += len(data)
         try:
             next(self.parser)
         except Exception as exc:
@@ -322,6 +340,7 @@ class Protocol:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send while {self.state.name.lower()}")
         self._send_expect_cont = not fin
+        self.messages_sent += fin
         self.send_frame(Frame(Opcode.CONT, data, fin))
 
     def send_close(self, code: int | None = None, reason: str = "") -> None:
@@ -355,6 +374,7 @@ class Protocol:
             ValueError: ``data`` is longer than 125 bytes.
         """
         self._send_control(Opcode.PING, data)
+        self.pings_sent += 1
 
     def send_pong(self, data: bytes) -> None:
         """Queue a Pong frame (an unsolicited one is a heartbeat, RFC 6455 §5.5.3).
@@ -389,6 +409,7 @@ class Protocol:
             raise InvalidState("cannot write after the end of stream")
         for extension in self.extensions:
             frame = extension.encode(frame)
+        self.frames_sent += 1
         if self.debug:
             self.logger.debug("> %s", frame)
         if self.side is Side.CLIENT:
@@ -432,6 +453,8 @@ class Protocol:
         """Parse frames until the connection ends; runs as a generator fed by receive_data."""
         try:
             yield from self.parse_handshake()
+            # Count the frames' bytes only: what the handshake read is not theirs.
+            self.bytes_received = len(self.reader)
             if self.state is State.OPEN or self.state is State.CLOSING:
                 yield from self._parse_frames()
         except ProtocolError as exc:
@@ -543,6 +566,7 @@ class Protocol:
             else:
                 data = yield from read_payload(reader, header, on_data)
             frame = Frame(opcode, data, header.fin, header.rsv1, header.rsv2, header.rsv3)
+            self.frames_received += 1
             if self.debug:
                 self.logger.debug("< %s", frame)
             self.recv_frame(frame)
@@ -622,6 +646,7 @@ class Protocol:
                 if self._recv_opcode is Opcode.TEXT:
                     self._end_utf8()
                 self._recv_opcode = None
+                self.messages_received += 1
             self.events.append(frame)
 
         elif opcode is Opcode.PING:
@@ -632,6 +657,7 @@ class Protocol:
             self.events.append(frame)
 
         elif opcode is Opcode.PONG:
+            self.pongs_received += 1
             self.events.append(frame)
 
         else:
@@ -689,9 +715,12 @@ class Protocol:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send while {self.state.name.lower()}")
         self._send_expect_cont = not fin
+        self.messages_sent += fin
         if self.extensions or self.debug or self.eof_sent:
             self.send_frame(Frame(opcode, data, fin))
-        elif self.side is Side.CLIENT:
+            return
+        self.frames_sent += 1
+        if self.side is Side.CLIENT:
             # The common cases, without a Frame object: they are the hot path of send().
             head = (0x80 if fin else 0) | opcode
             self.writes.append(encode_frame(head, data, self._next_mask_key()))

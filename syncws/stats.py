@@ -1,0 +1,114 @@
+"""Snapshots of what connections and servers did: :attr:`Connection.stats
+<syncws.connection.Connection.stats>` and :attr:`Server.stats <syncws.server.Server.stats>`.
+
+Counting is always on and costs next to nothing: the counters are plain integers that the
+code increments where it does the work anyway (the protocol as it parses and builds frames,
+the writer as the socket takes bytes, the server as it accepts and answers). A snapshot copies
+them into a frozen object, to log, compare or export (:mod:`syncws.prometheus`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+__all__ = ["ConnectionStats", "ServerStats", "total"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """What a connection did so far, as :attr:`Connection.stats
+    <syncws.connection.Connection.stats>` returns it.
+
+    Counters only grow; the gauges (``queue_depth``, ``write_backlog``, ``latency``) say how
+    things are at the time of the snapshot.
+    """
+
+    bytes_received: int = 0
+    """Bytes of WebSocket frames read from the network (the opening handshake excluded)."""
+    bytes_sent: int = 0
+    """Bytes of WebSocket frames that the socket took (the opening handshake excluded)."""
+    messages_received: int = 0
+    """Text and binary messages received, whole (their last frame came)."""
+    messages_sent: int = 0
+    """Text and binary messages sent, whole (their last frame was queued for the socket),
+    broadcasts included."""
+    frames_received: int = 0
+    """Frames received: the frames of data messages, pings, pongs and the Close."""
+    frames_sent: int = 0
+    """Frames sent: the frames of data messages, pings, pongs and the Close."""
+    pings_sent: int = 0
+    """Pings sent: keepalive pings and those of :meth:`Connection.ping
+    <syncws.connection.Connection.ping>`."""
+    pongs_received: int = 0
+    """Pongs received, unsolicited ones included."""
+    latency: float = 0.0
+    """Seconds between the last ping answered and its pong; 0 until one is
+    (:attr:`Connection.latency <syncws.connection.Connection.latency>`)."""
+    queue_depth: int = 0
+    """Messages received and waiting for ``recv()`` now."""
+    queue_high_water: int = 0
+    """The most messages that ever waited for ``recv()`` at once."""
+    paused_seconds: float = 0.0
+    """Seconds the connection stopped reading because ``max_queue`` messages waited (TCP
+    pushes back on the peer meanwhile), the pause in progress included."""
+    broadcast_skipped: int = 0
+    """Messages that :func:`~syncws.connection.broadcast` did not send on this connection:
+    it was not open, was sending a fragmented message, or was over its ``write_limit``."""
+    write_backlog: int = 0
+    """Bytes queued for the socket and not taken by it yet: the peer reads slower than the
+    connection sends."""
+
+    def __add__(self, other: ConnectionStats) -> ConnectionStats:
+        """The two summed: counters and gauges add up; ``latency`` and
+        ``queue_high_water`` are the larger of the two."""
+        if not isinstance(other, ConnectionStats):
+            return NotImplemented
+        values = {
+            field.name: getattr(self, field.name) + getattr(other, field.name)
+            for field in dataclasses.fields(self)
+        }
+        values["latency"] = max(self.latency, other.latency)
+        values["queue_high_water"] = max(self.queue_high_water, other.queue_high_water)
+        return ConnectionStats(**values)
+
+
+def total(stats: Iterable[ConnectionStats]) -> ConnectionStats:
+    """Sum snapshots, e.g. those of a server's connections: see :meth:`ConnectionStats.__add__`."""
+    result = ConnectionStats()
+    for item in stats:
+        result = result + item
+    return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerStats:
+    """What a server did so far, as :attr:`Server.stats <syncws.server.Server.stats>`
+    returns it."""
+
+    connections_open: int = 0
+    """Connections whose handler runs now (some may be closing)."""
+    handshakes_accepted: int = 0
+    """Opening handshakes answered with 101 Switching Protocols."""
+    handshakes_rejected: Mapping[int, int] = dataclasses.field(default_factory=dict)
+    """Opening handshakes answered with another HTTP status, by status: 400 for an invalid
+    request, the status of a ``process_request`` hook's response, 503 while shutting down."""
+    refused_busy: int = 0
+    """Connections answered 503 Service Unavailable before their handshake was read: every
+    worker was busy (``max_connections``), the server was closing, or no worker thread could
+    start. Over TLS they are closed without an answer."""
+    workers_busy: int = 0
+    """Worker threads running a connection now."""
+    workers_idle: int = 0
+    """Worker threads waiting for their next connection now."""
+    accept_errors: int = 0
+    """Times ``accept()`` failed for lack of resources (file descriptors, buffers, memory),
+    or an accepted connection could not be handed to a worker (its socket failed, an
+    internal error)."""
+    closes: Mapping[int, int] = dataclasses.field(default_factory=dict)
+    """Connections closed once open, by the close code the peer sent (1005 for a Close
+    without a code, 1006 without a Close)."""
+    traffic: ConnectionStats = dataclasses.field(default_factory=ConnectionStats)
+    """The :class:`ConnectionStats` of every connection the server opened, open and closed,
+    summed: the gauges (``queue_depth``, ``write_backlog``) are those of the open ones,
+    ``latency`` the largest of them."""
