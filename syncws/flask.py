@@ -165,19 +165,23 @@ class SockConnection(ServerConnection):
         message: Data | bytearray | memoryview | Iterable[Data | bytearray | memoryview],
         timeout: float | None = None,
         *,
+        text: bool | None = None,
         compress: bool = True,
     ) -> None:
         """Send a message, as :meth:`Connection.send() <syncws.connection.Connection.send>`.
 
         Raises:
-            TypeError: the message is not of a type that can be sent.
+            TypeError: the message is not of a type that can be sent, or ``text`` is not a
+                :class:`bool` or ``None``.
+            ValueError: as for :meth:`Connection.send()
+                <syncws.connection.Connection.send>`.
             syncws.exceptions.ConnectionClosed: the connection is closed or closing: this
                 module's ``ConnectionClosed``, with flask-sock's attributes.
             TimeoutError: as for :meth:`Connection.send()
                 <syncws.connection.Connection.send>`.
         """
         try:
-            super().send(message, timeout, compress=compress)
+            super().send(message, timeout, text=text, compress=compress)
         except exceptions.ConnectionClosed as exc:
             raise _flask_sock_error(exc) from exc.__cause__
 

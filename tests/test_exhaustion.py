@@ -114,7 +114,7 @@ def test_worker_thread_that_cannot_start_is_answered_503(
 
 def test_workers_forget_a_thread_that_did_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
     ran = threading.Event()
-    workers = Workers(lambda sock: ran.set())
+    workers: Workers[socket.socket] = Workers(lambda sock: ran.set())
     left, right = socket.socketpair()
     try:
         with failing_starts(monkeypatch, "syncws-worker-", [RuntimeError("no thread")]):

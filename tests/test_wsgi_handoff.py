@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from io_helpers import TIMEOUT, RawFrame, RawPeer, close_payload, frame_bytes, terminate
 from test_wsgi import (
     CONTROL_SOCKET,
@@ -40,6 +41,7 @@ import syncws
 import syncws.server
 import syncws.wsgi
 from syncws.exceptions import ConnectionClosedError, ConnectionClosedOK
+from syncws.flask import Sock
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -381,3 +383,16 @@ def test_hand_off_declines_where_the_server_gives_a_thread_per_request() -> None
         websocket.send("in the request's thread")
         assert websocket.recv(TIMEOUT) == "in the request's thread"
     assert results == [False]
+
+
+def test_sock_connection_sends_bytes_as_text() -> None:
+    """SockConnection.send() takes Connection.send()'s text flag."""
+    app = Flask("text")
+    sock = Sock(app)
+
+    @sock.route("/")
+    def view(websocket: syncws.ServerConnection) -> None:
+        websocket.send(b"caf\xc3\xa9", text=True)
+
+    with werkzeug_server(app) as port, syncws.connect(f"ws://127.0.0.1:{port}/") as websocket:
+        assert websocket.recv(TIMEOUT) == "café"
