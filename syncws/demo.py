@@ -8,6 +8,10 @@ WebSocket the page opens to the same URL. The protocol is JSON text messages:
 * a client sends ``{"action": "plus"}`` or ``{"action": "minus"}``; anything else is answered
   with ``{"type": "error", "message": "..."}`` and changes nothing.
 
+Two more paths show what the server is doing: ``GET /stats`` answers its
+:attr:`~syncws.server.Server.stats` in JSON, and ``GET /metrics`` the same in Prometheus's text
+format, when ``prometheus_client`` is installed (the ``syncws[prometheus]`` extra).
+
 Run it with ``syncws demo``, or from Python::
 
     with serve_demo("127.0.0.1", 8765) as server:
@@ -239,6 +243,37 @@ def _page_response() -> Response:
     return Response(200, "OK", headers, body)
 
 
+def _data_response(body: bytes, content_type: str) -> Response:
+    headers = Headers()
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    headers["Cache-Control"] = "no-store"
+    headers["Connection"] = "close"
+    return Response(200, "OK", headers, body)
+
+
+def _stats_response(server: Server) -> Response:
+    body = json.dumps(server.stats.as_dict(), indent=2).encode()
+    return _data_response(body, "application/json")
+
+
+def _metrics_response(connection: ServerConnection, server: Server) -> Response:
+    # Imported when asked for: the demo (and the command line) run without the extra.
+    try:
+        from prometheus_client import (  # noqa: PLC0415
+            CONTENT_TYPE_LATEST,
+            CollectorRegistry,
+            generate_latest,
+        )
+
+        from .prometheus import ServerCollector  # noqa: PLC0415
+    except ImportError:
+        return connection.respond(404, "Install syncws[prometheus] for /metrics.\n")
+    registry = CollectorRegistry()
+    ServerCollector(server, registry=registry)
+    return _data_response(generate_latest(registry), CONTENT_TYPE_LATEST)
+
+
 def _process_request(connection: ServerConnection, request: Request) -> Response | None:
     path = request.path.partition("?")[0]
     if path != "/":
@@ -251,8 +286,10 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 def serve_demo(host: str = "127.0.0.1", port: int = 8765, **kwargs: Any) -> Server:
     """Start the counter app on ``host`` and ``port``; return the server, not running yet.
 
-    ``GET /`` returns the page; the page opens a WebSocket to the same URL. Other paths get
-    404. Call :meth:`~syncws.server.Server.serve_forever` to run the server, and
+    ``GET /`` returns the page; the page opens a WebSocket to the same URL. ``GET /stats``
+    returns the server's stats in JSON and ``GET /metrics`` in Prometheus's format (with
+    ``prometheus_client``; 404 without). Other paths get 404. Call
+    :meth:`~syncws.server.Server.serve_forever` to run the server, and
     :meth:`~syncws.server.Server.shutdown` (or leave its ``with`` block) to stop it.
 
     Example::
@@ -272,4 +309,14 @@ def serve_demo(host: str = "127.0.0.1", port: int = 8765, **kwargs: Any) -> Serv
     """
     kwargs.setdefault("max_size", 1024)
     counter = _Counter()
-    return serve(counter.handle, host, port, process_request=_process_request, **kwargs)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == "/stats" and not _is_upgrade(request):
+            return _stats_response(server)
+        if path == "/metrics" and not _is_upgrade(request):
+            return _metrics_response(connection, server)
+        return _process_request(connection, request)
+
+    server = serve(counter.handle, host, port, process_request=process_request, **kwargs)
+    return server

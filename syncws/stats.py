@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["ConnectionStats", "ServerStats", "total"]
 
@@ -72,6 +73,10 @@ class ConnectionStats:
         values["queue_high_water"] = max(self.queue_high_water, other.queue_high_water)
         return ConnectionStats(**values)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields in a :class:`dict`, e.g. to log them as JSON."""
+        return dataclasses.asdict(self)
+
 
 def total(stats: Iterable[ConnectionStats]) -> ConnectionStats:
     """Sum snapshots, e.g. those of a server's connections: see :meth:`ConnectionStats.__add__`."""
@@ -112,3 +117,12 @@ class ServerStats:
     """The :class:`ConnectionStats` of every connection the server opened, open and closed,
     summed: the gauges (``queue_depth``, ``write_backlog``) are those of the open ones,
     ``latency`` the largest of them."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields in a :class:`dict` of plain values, e.g. to log them as JSON (which
+        turns the status and close code keys into strings)."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        values["handshakes_rejected"] = dict(self.handshakes_rejected)
+        values["closes"] = dict(self.closes)
+        values["traffic"] = self.traffic.as_dict()
+        return values

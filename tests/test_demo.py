@@ -5,11 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from io_helpers import TIMEOUT, running
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncws.client import ClientConnection, connect
 from syncws.demo import PAGE, serve_demo
@@ -194,3 +196,44 @@ def test_serve_demo_passes_options_to_serve() -> None:
             # 2 KiB is over the default limit of the demo, under this one.
             websocket.send(json.dumps({"action": "plus", "padding": "x" * 2000}))
             assert receive(websocket)["type"] == "error"
+
+
+# What the server is doing.
+
+
+def test_stats_show_the_connections_and_their_traffic(demo: Server) -> None:
+    with join(demo, 1) as websocket:
+        websocket.send(json.dumps({"action": "plus"}))
+        assert receive(websocket) == {"type": "value", "value": 1}
+        response, body = get(demo, "/stats")
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "application/json"
+    stats = json.loads(body)
+    assert stats["connections_open"] == 1
+    assert stats["handshakes_accepted"] == 1
+    assert stats["traffic"]["messages_received"] == 1
+    assert stats["traffic"]["messages_sent"] == 3  # value, users, new value
+
+
+def test_metrics_are_in_prometheus_format(demo: Server) -> None:
+    with join(demo, 1):
+        response, body = get(demo, "/metrics")
+    assert response.status == 200
+    assert (response.getheader("Content-Type") or "").startswith("text/plain")
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+    assert samples["syncws_connections_open"] == 1
+    assert samples["syncws_messages_sent_total"] == 2
+
+
+def test_metrics_without_prometheus_client_say_what_to_install(
+    demo: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "syncws.prometheus", raising=False)
+    response, body = get(demo, "/metrics")
+    assert response.status == 404
+    assert b"syncws[prometheus]" in body
