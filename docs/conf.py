@@ -54,9 +54,12 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 
 # The build runs nitpicky (-n). Without intersphinx, references into the standard library,
-# typeshed, typing_extensions and Werkzeug (syncws.router's URL map) cannot resolve: only
-# those are ignored, so that a broken reference to syncws's own API still fails the build.
-_external = sorted({*sys.stdlib_module_names, "_typeshed", "typing_extensions", "werkzeug"})
+# typeshed, typing_extensions, Werkzeug (syncws.router's URL map) and prometheus_client
+# (syncws.prometheus) cannot resolve: only those are ignored, so that a broken reference to
+# syncws's own API still fails the build.
+_external = sorted(
+    {*sys.stdlib_module_names, "_typeshed", "typing_extensions", "werkzeug", "prometheus_client"}
+)
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(map(re.escape, _external))})(\..*)?"),
     # typeshed protocols that annotations import under TYPE_CHECKING appear unqualified.
@@ -65,6 +68,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"SSLContext"),
     # Werkzeug's URL map, as syncws.router imports it by name.
     (r"py:class", r"Map"),
+    # prometheus_client's classes, as syncws.prometheus imports them by name.
+    (r"py:class", r"CollectorRegistry|Metric"),
     # Private names, such as a module's TypeVar _T, are not documented on purpose.
     (r"py:class", r"([\w.]+\.)?_[A-Za-z0-9]\w*"),
 ]

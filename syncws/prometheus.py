@@ -88,8 +88,8 @@ class ServerCollector(Collector):
 
     Raises:
         ValueError: a collector with the same metric names is registered in ``registry``
-            already (another server's: give each server other ``labels`` and its own
-            registry, or register one collector only).
+            already: another server's, say. Give each server a registry of its own and
+            ``labels`` of its own.
     """
 
     def __init__(

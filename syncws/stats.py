@@ -79,7 +79,8 @@ class ConnectionStats:
 
 
 def total(stats: Iterable[ConnectionStats]) -> ConnectionStats:
-    """Sum snapshots, e.g. those of a server's connections: see :meth:`ConnectionStats.__add__`."""
+    """Sum snapshots, e.g. those of a server's connections, as ``+`` does: counters and
+    gauges add up; ``latency`` and ``queue_high_water`` are the largest."""
     result = ConnectionStats()
     for item in stats:
         result = result + item
