@@ -85,6 +85,9 @@ POKE = 8
 FINISH = 16
 """Reading is over and nobody holds the socket: tear the connection down (once)."""
 
+# The actions carried out with the lock held (see Reader._apply); the others after.
+_UNDER_LOCK = START | WAKE
+
 
 class Holder(enum.Enum):
     """Who reads the socket now."""
@@ -395,8 +398,11 @@ class Reader:
         Raises:
             TimeoutError: nothing came before ``deadline``; nothing was read.
         """
+        # Once per message received by recv() itself: calls are counted here.
         try:
-            data = self.transport.recv(self.read_limit, remaining(deadline))
+            data = self.transport.recv(
+                self.read_limit, None if deadline is None else remaining(deadline)
+            )
         except TimeoutError:
             raise
         except OSError as exc:
@@ -410,7 +416,12 @@ class Reader:
 
     def release(self) -> None:
         """For the consumer: let go of the socket."""
-        self._transition(lambda: self.state.consumer_release(time.monotonic()))
+        with self._lock:
+            actions = self.state.consumer_release(time.monotonic())
+            if actions & _UNDER_LOCK:
+                actions = self._apply(actions)
+        if actions:
+            self._after(actions)
 
     def wake(self) -> None:
         """Make the reader thread read now, starting one if needed."""
@@ -444,7 +455,8 @@ class Reader:
         """Make a transition under the lock and carry out its actions."""
         with self._lock:
             actions = self._apply(transition())
-        self._after(actions)
+        if actions:
+            self._after(actions)
 
     def _apply(self, actions: int, events: Callable[[], bool] | None = None) -> int:
         """Carry out what needs the lock; return what must be done without it."""
