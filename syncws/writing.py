@@ -149,7 +149,8 @@ class Writer:
                     self._out = []
                 eof = self._eof and not self._eof_written
             if chunks or transport.backlog():
-                size = sum(map(len, chunks))
+                # One chunk is the common case, and len() costs less than sum(map()).
+                size = len(chunks[0]) if len(chunks) == 1 else sum(map(len, chunks))
                 if transport.send(chunks, timeout, last=eof):
                     self.bytes_sent += size
                     # The common case: nothing more queued since (a thread that queues now
