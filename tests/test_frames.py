@@ -6,6 +6,7 @@ import codecs
 import importlib.util
 import random
 import sys
+import tracemalloc
 from collections.abc import Callable
 from itertools import pairwise
 
@@ -27,6 +28,7 @@ from syncws.core.frames import (
     apply_mask,
     read_header,
     read_payload,
+    take_payload,
     valid_close_code,
     validate_utf8_prefix,
 )
@@ -392,6 +394,53 @@ def test_read_payload_without_on_data_copies_once() -> None:
     reader.feed_data(data[8:] + b"\x81")
     assert run(parser) == b"hello"
     assert reader.buffer == b"\x81"
+
+
+@pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
+def test_read_payload_lets_go_of_a_large_buffer_once_read(mask: bool) -> None:
+    # A large message arrives in several reads, so the buffer grows to its size; once it is
+    # read, the connection must not hold that much memory while it waits for the next one.
+    payload = random.Random(1).randbytes(300_000)
+    data = wire("82 7f 00 00 00 00 00 04 93 e0", payload, masked=mask)
+    reader = StreamReader()
+    reader.feed_data(data[:65536])
+    header = run(read_header(reader, mask=mask))
+    parser = read_payload(reader, header)
+    for start in range(65536, len(data), 65536):
+        assert next(parser) is None
+        reader.feed_data(data[start : start + 65536])
+    assert run(parser) == payload
+    assert len(reader) == 0
+    assert sys.getsizeof(reader.data) < 1024
+
+
+@pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "in-pieces"])
+def test_payload_is_copied_once(mask: bool, split: bool) -> None:
+    # The payload leaves the buffer as one bytes object, without an intermediate copy of
+    # its size: with many threads, every message-sized allocation counts.
+    payload = random.Random(2).randbytes(300_000)
+    data = wire("82 7f 00 00 00 00 00 04 93 e0", payload, masked=mask)
+    reader = StreamReader()
+    reader.feed_data(data[:100_000] if split else data)
+    header = run(read_header(reader, mask=mask))
+    tracemalloc.start()
+    try:
+        if split:
+            parser = read_payload(reader, header)
+            assert next(parser) is None
+            reader.feed_data(data[100_000:])
+            tracemalloc.reset_peak()
+            before, _ = tracemalloc.get_traced_memory()
+            result = run(parser)
+        else:
+            before = 0
+            result = take_payload(reader, header)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result == payload
+    assert peak - before < len(payload) + 50_000
 
 
 @settings(max_examples=150)

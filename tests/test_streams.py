@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from itertools import pairwise
 from typing import TypeVar
@@ -339,3 +340,29 @@ def test_a_view_of_the_buffer_never_makes_a_feed_or_a_read_fail(read_all: bool) 
     view_of_new.release()
     reader.feed_data(b"!")
     assert reader.buffer == b"!"
+
+
+def test_advance_keeps_a_small_buffer_and_lets_go_of_a_large_one_once_read() -> None:
+    reader = reader_with(b"x" * 100)
+    reader.advance(40)
+    assert (reader.pos, len(reader)) == (40, 60)
+    reader.advance(100)
+    assert reader.pos == 100  # small: kept, dropped by the next feed as before
+    large = b"y" * 200_000
+    reader.feed_data(large)
+    reader.advance(100_000)
+    assert (len(reader), reader.buffer) == (100_000, large[100_000:])
+    reader.advance(200_000)
+    assert (reader.pos, len(reader.data)) == (0, 0)
+    assert sys.getsizeof(reader.data) < 1024
+    reader.feed_data(b"next")
+    assert reader.buffer == b"next"
+
+
+def test_advance_leaves_a_viewed_large_buffer_to_its_viewer() -> None:
+    reader = reader_with(b"z" * 100_000)
+    view = memoryview(reader.data)
+    reader.advance(100_000)
+    assert (reader.pos, reader.data) == (0, bytearray())
+    assert len(view) == 100_000
+    view.release()

@@ -448,7 +448,8 @@ def _payload_slice(
 ) -> bytes:
     """Bytes ``begin:stop`` of a payload that starts at ``start`` in ``buffer``, unmasked."""
     if mask_key is None:
-        return bytes(buffer[begin:stop])
+        # Through a view, copied once: a slice of the bytearray would be a second copy.
+        return bytes(memoryview(buffer)[begin:stop])
     # The key repeats every 4 bytes from the start of the payload: rotate it to begin there.
     shift = (begin - start) & 3
     if shift:
@@ -495,7 +496,7 @@ def read_payload(
         yield
     base = reader.pos
     data = _payload_slice(reader.data, base + done, base + end, base + start, mask_key)
-    reader.pos = base + end
+    reader.advance(base + end)
     if on_data is not None:
         on_data(data)
     if pieces:

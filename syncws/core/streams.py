@@ -12,6 +12,10 @@ from collections.abc import Generator
 
 __all__ = ["StreamReader"]
 
+# A buffer that held more than this is let go of as soon as everything in it was read, rather
+# than kept at its high-water size while the connection waits for its next message.
+_KEEP_SIZE = 65536
+
 
 class StreamReader:
     """A buffer fed with bytes and read by generator-based parsers.
@@ -70,6 +74,23 @@ class StreamReader:
             del self.data[:pos]
         except BufferError:
             self.data = self.data[pos:]
+
+    def advance(self, pos: int) -> None:
+        """Move :attr:`pos` to ``pos``, past bytes read; let go of the buffer when it was large
+        and everything in it was read.
+
+        A connection that received a large message then holds no buffer of its size while it
+        waits: the memory goes back to the allocator at once, not when the next bytes come.
+        """
+        data = self.data
+        if pos == len(data) and pos > _KEEP_SIZE:
+            self.pos = 0
+            try:
+                del data[:]
+            except BufferError:
+                self.data = bytearray()
+        else:
+            self.pos = pos
 
     def feed_eof(self) -> None:
         """Mark the end of the stream.
