@@ -897,8 +897,19 @@ class Connection:
     def _receive_events(self, events: Iterable[Event], *, block: bool = True) -> bool:
         """Queue the events received; whether a message was handed over."""
         handed = False
+        put = self._queue.put
         for event in events:
-            handed |= self._process_event(event, block=block)
+            # Once per frame: no call but the queue's for a data frame.
+            if not isinstance(event, Frame):
+                continue
+            opcode = event.opcode
+            if opcode in _DATA_OPCODES:
+                try:
+                    handed |= put(event, block)
+                except EOFError:
+                    break  # the queue is closed: the connection is over
+            elif opcode is Opcode.PONG:
+                self._keepalive.acknowledge(event.data)
         if self.protocol.pending_failure is not None:
             self._failure_found()
         return handed
@@ -929,19 +940,6 @@ class Connection:
         self._queue.poke()
         self._reading.start_closing()
         self._flush_soon()
-
-    def _process_event(self, event: Event, *, block: bool) -> bool:
-        if not isinstance(event, Frame):
-            return False
-        opcode = event.opcode
-        if opcode in _DATA_OPCODES:
-            try:
-                return self._queue.put(event, block)
-            except EOFError:
-                return False
-        if opcode is Opcode.PONG:
-            self._keepalive.acknowledge(event.data)
-        return False
 
     def _finish(self) -> None:
         """Tear down, in the reader thread, once the connection is over."""
