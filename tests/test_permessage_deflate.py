@@ -111,7 +111,9 @@ def masked(header: str, payload: bytes = b"") -> bytes:
     )
 
 
-def server_with(extension: Extension | None, max_size: int | None = MiB) -> Protocol:
+def server_with(
+    extension: Extension | None, max_size: int | tuple[int | None, int | None] | None = MiB
+) -> Protocol:
     protocol = Protocol(Side.SERVER, max_size=max_size)
     if extension is not None:
         protocol.extensions = [extension]
@@ -764,6 +766,36 @@ def test_p2_bomb_spread_over_fragments() -> None:
     # bytes too); the fiftieth does not.
     assert len(events) == 49
     assert sum(len(frame.data) for frame in events if isinstance(frame, Frame)) <= max_size
+    assert close_code_sent(server) == 1009
+
+
+def test_frame_limit_applies_once_decompressed() -> None:
+    # max_size=(message, frame), as in websockets: a compressed frame far under the frame
+    # limit on the wire fails once it decompresses to more.
+    compressed = deflate(b"\x00" * 2000)
+    assert len(compressed) < 100
+    server = server_with(PerMessageDeflate(False, False, 15, 15), max_size=(MiB, 1000))
+    server.receive_data(from_client(Frame(Opcode.BINARY, deflate(b"\x00" * 1000), rsv1=True)))
+    assert server.events_received() == [Frame(Opcode.BINARY, b"\x00" * 1000)]
+    server.receive_data(from_client(Frame(Opcode.BINARY, compressed, rsv1=True)))
+    assert server.events_received() == []
+    assert str(server.parser_exc) == "decompressed frame exceeds limit of 1000 bytes"
+    assert close_code_sent(server) == 1009
+
+
+def test_message_limit_applies_once_decompressed_with_a_frame_limit() -> None:
+    compressor = zlib.compressobj(wbits=-15)
+    frames = []
+    for index in range(4):
+        data = compressor.compress(b"\x00" * 900) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        last = index == 3
+        opcode = Opcode.BINARY if index == 0 else Opcode.CONT
+        frames.append(Frame(opcode, data[:-4] if last else data, fin=last, rsv1=index == 0))
+    server = server_with(PerMessageDeflate(False, False, 15, 15), max_size=(2500, 1000))
+    server.receive_data(from_client(*frames))
+    # Each frame holds 900 bytes, under the frame limit; the third takes the message over.
+    assert len(server.events_received()) == 2
+    assert "left for its message" in str(server.parser_exc)
     assert close_code_sent(server) == 1009
 
 

@@ -531,6 +531,57 @@ def test_G5_message_of_exactly_max_size(side: Side) -> None:
     assert_failed(protocol, 1009)
 
 
+# A (message, frame) pair for max_size, as in websockets: the frame limit.
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_frame_over_the_frame_limit_fails_before_its_payload(side: Side) -> None:
+    protocol = Protocol(side, max_size=(2**20, 300))
+    assert (protocol.max_size, protocol.max_frame_size) == (2**20, 300)
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"f" * 300)))
+    assert received(protocol) == [Frame(BINARY, b"f" * 300)]
+    # The header of a 301-byte frame, and not one byte of its payload: that is enough.
+    protocol.receive_data(frame_in(side, "82 7E 01 2D"))
+    assert received(protocol) == []
+    assert str(protocol.parser_exc) == "frame of 301 bytes exceeds limit of 300 bytes"
+    assert_failed(protocol, 1009)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_frames_under_the_frame_limit_over_the_message_limit(side: Side) -> None:
+    protocol = Protocol(side, max_size=(1000, 300))
+    frames = text_frames(b"m" * 1500, [300, 600, 900, 1200])
+    protocol.receive_data(b"".join(encode_in(side, frame) for frame in frames))
+    # 300 + 300 + 128 = 728 bytes fit; a third frame makes 1156 of the 1000 allowed.
+    assert received(protocol) == frames[:2]
+    assert "exceeds limit of 1000 bytes" in str(protocol.parser_exc)
+    assert_failed(protocol, 1009)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_frame_limit_without_a_message_limit(side: Side) -> None:
+    protocol = Protocol(side, max_size=(None, 100))
+    frames = text_frames(b"m" * 10_000, list(range(100, 10_000, 100)))
+    protocol.receive_data(b"".join(encode_in(side, frame) for frame in frames))
+    assert received(protocol) == frames
+    assert_open(protocol)
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"m" * 101)))
+    assert received(protocol) == []
+    assert_failed(protocol, 1009)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("max_size", [1000, None, (1000, None), (None, None)])
+def test_an_integer_or_none_limits_the_message_only(
+    side: Side, max_size: int | tuple[int | None, int | None] | None
+) -> None:
+    protocol = Protocol(side, max_size=max_size)
+    assert protocol.max_frame_size is None
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"m" * 1000)))
+    assert received(protocol) == [Frame(BINARY, b"m" * 1000)]
+    assert_open(protocol)
+
+
 # U1-U4: UTF-8.
 
 
@@ -1764,7 +1815,7 @@ class Outcome(NamedTuple):
 class Case(NamedTuple):
     build: Callable[[Side], list[bytes]]  # the chunks received by a protocol on that side
     sides: tuple[Side, ...] = (Side.SERVER, Side.CLIENT)
-    max_size: int | None = 2**20
+    max_size: int | tuple[int | None, int | None] | None = 2**20
     eof: bool = False
     close_first: bool = False  # send Close 1000 before receiving anything
 
@@ -1793,6 +1844,15 @@ DIFF_CASES: dict[str, Case] = {
     ),
     "F1": Case(_frames(("82 FF 7F FF FF FF FF FF FF FF", b""))),
     "F2": Case(_frames(("82 FF 80 00 00 00 00 00 00 05", b"hello"))),
+    "frame-limit-header-only": Case(_frames(("82 7E 01 2D", b"")), max_size=(2**20, 300)),
+    "frame-limit-exactly": Case(_frames(("82 7E 01 2C", bytes(300))), max_size=(2**20, 300)),
+    "frame-limit-then-message-limit": Case(
+        _frames(("02 7E 01 2C", bytes(300)), ("80 7E 01 2C", bytes(300))), max_size=(500, 300)
+    ),
+    "frame-limit-only": Case(
+        _frames(("02 64", bytes(100)), *[("00 64", bytes(100))] * 8, ("80 64", bytes(100))),
+        max_size=(None, 100),
+    ),
     "F2-no-max-size": Case(_frames(("82 FF 80 00 00 00 00 00 00 05", b"hello")), max_size=None),
     "F3-16-bit": Case(_frames(("82 FE 00 05", b"hello"))),
     "F3-64-bit": Case(_frames(("82 FF 00 00 00 00 00 00 00 C8", bytes(200)))),

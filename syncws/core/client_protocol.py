@@ -82,7 +82,7 @@ class ClientProtocol(Protocol):
         extensions: Sequence[ClientExtensionFactory] | None = None,
         subprotocols: Sequence[str] | None = None,
         state: State = State.CONNECTING,
-        max_size: int | None = 2**20,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if subprotocols is not None:

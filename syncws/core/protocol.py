@@ -104,12 +104,17 @@ class Protocol:
             ``max_size - 999 * 128`` bytes. Larger messages fail the connection with 1009.
             ``None`` for no limit, neither on the size nor on the number of frames: a message
             then takes as much memory as the peer sends, so only for trusted peers.
+            A ``(message, frame)`` pair, as in websockets, also limits the payload of each
+            frame: a frame whose length is over it fails with 1009 before its payload is
+            read, and so does a compressed frame that decompresses to more. Either may be
+            ``None``; an integer or ``None`` alone limits the message only.
         logger: where to log; frames are logged at DEBUG level.
     """
 
     # Slots: every connection has one. __dict__ stays for subclasses' own attributes.
     __slots__ = (
         "__dict__",
+        "_frame_limit",
         "_mask_pool",
         "_mask_position",
         "_recv_opcode",
@@ -130,6 +135,7 @@ class Protocol:
         "frames_received",
         "frames_sent",
         "logger",
+        "max_frame_size",
         "max_size",
         "messages_received",
         "messages_sent",
@@ -149,12 +155,28 @@ class Protocol:
         side: Side,
         *,
         state: State = State.OPEN,
-        max_size: int | None = 2**20,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.side = side
         self.state = state
-        self.max_size = max_size
+        if isinstance(max_size, tuple):
+            message_limit, frame_limit = max_size
+        else:
+            message_limit, frame_limit = max_size, None
+        self.max_size: int | None = message_limit
+        """The largest message accepted, in bytes; ``None`` for no limit."""
+        self.max_frame_size: int | None = frame_limit
+        """The largest frame payload accepted, in bytes; ``None`` for no limit but the
+        message's."""
+        # What a frame's header may announce: no frame can be larger than its message.
+        self._frame_limit = (
+            message_limit
+            if frame_limit is None
+            else frame_limit
+            if message_limit is None
+            else min(message_limit, frame_limit)
+        )
         if logger is None:
             logger = logging.getLogger("syncws.client" if side is Side.CLIENT else "syncws.server")
         self.logger = logger
@@ -547,11 +569,11 @@ class Protocol:
             # whole frame in the buffer, runs without a generator.
             allow_rsv = bool(self.extensions)
             header = parse_header(
-                buffer, pos, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv
+                buffer, pos, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
             )
             if header is None:
                 header = yield from read_header(
-                    reader, mask=mask, max_size=self.max_size, allow_rsv=allow_rsv
+                    reader, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
                 )
                 buffer = reader.data
             opcode = header.opcode
@@ -628,8 +650,20 @@ class Protocol:
             remaining = None
             if self.max_size is not None:
                 remaining = self.max_size - self._recv_size
-            for extension in reversed(self.extensions):
-                frame = extension.decode(frame, max_size=remaining)
+            frame_limit = self.max_frame_size
+            if frame_limit is not None and (remaining is None or frame_limit < remaining):
+                # The frame limit applies to the payload once decompressed too, as in
+                # websockets: each frame of a compressed message stays bounded in memory.
+                try:
+                    for extension in reversed(self.extensions):
+                        frame = extension.decode(frame, max_size=frame_limit)
+                except PayloadTooBig:
+                    raise PayloadTooBig(
+                        f"decompressed frame exceeds limit of {frame_limit} bytes"
+                    ) from None
+            else:
+                for extension in reversed(self.extensions):
+                    frame = extension.decode(frame, max_size=remaining)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:
                 raise ProtocolError("reserved bits must be 0 once extensions decoded the frame")
 

@@ -98,7 +98,7 @@ class ServerProtocol(Protocol):
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: Callable[[ServerProtocol, Sequence[str]], str | None] | None = None,
         state: State = State.CONNECTING,
-        max_size: int | None = 2**20,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if isinstance(origins, str):
