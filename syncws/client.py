@@ -178,8 +178,8 @@ def connect(
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
     write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
+    max_size: int | tuple[int | None, int | None] | None = 2**20,
+    max_queue: int | tuple[int | None, int | None] | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
     logger: LoggerLike | None = None,
@@ -277,8 +277,12 @@ def connect(
         close_timeout: seconds to wait for the closing handshake before aborting.
         write_timeout: seconds a write may go without progress before aborting.
         max_size: the largest message accepted, in bytes; each fragment after the first
-            counts 128 bytes more. ``None`` for no limit.
-        max_queue: how many received messages may wait before reading pauses.
+            counts 128 bytes more. ``None`` for no limit. A ``(message, frame)`` pair also
+            limits the payload of each frame, as in websockets (see :ref:`limits`).
+        max_queue: the high-water mark: how many received messages may wait before
+            reading pauses; reading resumes when no more than the low-water mark,
+            ``max_queue // 4``, wait. A ``(high, low)`` pair sets both, as in websockets
+            (counted in messages, not frames); ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which ``broadcast`` skips the connection.
         logger: the logger; by default ``logging.getLogger("syncws.client")``.
@@ -290,7 +294,8 @@ def connect(
     Raises:
         TypeError: an argument has the wrong type, or is not a parameter of ``connect`` (a
             misspelt name fails here, before any I/O).
-        ValueError: an argument is out of range, e.g. a timeout that is not positive.
+        ValueError: an argument is out of range, e.g. a timeout that is not positive, or a
+            ``max_queue`` whose low-water mark is above its high-water mark.
         InvalidURI: ``uri`` is not a valid WebSocket URI, nor a ``Location`` it redirects to.
         OSError: the TCP connection failed; when it was to a proxy, the message names the
             proxy (the type and ``errno`` are those of the error).

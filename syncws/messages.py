@@ -2,9 +2,11 @@
 
 The reader thread, or the thread in ``recv()`` when it reads the socket itself, puts data
 frames; :meth:`MessageQueue.get` takes whole messages and
-:meth:`MessageQueue.get_iter` takes the frames of one message as they arrive. When
-``max_queue`` complete messages wait, :meth:`~MessageQueue.put` blocks: the reader stops
-reading, the kernel's buffers fill up and TCP pushes back on the peer. Nothing is dropped and
+:meth:`MessageQueue.get_iter` takes the frames of one message as they arrive. When the
+high-water mark of ``max_queue`` complete messages wait, :meth:`~MessageQueue.put` blocks:
+the reader stops reading, the kernel's buffers fill up and TCP pushes back on the peer. It
+returns once the consumer brought them down to the low-water mark, so that the reader then
+reads many messages in a row rather than one per message taken. Nothing is dropped and
 memory stays bounded, at about ``max_queue * max_size``.
 
 :meth:`~MessageQueue.close` wakes every waiting thread: the consumer gets :exc:`EOFError` once
@@ -23,6 +25,7 @@ from collections.abc import Callable, Generator
 from .core.frames import Frame, Opcode
 from .deadline import deadline_after, remaining
 from .exceptions import ConcurrencyError
+from .options import check_max_queue, water_marks
 
 __all__ = ["Data", "MessageQueue"]
 
@@ -34,14 +37,26 @@ class MessageQueue:
     """Frames in, messages out, for one consumer thread at a time.
 
     Args:
-        max_queue: how many complete messages may wait before :meth:`put` blocks; ``None``
-            for no limit.
+        max_queue: the high-water mark: how many complete messages may wait before
+            :meth:`put` blocks, until no more than the low-water mark, ``max_queue // 4``,
+            wait; a ``(high, low)`` pair sets both (see :ref:`limits`); ``None`` for no
+            limit.
+
+    Raises:
+        TypeError: ``max_queue`` is neither an integer, ``None`` nor a pair of them.
+        ValueError: a water mark is out of range.
     """
 
-    def __init__(self, max_queue: int | None = 16) -> None:
-        if max_queue is not None and max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
-        self.max_queue = max_queue
+    def __init__(self, max_queue: int | tuple[int | None, int | None] | None = 16) -> None:
+        check_max_queue(max_queue)
+        high, low = water_marks(max_queue)
+        self.max_queue = high
+        """The high-water mark; ``None`` for no limit."""
+        self.low = low
+        """The low-water mark; ``None`` for no limit."""
+        # How many complete messages may wait when a blocked put() returns: the low-water
+        # mark, or one less than the high-water mark when they are equal.
+        self._resume_at = 0 if high is None or low is None else min(low, high - 1)
         # Critical sections take the lock itself: `with lock` runs in C, while `with
         # condition` runs two Python methods. The condition is only for waiting.
         self._lock = threading.Lock()
@@ -125,9 +140,10 @@ class MessageQueue:
                 self.pauses += 1
                 self._paused_since = time.monotonic()
                 try:
+                    # Hysteresis: wait for the low-water mark, not for the first room.
                     while (
                         self.max_queue is not None
-                        and self._complete >= self.max_queue
+                        and self._complete > self._resume_at
                         and not self._closed
                     ):
                         self._condition().wait()
@@ -171,8 +187,8 @@ class MessageQueue:
                     chunks.append(frame.data)
                 data = b"".join(chunks)
             self._complete -= 1
-            if self.paused:
-                # Wake the reader: there is room now.
+            if self.paused and self._complete <= self._resume_at:
+                # Wake the reader: the queue is down to the low-water mark.
                 self._notify()
         if decode is None:
             return data.decode() if opcode is Opcode.TEXT else data

@@ -27,13 +27,19 @@ __all__ = [
     "ConnectionKeywords",
     "ConnectionOptions",
     "LoggerLike",
+    "MaxQueue",
+    "MaxSize",
     "check_bool",
     "check_compression",
     "check_count",
     "check_handler",
     "check_keywords",
+    "check_max_queue",
+    "check_max_size",
     "check_seconds",
     "check_timeout",
+    "size_limits",
+    "water_marks",
 ]
 
 # LoggerAdapter takes no type argument at run time before Python 3.11: a forward reference.
@@ -42,6 +48,12 @@ LoggerLike: TypeAlias = Union[logging.Logger, "logging.LoggerAdapter[logging.Log
 
 Compression = Literal["deflate"] | None
 """``"deflate"`` for permessage-deflate (RFC 7692), ``None`` for no compression."""
+
+MaxSize: TypeAlias = int | tuple[int | None, int | None] | None
+"""The type of the ``max_size`` option: a message limit, or a ``(message, frame)`` pair."""
+
+MaxQueue: TypeAlias = int | tuple[int | None, int | None] | None
+"""The type of the ``max_queue`` option: a high-water mark, or a ``(high, low)`` pair."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,9 +72,13 @@ class ConnectionOptions:
             before the connection is aborted; ``None`` waits as long as it takes.
         max_size: the largest message accepted, in bytes; each fragment after the first
             counts 128 bytes more (:data:`~syncws.core.protocol.FRAME_OVERHEAD`).
-            ``None`` for no limit, on the size or on the number of fragments.
-        max_queue: how many received messages may wait for ``recv()`` before reading
-            pauses; ``None`` for no limit.
+            ``None`` for no limit, on the size or on the number of fragments. A
+            ``(message, frame)`` pair also limits the payload of each frame, which fails
+            before it is read (see :ref:`limits`).
+        max_queue: the high-water mark: how many received messages may wait for ``recv()``
+            before reading pauses; reading resumes when no more than the low-water mark,
+            ``max_queue // 4``, wait. A ``(high, low)`` pair sets both (see
+            :ref:`limits`); ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips the
             connection, and the reader stops reading until they are written.
@@ -73,8 +89,8 @@ class ConnectionOptions:
     ping_timeout: float | None = 20
     close_timeout: float | None = 10
     write_timeout: float | None = 10
-    max_size: int | None = 2**20
-    max_queue: int | None = 16
+    max_size: int | tuple[int | None, int | None] | None = 2**20
+    max_queue: int | tuple[int | None, int | None] | None = 16
     read_limit: int = 2**16
     write_limit: int = 2**16
 
@@ -89,8 +105,8 @@ class ConnectionOptions:
         check_seconds("ping_timeout", self.ping_timeout)
         check_seconds("close_timeout", self.close_timeout)
         check_seconds("write_timeout", self.write_timeout)
-        check_count("max_size", self.max_size, minimum=1, optional=True)
-        check_count("max_queue", self.max_queue, minimum=1, optional=True)
+        check_max_size(self.max_size)
+        check_max_queue(self.max_queue)
         check_count("read_limit", self.read_limit, minimum=1)
         check_count("write_limit", self.write_limit, minimum=0)
 
@@ -106,8 +122,8 @@ class ConnectionKeywords(TypedDict, total=False):
     ping_timeout: float | None
     close_timeout: float | None
     write_timeout: float | None
-    max_size: int | None
-    max_queue: int | None
+    max_size: int | tuple[int | None, int | None] | None
+    max_queue: int | tuple[int | None, int | None] | None
     read_limit: int
     write_limit: int
 
@@ -182,6 +198,97 @@ def check_count(name: str, value: object, *, minimum: int, optional: bool = Fals
         raise TypeError(f"{name} must be an integer{none}; got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}{none}; got {value!r}")
+
+
+def check_max_size(value: object) -> None:
+    """Check the ``max_size`` option: an integer of at least 1, ``None``, or a
+    ``(message, frame)`` pair of them.
+
+    Raises:
+        TypeError: ``value`` is neither an integer, ``None`` nor a tuple, or the tuple is not
+            a pair, or one of its values is neither an integer nor ``None``.
+        ValueError: a limit is less than 1.
+    """
+    if not isinstance(value, tuple):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(
+                "max_size must be an integer, None for no limit, or a (message, frame) pair"
+                f" of them; got {type(value).__name__} {value!r}"
+            )
+        check_count("max_size", value, minimum=1, optional=True)
+        return
+    if len(value) != 2:
+        raise TypeError(f"max_size must be a (message, frame) pair when a tuple; got {value!r}")
+    message, frame = value
+    check_count("max_size's message limit", message, minimum=1, optional=True)
+    check_count("max_size's frame limit", frame, minimum=1, optional=True)
+
+
+def size_limits(max_size: MaxSize) -> tuple[int | None, int | None]:
+    """The message and frame limits that the ``max_size`` option sets, as in websockets.
+
+    An integer or ``None`` limits the message, not the frame: a frame is then limited by
+    its message's limit alone. A ``(message, frame)`` pair limits both; either may be
+    ``None``. A frame whose length is over the frame limit fails with 1009 before its payload
+    is read, and so does, once decompressed, a compressed frame over it.
+    """
+    if isinstance(max_size, tuple):
+        return max_size
+    return max_size, None
+
+
+def check_max_queue(value: object) -> None:
+    """Check the ``max_queue`` option: an integer of at least 1, ``None``, or a
+    ``(high, low)`` pair of water marks.
+
+    Raises:
+        TypeError: ``value`` is neither an integer, ``None`` nor a tuple, or the tuple is not
+            a pair, or one of its values is neither an integer nor ``None``.
+        ValueError: the high-water mark is less than 1, the low-water mark is negative or
+            above the high-water mark.
+    """
+    if not isinstance(value, tuple):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(
+                "max_queue must be an integer, None for no limit, or a (high, low) pair of"
+                f" water marks; got {type(value).__name__} {value!r}"
+            )
+        check_count("max_queue", value, minimum=1, optional=True)
+        return
+    if len(value) != 2:
+        raise TypeError(f"max_queue must be a (high, low) pair when a tuple; got {value!r}")
+    high, low = value
+    check_count("max_queue's high-water mark", high, minimum=1, optional=True)
+    check_count("max_queue's low-water mark", low, minimum=0, optional=True)
+    high, low = water_marks(value)
+    if high is not None and high < 1:
+        raise ValueError(
+            f"max_queue's high-water mark must be at least 1; {value!r} makes it {high}"
+        )
+    if high is not None and low is not None and low > high:
+        raise ValueError(
+            f"max_queue's low-water mark must not be above its high-water mark; got {value!r}"
+        )
+
+
+def water_marks(max_queue: MaxQueue) -> tuple[int | None, int | None]:
+    """The high and low water marks that the ``max_queue`` option sets, as in websockets.
+
+    Reading pauses when ``high`` complete messages wait for ``recv()``, and resumes when no
+    more than ``low`` wait (``low == high`` resumes as soon as one is taken). An integer is
+    the high-water mark, and the low-water mark is a quarter of it, ``high // 4``. In a
+    ``(high, low)`` pair, a ``None`` high is ``4 * low`` and a ``None`` low is ``high // 4``;
+    ``None`` or ``(None, None)`` is no limit.
+    """
+    if isinstance(max_queue, tuple):
+        high, low = max_queue
+    else:
+        high, low = max_queue, None
+    if high is not None and low is None:
+        low = high // 4
+    elif high is None and low is not None:
+        high = low * 4
+    return high, low
 
 
 def check_bool(name: str, value: object, *, none: str | None = None) -> None:

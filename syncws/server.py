@@ -1085,8 +1085,8 @@ def serve(
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
     write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
+    max_size: int | tuple[int | None, int | None] | None = 2**20,
+    max_queue: int | tuple[int | None, int | None] | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
     logger: LoggerLike | None = None,
@@ -1139,8 +1139,12 @@ def serve(
         close_timeout: seconds to wait for the closing handshake before aborting.
         write_timeout: seconds a write may go without progress before aborting.
         max_size: the largest message accepted, in bytes; each fragment after the first
-            counts 128 bytes more. ``None`` for no limit.
-        max_queue: how many received messages may wait before reading pauses.
+            counts 128 bytes more. ``None`` for no limit. A ``(message, frame)`` pair also
+            limits the payload of each frame, as in websockets (see :ref:`limits`).
+        max_queue: the high-water mark: how many received messages may wait before
+            reading pauses; reading resumes when no more than the low-water mark,
+            ``max_queue // 4``, wait. A ``(high, low)`` pair sets both, as in websockets
+            (counted in messages, not frames); ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips a
             connection.
@@ -1153,7 +1157,8 @@ def serve(
     Raises:
         TypeError: ``handler`` is not callable, an argument has the wrong type, or is not
             a parameter of ``serve`` (a misspelt name fails here, before any I/O).
-        ValueError: an argument is out of range, e.g. a timeout that is not positive.
+        ValueError: an argument is out of range, e.g. a timeout that is not positive, or a
+            ``max_queue`` whose low-water mark is above its high-water mark.
         OSError: the socket could not be made, bound or listened on (the port is taken,
             for instance).
     """

@@ -333,8 +333,8 @@ def accept(
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
     write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
+    max_size: int | tuple[int | None, int | None] | None = 2**20,
+    max_queue: int | tuple[int | None, int | None] | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
     logger: LoggerLike | None = None,
@@ -376,8 +376,12 @@ def accept(
         close_timeout: seconds to wait for the closing handshake before aborting.
         write_timeout: seconds a write may go without progress before aborting.
         max_size: the largest message accepted, in bytes; each fragment after the first
-            counts 128 bytes more. ``None`` for no limit.
-        max_queue: how many received messages may wait before reading pauses.
+            counts 128 bytes more. ``None`` for no limit. A ``(message, frame)`` pair also
+            limits the payload of each frame, as in websockets (see :ref:`limits`).
+        max_queue: the high-water mark: how many received messages may wait before
+            reading pauses; reading resumes when no more than the low-water mark,
+            ``max_queue // 4``, wait. A ``(high, low)`` pair sets both, as in websockets
+            (counted in messages, not frames); ``None`` for no limit.
         read_limit: bytes read from the socket at a time.
         write_limit: unsent bytes over which :func:`~syncws.connection.broadcast` skips the
             connection.
@@ -389,7 +393,8 @@ def accept(
 
     Raises:
         TypeError: an argument has the wrong type, or is not a parameter of ``accept``.
-        ValueError: an argument is out of range, e.g. a timeout that is not positive.
+        ValueError: an argument is out of range, e.g. a timeout that is not positive, or a
+            ``max_queue`` whose low-water mark is above its high-water mark.
         UpgradeRejected: the request is not an acceptable handshake; answer with its
             response.
         UnsupportedServer: the WSGI server can't hand over the socket; the message says why.

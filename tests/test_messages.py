@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ from io_helpers import TIMEOUT, Background, wait_for
 from syncws.core.frames import Frame, Opcode
 from syncws.exceptions import ConcurrencyError
 from syncws.messages import Data, MessageQueue
+from syncws.options import water_marks
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -210,7 +212,7 @@ def test_get_iter_then_get(queue: MessageQueue) -> None:
 
 
 def test_abandoned_get_iter_drops_queued_fragments() -> None:
-    queue = MessageQueue(max_queue=3)
+    queue = MessageQueue(max_queue=(3, 2))
     queue.put(text("a", fin=False))
     queue.put(cont(b"b", fin=False))
     queue.put(cont(b"c"))
@@ -280,7 +282,7 @@ def test_get_during_get_iter_raises_concurrency_error(queue: MessageQueue) -> No
 
 
 def test_put_blocks_when_full() -> None:
-    queue = MessageQueue(max_queue=2)
+    queue = MessageQueue(max_queue=(2, 1))
     queue.put(text("one"))
     assert not queue.paused
     putter = Background(lambda: queue.put(text("two")))
@@ -294,6 +296,119 @@ def test_put_blocks_when_full() -> None:
     assert not queue.paused
     assert queue.get(0) == "two"
     queue.close()
+
+
+class RecordingCondition(threading.Condition):
+    """A condition that tells each time a thread starts waiting on it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__(lock)
+        self.waits = threading.Semaphore(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.release()
+        return super().wait(timeout)
+
+
+def blocked_putter(queue: MessageQueue, high: int) -> tuple[Background, RecordingCondition]:
+    """Fill ``queue`` up to its high-water mark ``high``; return the put() it blocks."""
+    condition = RecordingCondition(queue._lock)
+    queue._cond = condition
+    for i in range(high - 1):
+        queue.put(text(str(i)))
+    putter = Background(lambda: queue.put(text(str(high - 1))))
+    assert condition.waits.acquire(timeout=TIMEOUT)
+    assert queue.paused
+    return putter, condition
+
+
+def still_blocked(queue: MessageQueue, putter: Background, condition: RecordingCondition) -> bool:
+    """Wake the blocked put() and tell whether it waits again rather than returning."""
+    with queue._lock:
+        queue._notify(every=True)
+    # Either it waits again or it returns: no guessing how long it takes.
+    assert wait_for(lambda: putter.done.is_set() or condition.waits.acquire(blocking=False))
+    return not putter.done.is_set()
+
+
+def test_put_resumes_at_the_low_water_mark() -> None:
+    queue = MessageQueue(max_queue=8)  # the low-water mark is 8 // 4 = 2
+    assert (queue.max_queue, queue.low) == (8, 2)
+    putter, condition = blocked_putter(queue, 8)
+    for i in range(5):
+        # Room for a message is not enough: the reader waits for the low-water mark.
+        assert queue.get(0) == str(i)
+        assert still_blocked(queue, putter, condition)
+        assert queue.paused
+    assert len(queue) == 3
+    assert queue.get(0) == "5"
+    putter.join()
+    assert not queue.paused
+    assert queue.pauses == 1
+    assert [queue.get(0), queue.get(0)] == ["6", "7"]
+    queue.close()
+
+
+def test_put_resumes_at_a_low_water_mark_of_zero() -> None:
+    queue = MessageQueue(max_queue=(3, 0))
+    putter, condition = blocked_putter(queue, 3)
+    assert queue.get(0) == "0"
+    assert still_blocked(queue, putter, condition)
+    stream = queue.get_iter()
+    assert list(stream) == ["1"]
+    assert still_blocked(queue, putter, condition)
+    assert queue.get(0) == "2"
+    putter.join()
+    assert not queue.paused
+    queue.close()
+
+
+def test_equal_water_marks_resume_as_soon_as_one_is_taken() -> None:
+    queue = MessageQueue(max_queue=(4, 4))
+    putter, _ = blocked_putter(queue, 4)
+    assert queue.get(0) == "0"
+    putter.join()
+    assert not queue.paused
+    queue.close()
+
+
+@pytest.mark.parametrize(
+    ("max_queue", "marks"),
+    [
+        (16, (16, 4)),
+        (3, (3, 0)),
+        (None, (None, None)),
+        ((10, 5), (10, 5)),
+        ((10, None), (10, 2)),
+        ((None, 3), (12, 3)),
+        ((None, None), (None, None)),
+    ],
+)
+def test_water_marks_as_in_websockets(
+    max_queue: int | tuple[int | None, int | None] | None, marks: tuple[int | None, int | None]
+) -> None:
+    assert water_marks(max_queue) == marks
+    queue = MessageQueue(max_queue)
+    assert (queue.max_queue, queue.low) == marks
+
+
+@pytest.mark.parametrize(
+    ("max_queue", "error", "message"),
+    [
+        ((4, 5), ValueError, r"^max_queue's low-water mark must not be above its high-water"),
+        ((4, -1), ValueError, r"^max_queue's low-water mark must be at least 0"),
+        ((0, 0), ValueError, r"^max_queue's high-water mark must be at least 1"),
+        ((None, 0), ValueError, r"^max_queue's high-water mark must be at least 1; \(None, 0\)"),
+        ((4, 2, 1), TypeError, r"^max_queue must be a \(high, low\) pair"),
+        ((4.0, 1), TypeError, r"^max_queue's high-water mark must be an integer"),
+        ([4, 1], TypeError, r"^max_queue must be an integer, None for no limit, or a \(high"),
+    ],
+)
+def test_bad_water_marks_are_refused(
+    max_queue: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        MessageQueue(max_queue)  # type: ignore[arg-type]
 
 
 def test_incomplete_messages_do_not_count() -> None:

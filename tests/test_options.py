@@ -64,10 +64,19 @@ def test_ping_interval_0_says_none_turns_keepalive_off() -> None:
     ("name", "value", "error", "message"),
     [
         ("max_size", 0, ValueError, "max_size must be at least 1, or None for no limit; got 0"),
-        ("max_size", 1.5, TypeError, "max_size must be an integer, or None for no limit"),
+        ("max_size", 1.5, TypeError, "max_size must be an integer, None for no limit, or a"),
         ("max_size", "1MB", TypeError, "max_size must be an integer"),
+        ("max_size", [1, 2], TypeError, r"max_size must be an integer, None .* got list"),
+        ("max_size", (1, 2, 3), TypeError, r"max_size must be a \(message, frame\) pair"),
+        ("max_size", (0, 5), ValueError, "max_size's message limit must be at least 1"),
+        ("max_size", (5, -1), ValueError, "max_size's frame limit must be at least 1"),
+        ("max_size", (5, 1.5), TypeError, "max_size's frame limit must be an integer"),
         ("max_queue", 0, ValueError, "max_queue must be at least 1"),
         ("max_queue", True, TypeError, "max_queue must be an integer"),
+        ("max_queue", (4,), TypeError, r"max_queue must be a \(high, low\) pair"),
+        ("max_queue", (4, 8), ValueError, "max_queue's low-water mark must not be above"),
+        ("max_queue", (4, -1), ValueError, "max_queue's low-water mark must be at least 0"),
+        ("max_queue", ("4", 1), TypeError, "max_queue's high-water mark must be an integer"),
         ("read_limit", 0, ValueError, "read_limit must be at least 1; got 0"),
         ("read_limit", None, TypeError, "read_limit must be an integer; got NoneType"),
         ("write_limit", -1, ValueError, "write_limit must be at least 0"),
@@ -91,6 +100,10 @@ def test_every_value_in_range_is_kept() -> None:
         write_limit=0,
     )
     assert (options.ping_interval, options.close_timeout, options.write_limit) == (0.5, 1, 0)
+    options = ConnectionOptions(max_size=(None, 1), max_queue=(1, 0))
+    assert (options.max_size, options.max_queue) == ((None, 1), (1, 0))
+    options = ConnectionOptions(max_size=(None, None), max_queue=(None, None))
+    assert (options.max_size, options.max_queue) == ((None, None), (None, None))
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.ping_interval = 1  # type: ignore[misc]
 
@@ -122,6 +135,10 @@ def test_connect_refuses_bad_value_before_any_io(monkeypatch: pytest.MonkeyPatch
         syncws.connect("ws://127.0.0.1:9/", open_timeout="5")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match=r"^compression must be"):
         syncws.connect("ws://127.0.0.1:9/", compression="gzip")  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match=r"^max_queue's low-water mark must not be above"):
+        syncws.connect("ws://127.0.0.1:9/", max_queue=(2, 3))
+    with pytest.raises(TypeError, match=r"^max_size must be a \(message, frame\) pair"):
+        syncws.connect("ws://127.0.0.1:9/", max_size=(1, 2, 3))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["ping_intervall", "sock"])

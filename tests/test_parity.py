@@ -374,3 +374,97 @@ def test_broadcast_with_text() -> None:
             assert websocket.recv(TIMEOUT) == '{"n": 1}'
             assert websocket.recv(TIMEOUT) == b"binary"
             assert websocket.recv(TIMEOUT) == b"still binary"
+
+
+# max_size as a (message, frame) pair, max_queue as (high, low) water marks.
+
+
+def ws_sender(messages: list[Any]) -> Callable[[WSServerConnection], None]:
+    """A websockets handler that sends these messages (a list is sent in fragments), then
+    waits for the client to close."""
+
+    def handler(connection: WSServerConnection) -> None:
+        with contextlib.suppress(WSConnectionClosed):
+            for message in messages:
+                connection.send(message)
+            connection.recv()
+
+    return handler
+
+
+@pytest.mark.parametrize("library", ["syncws", "websockets"])
+def test_max_size_pair_limits_frames_and_messages_as_in_websockets(library: str) -> None:
+    """The same client options, the same outcome with either library as the client: small
+    frames make a message up to the message limit, and a message of small frames over it
+    fails with 1009."""
+    messages = [[b"a" * 1000] * 5, [b"b" * 600] * 20]
+    with ws_server(ws_sender(messages), max_size=None) as server:
+        if library == "syncws":
+            with client(server.uri, max_size=(10_000, 1000)) as connection:
+                assert connection.recv(TIMEOUT) == b"a" * 5000
+                with pytest.raises(ConnectionClosed):
+                    connection.recv(TIMEOUT)
+                assert connection.protocol.close_sent is not None
+                assert connection.protocol.close_sent.code == 1009
+        else:
+            with ws_connect(
+                server.uri, max_size=(10_000, 1000), compression=None, open_timeout=TIMEOUT
+            ) as websocket:
+                assert websocket.recv(TIMEOUT) == b"a" * 5000
+                with pytest.raises(WSConnectionClosed) as raised:
+                    websocket.recv(TIMEOUT)
+                assert raised.value.sent is not None
+                assert raised.value.sent.code == 1009
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_max_size_pair_fails_a_large_frame_from_a_websockets_client(compression: Any) -> None:
+    received: queue.Queue[str | bytes] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        for message in connection:
+            received.put(message)
+
+    server = serve(
+        handler, "127.0.0.1", 0, compression=compression, max_size=(2**20, 1000)
+    )
+    with (
+        running(server),
+        ws_connect(uri(server), compression=compression, open_timeout=TIMEOUT) as websocket,
+    ):
+        websocket.send([b"x" * 1000] * 20)  # 20 kB in frames of the largest size allowed
+        assert received.get(timeout=TIMEOUT) == b"x" * 20_000
+        websocket.send(os.urandom(1001))  # one frame, one byte over, compressed or not
+        with pytest.raises(WSConnectionClosed) as raised:
+            websocket.recv(TIMEOUT)
+        assert raised.value.rcvd is not None
+        assert raised.value.rcvd.code == 1009
+        assert received.empty()
+
+
+def test_max_queue_pair_resumes_reading_at_the_low_water_mark() -> None:
+    """A websockets server sends 12 messages at once: the client reads 4, pauses, and reads
+    again only once 3 are received (down to 1), so 3 pauses in all; without the low-water
+    mark, it would pause again after each message received."""
+    with (
+        ws_server(ws_sender([f"m{i}" for i in range(12)])) as server,
+        client(server.uri, ping_interval=None, max_queue=(4, 1)) as connection,
+    ):
+        received = []
+        for pause in range(1, 4):
+            assert wait_for(lambda: connection._queue.paused and len(connection._queue) == 4)
+            assert connection._queue.pauses == pause
+            for _ in range(3):
+                received.append(connection.recv(TIMEOUT))
+        for _ in range(3):
+            received.append(connection.recv(TIMEOUT))
+        assert received == [f"m{i}" for i in range(12)]
+        assert connection._queue.pauses == 3
+
+
+def test_max_queue_low_water_mark_defaults_to_a_quarter() -> None:
+    with (
+        ws_server(ws_sender([])) as server,
+        client(server.uri, max_queue=16) as connection,
+    ):
+        assert (connection._queue.max_queue, connection._queue.low) == (16, 4)

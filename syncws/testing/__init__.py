@@ -228,8 +228,8 @@ def connected_pair(
     ping_timeout: float | None = 20,
     close_timeout: float | None = 10,
     write_timeout: float | None = 10,
-    max_size: int | None = 2**20,
-    max_queue: int | None = 16,
+    max_size: int | tuple[int | None, int | None] | None = 2**20,
+    max_queue: int | tuple[int | None, int | None] | None = 16,
     read_limit: int = 2**16,
     write_limit: int = 2**16,
 ) -> Iterator[ConnectedPair]:
