@@ -22,13 +22,23 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
 from abc import ABC, abstractmethod
-from typing import TypeAlias
+from collections.abc import Callable
+from typing import TypeAlias, cast
 
 from .deadline import remaining
+from .timers import Timer, call_later
 
-__all__ = ["Chunk", "SocketTransport", "TLSTransport", "Transport", "tls_handshake"]
+__all__ = [
+    "Chunk",
+    "SocketTransport",
+    "TLSTransport",
+    "Transport",
+    "release_freed_memory",
+    "tls_handshake",
+]
 
 Chunk: TypeAlias = "bytes | memoryview"
 """Bytes to write: what is left of a payload that was partly written is a view of it."""
@@ -49,6 +59,58 @@ _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
 # The most bytes one read takes during the TLS handshake.
 _HANDSHAKE_BUFSIZE = 65536
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim()``, or ``None`` where there is no such function."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # noqa: PLC0415 (only where it is used, and optional in some builds)
+
+        function = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):  # no ctypes, or not glibc (musl)
+        return None
+    function.argtypes = [ctypes.c_size_t]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
+
+
+_malloc_trim = _find_malloc_trim()
+
+# How long after a connection closes the heap is trimmed, in seconds: the memory of a
+# connection is freed once its handler and its threads are done with it, soon after its
+# socket closes; the connections that close in the meantime share the trim.
+_TRIM_DELAY = 1.0
+_trim_lock = threading.Lock()
+_trim: Timer | None = None
+
+
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the system soon, once for all the connections
+    that close within a second (glibc only; elsewhere it does nothing).
+
+    Each connection allocates message-sized buffers in its own threads, and glibc serves them
+    from its arenas once its adaptive mmap threshold has risen above their size, which the
+    first large message freed does: what they free stays in the arena, and a process keeps the
+    memory of its busiest moment. ``malloc_trim(0)`` walks every arena and returns the free
+    pages to the system (``madvise()``); it takes a few milliseconds, without the GIL, in the
+    shared timer thread.
+    """
+    global _trim  # noqa: PLW0603 (one pending trim per process)
+    if _malloc_trim is None:
+        return
+    with _trim_lock:
+        if _trim is None:
+            _trim = call_later(_TRIM_DELAY, _run_trim)
+
+
+def _run_trim() -> None:
+    global _trim  # noqa: PLW0603 (one pending trim per process)
+    with _trim_lock:
+        _trim = None
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 class Transport(ABC):
@@ -225,6 +287,7 @@ class SocketTransport(Transport):
 
     def close(self) -> None:
         self.sock.close()
+        release_freed_memory()
 
 
 def _consume(chunks: list[Chunk], size: int) -> None:

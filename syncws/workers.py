@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from .transport import release_freed_memory
+
 __all__ = ["KEEP_IDLE", "Workers"]
 
 Job = TypeVar("Job")
@@ -105,6 +107,8 @@ class Workers(Generic[Job]):
                 if inbox in self._idle and len(self._threads) > KEEP_IDLE:
                     self._idle.remove(inbox)
                     self._threads.remove(threading.current_thread())
+                    # What the thread allocated is freed as it ends: give it back.
+                    release_freed_memory()
                     return None
 
     def counts(self) -> tuple[int, int]:

@@ -20,6 +20,7 @@ import pytest
 from io_helpers import TIMEOUT, Background, RawPeer, client, running, upgrade_request, wait_for
 
 import syncws.server
+import syncws.workers
 from syncws.core.frames import CloseCode
 from syncws.exceptions import ConnectionClosed, ConnectionClosedError
 from syncws.server import Server, ServerConnection, serve
@@ -376,6 +377,28 @@ def test_idle_workers_above_the_floor_retire() -> None:
         # The threads that stay still serve.
         check_echo(server)
         assert worker_threads() == KEEP_IDLE
+
+
+def test_a_retiring_worker_gives_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[int] = []
+    monkeypatch.setattr(syncws.workers, "release_freed_memory", lambda: released.append(1))
+    go = threading.Event()
+
+    def run(job: int) -> None:
+        go.wait(TIMEOUT)
+
+    workers: Workers[int] = Workers(run, idle_timeout=0.01)
+    try:
+        for job in range(KEEP_IDLE + 1):
+            workers.submit(job)
+        assert workers.counts() == (KEEP_IDLE + 1, 0)
+        go.set()
+        # Nothing is released while the workers run or wait; once, for the one that ends.
+        assert wait_for(lambda: sum(workers.counts()) == KEEP_IDLE, TIMEOUT)
+        assert wait_for(lambda: released == [1], TIMEOUT), released
+    finally:
+        go.set()
+        workers.shutdown()
 
 
 def test_workers_stay_without_an_idle_timeout() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 import socket
 import ssl
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from io_helpers import TIMEOUT, Background, Certificate, make_certificate
 
+from syncws import transport as transport_module
+from syncws.timers import Timer
 from syncws.transport import Chunk, SocketTransport, TLSTransport, Transport, tls_handshake
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -294,6 +297,51 @@ def test_shutdown_write() -> None:
         # The other direction still works.
         server.sendall(b"reply")
         assert recv_exactly(transport, 5) == b"reply"
+
+
+def test_closes_give_freed_memory_back_once_a_second_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[int] = []
+    scheduled: list[tuple[float, Callable[[], object]]] = []
+
+    def call_later(delay: float, callback: Callable[[], object]) -> Timer:
+        scheduled.append((delay, callback))
+        return Timer(0.0, callback)
+
+    monkeypatch.setattr(transport_module, "_malloc_trim", trims.append)
+    monkeypatch.setattr(transport_module, "call_later", call_later)
+    monkeypatch.setattr(transport_module, "_trim", None)
+    for _ in range(3):
+        with unix_pair() as (a, _b):
+            SocketTransport(a).close()
+            assert a.fileno() == -1
+    # One trim for the three closes, a second later, once their memory is freed.
+    assert [delay for delay, _ in scheduled] == [1.0]
+    assert trims == []
+    scheduled[0][1]()
+    assert trims == [0]
+    with unix_pair() as (a, _b):
+        SocketTransport(a).close()
+    assert len(scheduled) == 2
+
+
+def test_close_without_malloc_trim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_module, "_malloc_trim", None)
+    monkeypatch.setattr(transport_module, "_trim", None)
+    with unix_pair() as (a, _b):
+        SocketTransport(a).close()
+        assert a.fileno() == -1
+    assert transport_module._trim is None
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_malloc_trim_is_found_on_glibc() -> None:
+    trim = transport_module._find_malloc_trim()
+    assert trim is not None
+    assert trim(0) in (0, 1)
 
 
 def segments_sent(sock: socket.socket) -> int:
