@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import ctypes
 import json
 import logging
 import random
@@ -80,6 +81,32 @@ def rss_kib(pid: int | str = "self") -> int:
     return 0
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def c_heap() -> dict[str, float]:
+    """glibc's view of the C heap in MiB (``mallinfo2()``): in use, free but kept, mmapped;
+    empty elsewhere."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {
+        "in_use": info.uordblks / MiB,
+        "free_kept": info.fordblks / MiB,
+        "mmapped": info.hblkhd / MiB,
+    }
+
+
 class LogCounter(logging.Handler):
     """Count log records by level and keep the first few messages, instead of printing them."""
 
@@ -97,7 +124,7 @@ class LogCounter(logging.Handler):
             and record.levelno >= logging.ERROR
             and not any(text in message for text in self.expected)
         ):
-            if record.exc_info and record.exc_info[1] is not None:
+            if not self.first and record.exc_info and record.exc_info[1] is not None:
                 message += ": " + "".join(traceback.format_exception(record.exc_info[1]))
             self.first.append(message)
 
@@ -110,7 +137,7 @@ class HandlerRaised(Exception):
 
 
 def run_server() -> None:
-    """The child process: serve; answer ``stats`` and ``stop`` on stdin with JSON lines."""
+    """The child process: serve; answer ``heap`` and ``stop`` on stdin with JSON lines."""
     raise_fd_limit()
     counter = LogCounter(expected=("soak: raised on purpose", "handler failed"))
     logging.getLogger("syncws").addHandler(counter)
@@ -146,15 +173,17 @@ def run_server() -> None:
     print(server.port, flush=True)
     for line in sys.stdin:
         command = line.strip()
-        if command == "stats":
-            print(json.dumps(server.stats.as_dict()), flush=True)
+        if command == "heap":
+            print(json.dumps(c_heap()), flush=True)
         elif command == "stop":
             break
+    heap = c_heap()
     start = time.monotonic()
     server.shutdown(30)
     thread.join(30)
     result = {
         "shutdown": time.monotonic() - start,
+        "heap": heap,
         "stats": server.stats.as_dict(),
         "log": dict(counter.counts),
         "log_first": counter.first,
@@ -497,6 +526,15 @@ def main() -> None:
             client_samples.append((now - start, rss_kib()))
             if now >= next_report:
                 next_report += 60
+                server.stdin.write("heap\n")
+                server.stdin.flush()
+                heap = json.loads(server.stdout.readline())
+                if heap:
+                    print(
+                        f"  server C heap: in use {heap['in_use']:.1f} MiB,"
+                        f" free but kept {heap['free_kept']:.1f} MiB,"
+                        f" mmapped {heap['mmapped']:.1f} MiB"
+                    )
                 print(
                     f"  {(now - start) / 60:5.1f} min: server {server_samples[-1][1] / 1024:.1f}"
                     f" MiB, client {client_samples[-1][1] / 1024:.1f} MiB,"
@@ -541,6 +579,9 @@ def main() -> None:
         server.stdin.flush()
         result = json.loads(server.stdout.readline())
         print(f"server shutdown: {result['shutdown']:.2f} s")
+        for side, heap in (("server", result["heap"]), ("client", c_heap())):
+            figures = ", ".join(f"{key} {value:.1f} MiB" for key, value in heap.items())
+            print(f"{side} C heap after the load: {figures}")
         print(f"server log records: {result['log']}")
         for message in result["log_first"]:
             print(f"  {message}")
