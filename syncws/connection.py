@@ -170,11 +170,11 @@ class Connection:
         self._broadcast_skipped = 0
         self._closed = _Flag()
         self._reading = Reader(
-            name=lambda: f"syncws-reader-{self.id.hex[:8]}",
+            name=self._reader_name,
             transport=self.transport,
             read_limit=options.read_limit,
             receive=self._receive,
-            waiting=lambda: self._queue.waiting,
+            waiting=self._queue.is_waiting,
             poke=self._queue.poke,
             broken=self._reading_failed,
             finish=self._finish,
@@ -185,8 +185,8 @@ class Connection:
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
             send_ping=self._send_keepalive_ping,
-            paused=lambda: (self._queue.paused, self._queue.pauses),
-            fail=lambda: self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"),
+            paused=self._queue.pause_state,
+            fail=self._keepalive_timed_out,
             closed=self._closed_exception,
             internal_error=self._internal_error,
             logger=self.logger,
@@ -861,6 +861,14 @@ class Connection:
         self._queue.resume()
         self._queue.poke()
         self._reading.start_closing()
+
+    def _reader_name(self) -> str:
+        """The name of the connection's reader thread."""
+        return f"syncws-reader-{self.id.hex[:8]}"
+
+    def _keepalive_timed_out(self) -> None:
+        """No pong came within ``ping_timeout``: fail the connection."""
+        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _reading_failed(self, exc: BaseException) -> None:
         if not self._aborted:

@@ -199,6 +199,14 @@ class MessageQueue:
         """Whether a consumer waits in :meth:`wait` now."""
         return self._waiting
 
+    def is_waiting(self) -> bool:
+        """:attr:`waiting`, as a method: for a part that is handed it as a callback."""
+        return self._waiting
+
+    def pause_state(self) -> tuple[bool, int]:
+        """Whether :meth:`put` is paused on a full queue now, and how many times it paused."""
+        return self.paused, self.pauses
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait until a message is complete, the queue is closed, or :meth:`poke` is called.
 
