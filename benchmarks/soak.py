@@ -29,9 +29,10 @@ checked, unexpected errors (by type, with the first tracebacks), the RSS of the 
 this process (sampled from ``/proc`` every ``--interval`` seconds): its mean over the first
 fifth of the run after a warm-up of a tenth, and over the last fifth, the growth between them
 in % and in MiB per minute; the server's RSS when every client left, then after ``--settle``
-seconds (idle workers end after 60 s), next to its RSS before the load; and the server's
-:attr:`~syncws.server.Server.stats`. tracemalloc stays off: it would add its own memory per
-allocation. Linux only (``/proc``).
+seconds (idle workers end after 60 s), next to its RSS before the load; glibc's view of the
+C heap of both (``mallinfo2()``: in use, free but kept, mmapped), every minute for the
+server; and the server's :attr:`~syncws.server.Server.stats`. tracemalloc stays off: it would
+add its own memory per allocation. Linux only (``/proc``).
 
 This is a measurement, not a test: run it on a quiet machine, for long enough (30 minutes
 tells more than 5).
