@@ -564,8 +564,63 @@ class Connection:
         else:
             raise TypeError(f"message must be str, bytes-like or an iterable, not {message!r}")
 
+    def send_many(
+        self,
+        messages: Iterable[Data | bytearray | memoryview],
+        timeout: float | None = None,
+        *,
+        text: bool | None = None,
+        compress: bool = True,
+    ) -> None:
+        """Send several messages, each one whole, in as few system calls as the socket allows.
+
+        Where a loop of :meth:`send` makes one system call per message, this frames every
+        message first and hands them to the kernel together (up to 64 per call): sending
+        many small messages costs a fraction of the CPU. The messages go out in order, and no
+        other thread's message comes between them. An empty iterable sends nothing.
+
+        Returns once the kernel took every byte.
+
+        Args:
+            messages: the messages: each :class:`str` is a text message and each bytes-like
+                object a binary one (an iterable inside it is not a fragmented message here).
+            timeout: as in :meth:`send`, for all the messages together.
+            text: as in :meth:`send`, for every message.
+            compress: as in :meth:`send`, for every message.
+
+        Raises:
+            TypeError: a message is neither :class:`str` nor bytes-like (then nothing is
+                sent), ``timeout`` is not a number, or ``text`` is neither a :class:`bool`
+                nor ``None``.
+            ValueError: ``timeout`` is negative, infinite or NaN.
+            ConnectionClosed: the connection is closed or closing.
+            TimeoutError: as in :meth:`send`.
+        """
+        if timeout is not None:
+            check_timeout("timeout", timeout)
+        if text is not None and text is not True and text is not False:
+            check_bool("text", text, none="to send str as text and bytes as binary")
+        frames: list[tuple[Opcode, bytes]] = []
+        for message in messages:
+            if isinstance(message, str):
+                frames.append((Opcode.BINARY if text is False else Opcode.TEXT, message.encode()))
+            elif isinstance(message, bytes | bytearray | memoryview):
+                frames.append((Opcode.TEXT if text else Opcode.BINARY, bytes(message)))
+            else:
+                raise TypeError(f"each message must be str or bytes-like, not {message!r}")
+        if not frames:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        opcode, data = frames[0]
+        self._send_message(opcode, data, deadline, compress, frames[1:])
+
     def _send_message(
-        self, opcode: Opcode, data: bytes, deadline: float | None, compress: bool
+        self,
+        opcode: Opcode,
+        data: bytes,
+        deadline: float | None,
+        compress: bool,
+        more: list[tuple[Opcode, bytes]] | None = None,
     ) -> None:
         # The hot path of send(): each call and lock here costs every message.
         if not self._send_lock.acquire(timeout=-1 if deadline is None else remaining(deadline)):
@@ -578,6 +633,11 @@ class Connection:
                 if not compress:
                     self._skip_compression()
                 protocol.send_message(opcode, data)
+                if more is not None:  # send_many(): the other messages, behind the first
+                    for next_opcode, next_data in more:
+                        if not compress:
+                            self._skip_compression()
+                        protocol.send_message(next_opcode, next_data)
                 # Sending a message changes no state: no close timer to arm here.
                 self._writer.queue(protocol.data_to_send())
             self._flush_or_abort(deadline)
