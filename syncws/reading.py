@@ -409,10 +409,13 @@ class Reader:
             self._broken(exc)
             data = b""
         if data:
-            self._feed(data, False)
-        else:
-            # The end: the connection is torn down when the consumer lets go.
-            self._transition(self.state.mark_done)
+            try:
+                self._feed(data, False)
+                return
+            except OSError as exc:
+                self._broken(exc)
+        # The end: the connection is torn down when the consumer lets go.
+        self._transition(self.state.mark_done)
 
     def release(self) -> None:
         """For the consumer: let go of the socket."""
@@ -547,9 +550,16 @@ class Reader:
                 self._fault(exc, fatal=True)
 
     def _feed(self, data: bytes, block: bool) -> bool:
-        """Hand bytes read to the connection; an error there fails the connection (1011)."""
+        """Hand bytes read to the connection; an error there fails the connection (1011).
+
+        Raises:
+            OSError: writing an answer (a pong, a Close) found the connection broken or the
+                peer not reading: the peer's doing, not an error of syncws's.
+        """
         try:
             return self._receive(data, block)
+        except OSError:
+            raise
         except Exception as exc:
             self._fault(exc)
             return False

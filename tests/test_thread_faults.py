@@ -266,3 +266,43 @@ def test_ping_waiter_returns_when_the_connection_fails(
         with pytest.raises(ConnectionClosedError):
             waiter.wait(TIMEOUT)
         check_failed_with_1011(connection, ends, caplog)
+
+
+# A broken connection is the peer's doing, not a fault of syncws's.
+
+
+@pytest.mark.parametrize("receiver", RECEIVERS)
+def test_answer_to_a_broken_connection_is_not_an_internal_error(
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writing the pong for a ping finds the connection broken (the peer left): the connection
+    is lost (1006) and torn down, and nothing is logged as an error or sent as 1011."""
+
+    def handler(connection: ServerConnection) -> None:
+        connection.recv(TIMEOUT)
+        connection.ping()
+        with pytest.raises(ConnectionClosed):
+            connection.recv(TIMEOUT)
+
+    with run_server(handler, ping_interval=None) as running, client(running.uri) as connection:
+        transport = connection.transport
+        send = transport.send
+
+        def broken_for_a_pong(chunks: list[Any], timeout: float | None, **kwargs: Any) -> bool:
+            if any(bytes(chunk[:1]) == b"\x8a" for chunk in chunks):
+                raise BrokenPipeError(32, "Broken pipe")
+            return send(chunks, timeout, **kwargs)
+
+        monkeypatch.setattr(transport, "send", broken_for_a_pong)
+        connection.send("ping me")
+        if receiver == "recv":
+            with pytest.raises(ConnectionClosedError) as raised:
+                connection.recv(TIMEOUT)
+            assert raised.value.rcvd is None
+            assert raised.value.sent is None
+        connection.wait_closed(TIMEOUT)
+        assert connection.close_code == 1006
+        assert isinstance(connection._transport_error, BrokenPipeError)
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
