@@ -173,6 +173,7 @@ class Connection:
             name=self._reader_name,
             transport=self.transport,
             read_limit=options.read_limit,
+            buffer=self._receive_buffer,
             receive=self._receive,
             waiting=self._queue.is_waiting,
             poke=self._queue.poke,
@@ -935,11 +936,17 @@ class Connection:
             self._transport_error = exc
             self.logger.debug("connection broken: %s", exc)
 
-    def _receive(self, data: bytes, block: bool) -> bool:
+    def _receive_buffer(self, size: int) -> memoryview:
+        """Where the socket writes what it reads next (see :meth:`Protocol.get_buffer`)."""
+        with self._protocol_lock:
+            return self.protocol.get_buffer(size)
+
+    def _receive(self, size: int, block: bool) -> bool:
         """Feed bytes read from the socket to the protocol, write its answers, queue messages.
 
         Args:
-            data: what the socket gave.
+            size: how many bytes the socket wrote into the buffer from
+                :meth:`_receive_buffer`.
             block: wait for room in the queue (the reader thread does; the thread in
                 ``recv()`` doesn't, since it is the one that makes room).
 
@@ -949,7 +956,7 @@ class Connection:
         protocol = self.protocol
         writer = self._writer
         with self._protocol_lock:
-            protocol.receive_data(data)
+            protocol.buffer_updated(size)
             events = protocol.events_received()
             # Most reads bring data frames only: nothing to answer, no close timer to arm.
             answered = bool(protocol.writes) or protocol.eof_sent

@@ -308,9 +308,11 @@ class Reader:
     Args:
         name: the reader thread's name.
         transport: what to read from.
-        read_limit: bytes read at a time.
-        receive: feeds bytes read to the connection; ``block`` says whether it may wait
-            for room in the message queue (the reader thread may, the consumer may not).
+        read_limit: bytes read at a time, at most, unless a frame needs more.
+        buffer: where the connection wants the next bytes read, given ``read_limit``.
+        receive: says how many bytes were read into that buffer; ``block`` says whether it
+            may wait for room in the message queue (the reader thread may, the consumer may
+            not).
             Returns whether a complete message was handed to a waiting consumer.
         waiting: whether a consumer waits for a message now.
         poke: wakes the consumer waiting for a message, to read itself.
@@ -323,6 +325,7 @@ class Reader:
 
     __slots__ = (
         "_broken",
+        "_buffer",
         "_cond",
         "_faulted",
         "_finish",
@@ -345,7 +348,8 @@ class Reader:
         name: Callable[[], str],
         transport: Transport,
         read_limit: int,
-        receive: Callable[[bytes, bool], bool],
+        buffer: Callable[[int], memoryview],
+        receive: Callable[[int, bool], bool],
         waiting: Callable[[], bool],
         poke: Callable[[], None],
         broken: Callable[[BaseException], None],
@@ -356,6 +360,7 @@ class Reader:
         self.transport = transport
         self.read_limit = read_limit
         self._name = name
+        self._buffer = buffer
         self._receive = receive
         self._waiting = waiting
         self._poke = poke
@@ -399,18 +404,23 @@ class Reader:
             TimeoutError: nothing came before ``deadline``; nothing was read.
         """
         # Once per message received by recv() itself: calls are counted here.
+        size = 0
         try:
-            data = self.transport.recv(
-                self.read_limit, None if deadline is None else remaining(deadline)
-            )
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            self._broken(exc)
-            data = b""
-        if data:
+            buffer = self._buffer(self.read_limit)
+        except Exception as exc:
+            self._fault(exc, fatal=True)
+        else:
             try:
-                self._feed(data, False)
+                size = self.transport.recv_into(
+                    buffer, None if deadline is None else remaining(deadline)
+                )
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                self._broken(exc)
+        if size:
+            try:
+                self._feed(size, False)
                 return
             except OSError as exc:
                 self._broken(exc)
@@ -522,15 +532,15 @@ class Reader:
                 # Reading and queuing what was read go together: until every frame of this
                 # chunk is queued (which may wait for room), the consumer must not read the
                 # socket, or it would get frames out of order.
-                data = b""
+                size = 0
                 handed = False
                 try:
-                    data = self.transport.recv(self.read_limit)
-                    if data:
-                        handed = self._feed(data, True)
+                    size = self.transport.recv_into(self._buffer(self.read_limit))
+                    if size:
+                        handed = self._feed(size, True)
                 finally:
                     self._released(handed)
-                if not data:
+                if not size:
                     return
         except (OSError, TimeoutError) as exc:
             self._broken(exc)
@@ -549,15 +559,16 @@ class Reader:
             except Exception as exc:
                 self._fault(exc, fatal=True)
 
-    def _feed(self, data: bytes, block: bool) -> bool:
-        """Hand bytes read to the connection; an error there fails the connection (1011).
+    def _feed(self, size: int, block: bool) -> bool:
+        """Hand ``size`` bytes read into the buffer lent to the connection; an error there
+        fails the connection (1011).
 
         Raises:
             OSError: writing an answer (a pong, a Close) found the connection broken or the
                 peer not reading: the peer's doing, not an error of syncws's.
         """
         try:
-            return self._receive(data, block)
+            return self._receive(size, block)
         except OSError:
             raise
         except Exception as exc:

@@ -26,7 +26,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 from .deadline import remaining
 from .timers import Timer, call_later
@@ -39,6 +39,9 @@ __all__ = [
     "release_freed_memory",
     "tls_handshake",
 ]
+
+_T = TypeVar("_T")
+_B = TypeVar("_B")
 
 Chunk: TypeAlias = "bytes | memoryview"
 """Bytes to write: what is left of a payload that was partly written is a view of it."""
@@ -129,6 +132,21 @@ class Transport(ABC):
             OSError: the connection is broken.
         """
 
+    def recv_into(self, buffer: memoryview, timeout: float | None = None) -> int:
+        """Read up to ``len(buffer)`` bytes into ``buffer``, blocking; how many, ``0`` at the
+        end of the stream.
+
+        This one reads with :meth:`recv` and copies; transports that can read in place do.
+
+        Raises:
+            TimeoutError: nothing came within ``timeout`` seconds (``None``: no limit).
+            OSError: the connection is broken.
+        """
+        data = self.recv(len(buffer), timeout)
+        size = len(data)
+        buffer[:size] = data
+        return size
+
     @abstractmethod
     def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
         """Write ``chunks`` in order.
@@ -203,39 +221,53 @@ class SocketTransport(Transport):
         # A recv() holds its buffer while it waits, as long as the connection is idle: ask for
         # little unless the last read filled its buffer, which says that more is coming.
         size = bufsize if self._streaming else min(bufsize, _WAIT_BUFSIZE)
-        sock = self.sock
+        recv = self.sock.recv
+        if timeout is not None and timeout < _TIMEOUT_SLACK:
+            data = self._read_now(recv, size, socket.MSG_DONTWAIT)
+        else:
+            data = self._read(recv, size, timeout)
+        self._streaming = len(data) == size
+        return data
+
+    def recv_into(self, buffer: memoryview, timeout: float | None = None) -> int:
+        recv_into = self.sock.recv_into
+        if timeout is not None and timeout < _TIMEOUT_SLACK:
+            return self._read_now(recv_into, buffer, 0, socket.MSG_DONTWAIT)
+        return self._read(recv_into, buffer, timeout)
+
+    @staticmethod
+    def _read_now(read: Callable[..., _T], *args: Any) -> _T:
+        """One read that doesn't wait."""
+        try:
+            return read(*args)
+        except BlockingIOError:
+            raise TimeoutError("no data received in time") from None
+
+    def _read(self, read: Callable[[_B], _T], arg: _B, timeout: float | None) -> _T:
+        """One read that waits at most ``timeout`` seconds (more than ``_TIMEOUT_SLACK``)."""
         # One system call, even with a timeout (the kernel's SO_RCVTIMEO rather than poll()
         # first): each call releases the GIL, and with many threads, taking it back is what a
         # woken-up reader waits for.
-        if timeout is not None and timeout < _TIMEOUT_SLACK:
+        while True:
+            # Callers ask for slightly different timeouts each time (what is left before a
+            # deadline): keep the socket's timeout when it is close enough, rather than change
+            # it with a system call per read. It may run out early, never late.
+            current = self._recv_timeout
+            if timeout is None:
+                if current is not None:
+                    self._set_recv_timeout(None)
+            elif current is None or not timeout / 2 <= current <= timeout + _TIMEOUT_SLACK:
+                self._set_recv_timeout(timeout)
+                current = timeout
             try:
-                data = sock.recv(size, socket.MSG_DONTWAIT)
+                return read(arg)
             except BlockingIOError:
-                raise TimeoutError("no data received in time") from None
-        else:
-            while True:
-                # Callers ask for slightly different timeouts each time (what is left before
-                # a deadline): keep the socket's timeout when it is close enough, rather than
-                # change it with a system call per read. It may run out early, never late.
-                current = self._recv_timeout
-                if timeout is None:
-                    if current is not None:
-                        self._set_recv_timeout(None)
-                elif current is None or not timeout / 2 <= current <= timeout + _TIMEOUT_SLACK:
-                    self._set_recv_timeout(timeout)
-                    current = timeout
-                try:
-                    data = sock.recv(size)
-                    break
-                except BlockingIOError:
-                    assert timeout is not None
-                    assert current is not None
-                    # The wait lasted at least the socket's timeout: wait for what is left.
-                    timeout -= current
-                    if timeout < _TIMEOUT_SLACK:
-                        raise TimeoutError("no data received in time") from None
-        self._streaming = len(data) == size
-        return data
+                assert timeout is not None
+                assert current is not None
+                # The wait lasted at least the socket's timeout: wait for what is left.
+                timeout -= current
+                if timeout < _TIMEOUT_SLACK:
+                    raise TimeoutError("no data received in time") from None
 
     def _set_recv_timeout(self, timeout: float | None) -> None:
         seconds, fraction = divmod(0.0 if timeout is None else timeout, 1.0)
@@ -367,22 +399,34 @@ class TLSTransport(Transport):
             self._incoming.write(data)
 
     def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+        return cast(bytes, self._recv(bufsize, None, timeout))
+
+    def recv_into(self, buffer: memoryview, timeout: float | None = None) -> int:
+        return cast(int, self._recv(len(buffer), buffer, timeout))
+
+    def _recv(self, size: int, buffer: memoryview | None, timeout: float | None) -> bytes | int:
+        """Decrypt up to ``size`` bytes, into ``buffer`` (and say how many) unless it is
+        ``None`` (and return them)."""
+        ssl_object = self.ssl_object
         while True:
             with self._tls_lock:
                 try:
-                    data = self.ssl_object.read(bufsize)
+                    if buffer is None:
+                        data: bytes | int = ssl_object.read(size)
+                    else:
+                        data = ssl_object.read(size, buffer)
                 except ssl.SSLWantReadError:
-                    data = b""
+                    data = 0
                 except ssl.SSLZeroReturnError:
-                    return b""  # close_notify: the peer ended the TLS session
+                    return b"" if buffer is None else 0  # close_notify: the session ended
                 records = self._outgoing.read()
                 if records:
                     self._pending.append(records)
                 if data:
                     return data
                 if self._incoming.eof:
-                    return b""
-            raw = self.inner.recv(bufsize, timeout)
+                    return b"" if buffer is None else 0
+            raw = self.inner.recv(size, timeout)
             with self._tls_lock:
                 if raw:
                     self._incoming.write(raw)

@@ -825,9 +825,11 @@ def test_slow_drip_in_one_frame() -> None:
         connection = client(server.uri, ping_interval=0.1, ping_timeout=None)
         with aborting(connection):
             reader = connection.protocol.reader
+            # Once the header came, one buffer is made for the frame, and holds it: header and
+            # payload so far.
+            assert wait_for(lambda: len(reader.data) >= 10 + size)
             buffer = reader.data
             assert dripped.wait(TIMEOUT)
-            # The frame grows in place in one buffer: header and payload so far.
             assert wait_for(lambda: len(reader) == 10 + len(drip))
             assert reader.data is buffer
             assert isinstance(buffer, bytearray)

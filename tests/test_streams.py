@@ -314,7 +314,9 @@ def test_reads_move_past_the_bytes_read_and_feeds_drop_them() -> None:
     assert run(reader.read_exact(2)) == b"re"
     assert (len(reader), reader.buffer) == (2, b"st")
     reader.feed_data(b"more")
-    assert (reader.pos, reader.data) == (0, bytearray(b"stmore"))
+    # The bytes read were dropped to make room, in the same buffer: it was large enough.
+    assert (reader.pos, reader.end, len(reader.data)) == (0, 6, 9)
+    assert reader.data[:6] == b"stmore"
     reader.skip()
     assert (len(reader), reader.buffer, reader.data) == (0, b"", bytearray())
 
@@ -322,20 +324,21 @@ def test_reads_move_past_the_bytes_read_and_feeds_drop_them() -> None:
 @pytest.mark.parametrize("read_all", [False, True], ids=["bytes-left", "all-read"])
 def test_a_view_of_the_buffer_never_makes_a_feed_or_a_read_fail(read_all: bool) -> None:
     # A memory profiler, or anything else in another thread, may hold a view of the buffer:
-    # resizing it would raise BufferError. Reading moves an offset; feeding goes on with a
-    # copy of the unread bytes and leaves the viewed buffer as it was.
+    # resizing it would raise BufferError. The buffer is never resized: bytes move within
+    # it, or to a new one when it is too small.
     reader = reader_with(b"0123456789")
-    assert run(reader.read_exact(10 if read_all else 4)) == (
-        b"0123456789" if read_all else b"0123"
-    )
-    viewed = reader.data
-    view = memoryview(viewed)
+    assert run(reader.read_exact(10 if read_all else 4)) == (b"0123456789" if read_all else b"0123")
+    view = memoryview(reader.data)
     reader.feed_data(b"abc")
     assert run(reader.read_exact(3 if read_all else 9)) == (b"abc" if read_all else b"456789abc")
     view_of_new = memoryview(reader.data)
-    reader.feed_data(b"xyz")
-    assert run(reader.read_exact(3)) == b"xyz"
-    assert bytes(view) == b"0123456789"
+    reader.feed_data(b"xyz" * 10)
+    assert run(reader.read_exact(30)) == b"xyz" * 10
+    reader.skip()
+    buffer = reader.get_buffer(100)
+    buffer[:3] = b"!!!"
+    reader.buffer_updated(3)
+    assert run(reader.read_exact(3)) == b"!!!"
     view.release()
     view_of_new.release()
     reader.feed_data(b"!")
@@ -366,3 +369,111 @@ def test_advance_leaves_a_viewed_large_buffer_to_its_viewer() -> None:
     assert (reader.pos, reader.data) == (0, bytearray())
     assert len(view) == 100_000
     view.release()
+
+
+# Reading into the buffer
+
+
+def test_get_buffer_lends_free_space_that_buffer_updated_counts() -> None:
+    reader = StreamReader()
+    view = reader.get_buffer(10)
+    assert len(view) >= 10
+    view[:5] = b"hello"
+    reader.buffer_updated(5)
+    assert reader.buffer == b"hello"
+    # The view is released: the buffer can be replaced or moved again.
+    with pytest.raises(ValueError, match="released"):
+        bytes(view)
+    view = reader.get_buffer(10)
+    view[:6] = b" world"
+    reader.buffer_updated(6)
+    assert run(reader.read_exact(11)) == b"hello world"
+
+
+def test_reading_into_a_buffer_reuses_it() -> None:
+    # Once it is large enough, the same buffer takes read after read: nothing is allocated.
+    reader = StreamReader()
+    reader.get_buffer(4096)
+    reader.buffer_updated(0)
+    buffer = reader.data
+    for index in range(100):
+        view = reader.get_buffer(4096)
+        chunk = bytes([index]) * 1000
+        view[:1000] = chunk
+        reader.buffer_updated(1000)
+        assert run(reader.read_exact(600)) == chunk[:600]
+        assert run(reader.read_exact(400)) == chunk[600:]
+    assert reader.data is buffer
+
+
+def test_get_buffer_makes_room_for_the_whole_frame_announced() -> None:
+    # The parser reads a header that announces 300,000 bytes: the next view takes them all,
+    # in one buffer, rather than growing it read after read.
+    reader = reader_with(b"abc")
+    reader.want = 300_003
+    view = reader.get_buffer(4096)
+    assert len(view) >= 300_000
+    reader.buffer_updated(0)
+    buffer = reader.data
+    payload = (bytes(range(256)) * 1172)[:300_000]
+    for start in range(0, 300_000, 65536):
+        piece = payload[start : start + 65536]
+        view = reader.get_buffer(4096)
+        view[: len(piece)] = piece
+        reader.buffer_updated(len(piece))
+        assert reader.data is buffer
+    reader.want = 0
+    assert run(reader.read_exact(300_003)) == b"abc" + payload[:300_000]
+
+
+def test_a_hostile_length_costs_memory_only_as_bytes_come() -> None:
+    # A frame that announces 2**40 bytes: the buffer grows by doubling from 1 MiB (and a
+    # header), as the bytes arrive, never to the length announced.
+    reader = StreamReader()
+    reader.want = 2**40
+    first = 2**20 + 14
+    assert len(reader.get_buffer(4096)) == first
+    reader.buffer_updated(first)
+    assert len(reader.get_buffer(4096)) == first
+    reader.buffer_updated(0)
+    assert len(reader.data) == 2 * first
+
+
+def test_an_idle_reader_lets_go_of_a_large_buffer_before_it_waits() -> None:
+    reader = StreamReader()
+    # While bytes stream in, each view lent is filled, and the next one is as large as asked.
+    assert len(reader.get_buffer(65536)) == 4096
+    reader.buffer_updated(4096)
+    view = reader.get_buffer(65536)
+    assert len(view) >= 65536
+    view[:46_000] = b"a" * 46_000
+    reader.buffer_updated(46_000)
+    assert run(reader.read_exact(50_096)) == bytes(4096) + b"a" * 46_000
+    # The last view was not filled: the message is over, the next read waits for another,
+    # with a small buffer.
+    assert len(reader.get_buffer(65536)) == 4096
+    reader.buffer_updated(0)
+    assert len(reader.data) == 4096
+
+
+def test_a_buffer_replaced_while_lent_gets_a_copy() -> None:
+    # skip() in another thread (the connection failed) while the socket writes into the view.
+    reader = reader_with(b"x" * 100_000)
+    reader.advance(99_000)
+    view = reader.get_buffer(4096)
+    reader.skip()
+    view[:3] = b"new"
+    reader.buffer_updated(3)
+    assert reader.buffer == b"new"
+
+
+def test_buffer_updated_checks_its_argument() -> None:
+    reader = StreamReader()
+    with pytest.raises(RuntimeError, match="without get_buffer"):
+        reader.buffer_updated(1)
+    view = reader.get_buffer(10)
+    with pytest.raises(RuntimeError, match="bytes written in a buffer of"):
+        reader.buffer_updated(len(view) + 1)
+    reader.feed_eof()
+    with pytest.raises(EOFError):
+        reader.get_buffer(10)

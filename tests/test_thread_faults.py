@@ -130,7 +130,23 @@ def test_protocol_receive_data_fails(
     uri, ends = server
     with client(uri) as connection:
         protocol = connection.protocol
-        monkeypatch.setattr(protocol, "receive_data", raise_once(protocol.receive_data))
+        monkeypatch.setattr(protocol, "buffer_updated", raise_once(protocol.buffer_updated))
+        trigger(connection, receiver)
+        check_failed_with_1011(connection, ends, caplog)
+
+
+@pytest.mark.parametrize("receiver", RECEIVERS)
+def test_receive_buffer_cannot_be_lent(
+    server: tuple[str, queue.Queue[BaseException | None]],
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Making room for the next read fails (MemoryError, say), before anything is read.
+    uri, ends = server
+    with client(uri) as connection:
+        protocol = connection.protocol
+        monkeypatch.setattr(protocol, "get_buffer", raise_once(protocol.get_buffer))
         trigger(connection, receiver)
         check_failed_with_1011(connection, ends, caplog)
 
@@ -261,7 +277,7 @@ def test_ping_waiter_returns_when_the_connection_fails(
     uri, ends = server
     with client(uri) as connection:
         protocol = connection.protocol
-        monkeypatch.setattr(protocol, "receive_data", raise_once(protocol.receive_data))
+        monkeypatch.setattr(protocol, "buffer_updated", raise_once(protocol.buffer_updated))
         waiter = connection.ping()
         with pytest.raises(ConnectionClosedError):
             waiter.wait(TIMEOUT)

@@ -94,6 +94,58 @@ def test_send_recv() -> None:
         assert recv_exactly(transport, 4) == b"back"
 
 
+def recv_into_exactly(transport: Transport, size: int) -> bytes:
+    """Read ``size`` bytes from a transport into one buffer, with a timeout."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    done = 0
+    deadline = time.monotonic() + TIMEOUT
+    while done < size:
+        count = transport.recv_into(view[done:], max(0.01, deadline - time.monotonic()))
+        assert count, "unexpected end of stream"
+        done += count
+    return bytes(buffer)
+
+
+def test_recv_into() -> None:
+    with unix_pair() as (a, b):
+        transport = SocketTransport(a)
+        b.sendall(b"into the buffer")
+        assert recv_into_exactly(transport, 15) == b"into the buffer"
+        with pytest.raises(TimeoutError):
+            transport.recv_into(memoryview(bytearray(10)), 0)
+        with pytest.raises(TimeoutError):
+            transport.recv_into(memoryview(bytearray(10)), 0.05)
+        b.shutdown(socket.SHUT_WR)
+        assert transport.recv_into(memoryview(bytearray(10)), TIMEOUT) == 0
+
+
+def test_recv_into_of_a_transport_that_only_recvs() -> None:
+    # A transport that implements recv() only gets a recv_into() that copies.
+    class Recv(Transport):
+        def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+            return b"abcdef"[:bufsize]
+
+        def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
+            raise NotImplementedError
+
+        def backlog(self) -> int:
+            return 0
+
+        def shutdown_write(self) -> None:
+            pass
+
+        def abort(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    buffer = bytearray(b"..........")
+    assert Recv().recv_into(memoryview(buffer)[2:6]) == 4
+    assert buffer == b"..abcd...."
+
+
 def test_send_many_chunks() -> None:
     # More buffers than one sendmsg() call takes.
     with unix_pair() as (a, b):
@@ -453,6 +505,8 @@ def test_tls_handshake_and_echo(certificate: Certificate) -> None:
         assert recv_exactly(server, 9) == b"hello tls"
         assert server.send([b"echo: hello tls"], TIMEOUT) is True
         assert recv_exactly(client, 15) == b"echo: hello tls"
+        assert client.send([b"and into a buffer"], TIMEOUT) is True
+        assert recv_into_exactly(server, 17) == b"and into a buffer"
 
 
 def test_tls_large_transfer_both_ways(certificate: Certificate) -> None:
@@ -482,6 +536,7 @@ def test_tls_recv_end_of_stream(certificate: Certificate) -> None:
         server.shutdown_write()  # close_notify, then FIN
         assert recv_exactly(client, 3) == b"bye"
         assert client.recv(10, TIMEOUT) == b""
+        assert client.recv_into(memoryview(bytearray(10)), TIMEOUT) == 0
 
 
 def test_tls_abort_wakes_blocked_recv(certificate: Certificate) -> None:

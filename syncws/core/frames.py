@@ -321,7 +321,7 @@ def read_header(
     """
     while True:
         header = parse_header(
-            reader.data, reader.pos, mask=mask, max_size=max_size, allow_rsv=allow_rsv
+            reader.data, reader.pos, reader.end, mask=mask, max_size=max_size, allow_rsv=allow_rsv
         )
         if header is not None:
             return header
@@ -333,6 +333,7 @@ def read_header(
 def parse_header(
     buffer: bytearray,
     start: int = 0,
+    end: int = -1,
     *,
     mask: bool,
     max_size: int | None = None,
@@ -349,6 +350,7 @@ def parse_header(
         buffer: the bytes received, with a frame at ``start``.
         start: where the frame starts; :attr:`FrameHeader.offset` counts from the start of
             ``buffer`` too.
+        end: where the bytes received end in ``buffer``; -1: at its end.
         mask: whether the frame must be masked (frames from a client) or must not be.
         max_size: the largest payload allowed, or ``None`` for no limit.
         allow_rsv: accept RSV bits (a negotiated extension checks them); otherwise any RSV
@@ -358,7 +360,8 @@ def parse_header(
         ProtocolError: the frame breaks RFC 6455 (close code 1002).
         PayloadTooBig: the payload is larger than ``max_size`` (close code 1009).
     """
-    end = len(buffer)
+    if end < 0:
+        end = len(buffer)
     if end - start < 2:
         return None
     head0 = buffer[start]
@@ -428,16 +431,8 @@ def take_payload(
     """
     start = header.offset
     end = start + header.size
-    buffer = reader.data
-    data = _payload_slice(buffer, start, end, start, header.mask_key)
-    # Drop what was read now, as the reader would when fed more, unless someone holds a view
-    # of the buffer: then only move past it.
-    try:
-        del buffer[:end]
-    except BufferError:
-        reader.pos = end
-    else:
-        reader.pos = 0
+    data = _payload_slice(reader.data, start, end, start, header.mask_key)
+    reader.advance(end)
     if on_data is not None:
         on_data(data)
     return data
@@ -475,33 +470,38 @@ def read_payload(
         EOFError: the stream ends inside the payload.
     """
     # Positions count from the start of the frame, at reader.pos: feeding the reader may
-    # drop the bytes before it, or replace its buffer.
+    # move the bytes not read yet to the start of its buffer, or to another buffer.
     base = reader.pos
     start = header.offset - base
     end = start + header.size
     mask_key = header.mask_key
     done = start  # bytes before this point were passed to on_data
-    pieces: list[bytes] = []
-    while len(reader.data) - reader.pos < end:
-        if reader.eof:
-            raise EOFError("stream ends inside a frame payload")
-        base = reader.pos
-        buffer = reader.data
-        available = len(buffer) - base
-        if on_data is not None and available > done:
-            piece = _payload_slice(buffer, base + done, base + available, base + start, mask_key)
-            on_data(piece)
-            pieces.append(piece)
-            done = available
-        yield
+    # Ask for the whole frame: the reader makes room for it once, and the socket fills it.
+    reader.want = end
+    try:
+        while reader.end - reader.pos < end:
+            if reader.eof:
+                raise EOFError("stream ends inside a frame payload")
+            if on_data is not None:
+                base = reader.pos
+                available = reader.end - base
+                if available > done:
+                    on_data(
+                        _payload_slice(
+                            reader.data, base + done, base + available, base + start, mask_key
+                        )
+                    )
+                    done = available
+            yield
+    finally:
+        reader.want = 0
     base = reader.pos
-    data = _payload_slice(reader.data, base + done, base + end, base + start, mask_key)
+    buffer = reader.data
+    if on_data is not None and done < end:
+        on_data(_payload_slice(buffer, base + done, base + end, base + start, mask_key))
+    # The payload is still whole in the buffer: copy it out once.
+    data = _payload_slice(buffer, base + start, base + end, base + start, mask_key)
     reader.advance(base + end)
-    if on_data is not None:
-        on_data(data)
-    if pieces:
-        pieces.append(data)
-        data = b"".join(pieces)
     return data
 
 

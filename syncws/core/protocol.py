@@ -258,6 +258,34 @@ class Protocol:
         except Exception as exc:
             self._parser_broke(exc)
 
+    def get_buffer(self, size: int) -> memoryview:
+        """Lend free space, at least ``size`` bytes, for bytes from the network to be
+        written into directly, as with ``socket.recv_into()``.
+
+        Then call :meth:`buffer_updated` with how many bytes were written, before anything
+        else of this protocol's input. Reading this way costs no allocation per read; it is
+        what the I/O layer does, and :meth:`receive_data` is the same for bytes at hand.
+
+        Raises:
+            EOFError: :meth:`receive_eof` was called already.
+        """
+        return self.reader.get_buffer(size)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Take ``nbytes`` written at the start of the view that :meth:`get_buffer` lent.
+
+        Afterwards, call :meth:`events_received` and :meth:`data_to_send`.
+
+        Raises:
+            RuntimeError: no view was lent, or ``nbytes`` is more than it holds.
+        """
+        self.reader.buffer_updated(nbytes)
+        self.bytes_received += nbytes
+        try:
+            next(self.parser)
+        except Exception as exc:
+            self._parser_broke(exc)
+
     def receive_eof(self) -> None:
         """Take the end of the stream: the peer closed its side of the connection.
 
@@ -553,29 +581,28 @@ class Protocol:
         mask = self.side is Side.SERVER
         while True:
             # The reader's buffer may be another one after each yield: look it up again.
-            buffer = reader.data
             pos = reader.pos
-            while len(buffer) <= pos:
+            while reader.end <= pos:
                 if reader.eof:
                     # The peer closed TCP between frames.
                     return
-                if pos:
-                    # Everything was read: an idle connection keeps no buffer.
-                    reader.skip()
                 yield
-                buffer = reader.data
                 pos = reader.pos
             # Read self.extensions for each frame, as recv_frame() does. The common case, a
             # whole frame in the buffer, runs without a generator.
             allow_rsv = bool(self.extensions)
             header = parse_header(
-                buffer, pos, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
+                reader.data,
+                pos,
+                reader.end,
+                mask=mask,
+                max_size=self._frame_limit,
+                allow_rsv=allow_rsv,
             )
             if header is None:
                 header = yield from read_header(
                     reader, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
                 )
-                buffer = reader.data
             opcode = header.opcode
             on_data = None
             if opcode is Opcode.CONT or opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -583,7 +610,7 @@ class Protocol:
                 if self._recv_opcode is Opcode.TEXT and not self._recv_transformed:
                     # Validate text as it arrives: fail fast even inside one frame.
                     on_data = self._check_utf8
-            if len(buffer) >= header.offset + header.size:
+            if reader.end >= header.offset + header.size:
                 data = take_payload(reader, header, on_data)
             else:
                 data = yield from read_payload(reader, header, on_data)

@@ -4,6 +4,12 @@ Parsers are generators: ``line = yield from reader.read_line(limit)`` suspends (
 until enough bytes have been fed, so a parser reads like blocking code and works on any split of
 the input. Every read is bounded by a limit, and scanning never restarts from the beginning of
 the buffer, so hostile input costs linear time.
+
+Bytes come in two ways: :meth:`StreamReader.feed_data` copies bytes in, and
+:meth:`StreamReader.get_buffer` lends free space at the end of the buffer for the socket to
+write into directly (``recv_into()``), which :meth:`StreamReader.buffer_updated` then counts.
+The second way costs no allocation per read: a connection reads into one buffer, sized to the
+frame it is reading when the parser knows its length.
 """
 
 from __future__ import annotations
@@ -12,85 +18,168 @@ from collections.abc import Generator
 
 __all__ = ["StreamReader"]
 
-# A buffer that held more than this is let go of as soon as everything in it was read, rather
-# than kept at its high-water size while the connection waits for its next message.
+# An empty buffer larger than this, and more than twice what the next read asks for, is let
+# go of rather than kept while the connection waits for its next message.
+_IDLE_SIZE = 4096
+
+# A buffer larger than this is let go of as soon as everything in it was read.
 _KEEP_SIZE = 65536
+
+# The most that one call to get_buffer() allocates at once for a frame whose length the
+# parser announced (want): a frame of the default max_size and its header. A longer frame's
+# buffer grows by doubling as its bytes arrive, so that a hostile length costs memory only as
+# fast as bytes come.
+_WANT_AT_ONCE = 2**20 + 14
 
 
 class StreamReader:
     """A buffer fed with bytes and read by generator-based parsers.
 
-    Reading never resizes the buffer: it moves :attr:`pos` forward, and the bytes read are
-    dropped when more bytes are fed. So another thread that holds a view of the buffer (a
-    memory profiler walking ``gc.get_objects()`` can catch a short-lived ``memoryview`` of
-    it) never makes a read fail; a feed that finds the buffer viewed goes on with a copy of
-    what is left unread, leaving the old buffer to its viewer.
+    The bytes not read yet are ``data[pos:end]``. Reading moves :attr:`pos` forward; the
+    buffer is never resized in place, only replaced by another (when it grows, or when it is
+    let go of), so another thread that holds a view of it (a memory profiler walking
+    ``gc.get_objects()`` can catch a short-lived ``memoryview`` of it) never makes a read or
+    a feed fail.
 
-    :attr:`data` and :attr:`pos` are public so that the frame parser, the hot path, can read
-    from them directly without a generator round trip per frame.
+    :attr:`data`, :attr:`pos` and :attr:`end` are public so that the frame parser, the hot
+    path, can read from them directly without a generator round trip per frame.
     """
 
-    __slots__ = ("_scanned", "data", "eof", "pos")
+    __slots__ = ("_lent", "_lent_at", "_scanned", "_streaming", "data", "end", "eof", "pos", "want")
 
     def __init__(self) -> None:
         self.data = bytearray()
-        """The bytes fed; those before :attr:`pos` were read already. :meth:`feed_data` may
-        replace it with another buffer: read it again after each ``yield``."""
+        """The buffer; bytes ``pos:end`` were fed and not read yet, the rest is free space.
+        Feeding may replace it with another buffer: read it again after each ``yield``."""
         self.pos = 0
         """Where the bytes not read yet start in :attr:`data`."""
+        self.end = 0
+        """Where the bytes not read yet end in :attr:`data`."""
+        self.want = 0
+        """How many bytes from :attr:`pos` the parser needs before it can go on, when it
+        knows (the length of the frame it is reading); 0 otherwise. :meth:`get_buffer` makes
+        room for them at once, rather than growing the buffer read after read."""
         self.eof = False
         # How many bytes after pos read_line() already searched for b"\n".
         self._scanned = 0
+        # The view that get_buffer() lent, and where it starts in data.
+        self._lent: memoryview | None = None
+        self._lent_at = 0
+        # The last view lent was filled: more is coming.
+        self._streaming = False
 
     @property
     def buffer(self) -> bytes:
         """A copy of the bytes fed and not read yet."""
-        return bytes(self.data[self.pos :])
+        return bytes(self.data[self.pos : self.end])
 
     def __len__(self) -> int:
         """How many bytes were fed and not read yet."""
-        return len(self.data) - self.pos
+        return self.end - self.pos
 
-    def feed_data(self, data: bytes) -> None:
-        """Append bytes to the buffer, dropping the bytes read before.
+    def _room(self, size: int) -> None:
+        """Make room for at least ``size`` bytes after :attr:`end`, and for :attr:`want`."""
+        data = self.data
+        pos = self.pos
+        unread = self.end - pos
+        needed = unread + size
+        want = self.want
+        if want > needed:
+            needed = min(want, max(needed, _WANT_AT_ONCE, 2 * len(data)))
+        if pos + needed <= len(data):
+            return
+        if needed <= len(data):
+            # Enough room once the bytes read are dropped: move what is left to the front.
+            if unread:
+                view = memoryview(data)
+                view[:unread] = view[pos : self.end]
+                view.release()
+        else:
+            new = bytearray(needed)
+            if unread:
+                new[:unread] = memoryview(data)[pos : self.end]
+            self.data = new
+        self.pos = 0
+        self.end = unread
+
+    def feed_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes to the buffer.
 
         Raises:
             EOFError: if :meth:`feed_eof` was called.
         """
         if self.eof:
             raise EOFError("stream ended")
-        if self.pos:
-            self._compact()
-        try:
-            self.data += data
-        except BufferError:
-            # Someone holds a view of it: leave it to them, go on with a copy.
-            self.data = self.data + data
+        size = len(data)
+        if not size:
+            return
+        self._room(size)
+        end = self.end
+        self.data[end : end + size] = data
+        self.end = end + size
 
-    def _compact(self) -> None:
-        """Drop the bytes read."""
-        pos, self.pos = self.pos, 0
+    def get_buffer(self, size: int) -> memoryview:
+        """Lend the free space at the end of the buffer, for bytes to be written into it
+        directly; :meth:`buffer_updated` says how many were.
+
+        The view holds at least ``size`` bytes if the last one lent was filled (more is
+        coming), otherwise at least 4 KiB (the connection waits for its next message, and
+        holds little while it waits). When the parser announced what it needs (:attr:`want`,
+        the length of a frame), it is large enough for all of it, so that a large frame takes
+        one buffer of its size, filled by the socket, instead of one allocation per read.
+
+        Raises:
+            EOFError: if :meth:`feed_eof` was called.
+        """
+        if self.eof:
+            raise EOFError("stream ended")
+        if not self._streaming and size > _IDLE_SIZE:
+            size = _IDLE_SIZE
+        if self.end == self.pos:
+            # Nothing is waiting to be read: an idle connection keeps a small buffer only.
+            self.pos = self.end = 0
+            if len(self.data) > _IDLE_SIZE and len(self.data) > 2 * max(size, self.want):
+                self.data = bytearray()
+        self._room(size)
+        start = self.end
+        view = memoryview(self.data)[start:]
+        self._lent = view
+        self._lent_at = start
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Count ``nbytes`` written at the start of the view that :meth:`get_buffer` lent.
+
+        The view is released. If the buffer changed meanwhile (:meth:`skip` ran in another
+        thread, say), the bytes are copied from the view instead.
+
+        Raises:
+            RuntimeError: no view was lent, or ``nbytes`` is more than it holds.
+        """
+        view = self._lent
+        if view is None:
+            raise RuntimeError("buffer_updated() without get_buffer()")
+        self._lent = None
         try:
-            del self.data[:pos]
-        except BufferError:
-            self.data = self.data[pos:]
+            if not 0 <= nbytes <= len(view):
+                raise RuntimeError(f"{nbytes} bytes written in a buffer of {len(view)}")
+            self._streaming = nbytes == len(view)
+            if view.obj is self.data and self.end == self._lent_at and not self.eof:
+                self.end += nbytes
+            elif nbytes:
+                self.feed_data(view[:nbytes])
+        finally:
+            view.release()
 
     def advance(self, pos: int) -> None:
-        """Move :attr:`pos` to ``pos``, past bytes read; let go of the buffer when it was large
-        and everything in it was read.
-
-        A connection that received a large message then holds no buffer of its size while it
-        waits: the memory goes back to the allocator at once, not when the next bytes come.
-        """
-        data = self.data
-        if pos == len(data) and pos > _KEEP_SIZE:
-            self.pos = 0
-            try:
-                del data[:]
-            except BufferError:
-                self.data = bytearray()
-        else:
-            self.pos = pos
+        """Move :attr:`pos` to ``pos``, past bytes read."""
+        self.pos = pos
+        if pos == self.end and len(self.data) > _KEEP_SIZE and self._lent is None:
+            # Everything was read: let go of a large buffer at once, not when the next
+            # bytes come, so that a connection that received a large message holds no buffer
+            # of its size while it waits.
+            self.pos = self.end = 0
+            self.data = bytearray()
 
     def feed_eof(self) -> None:
         """Mark the end of the stream.
@@ -104,10 +193,9 @@ class StreamReader:
 
     def skip(self) -> None:
         """Drop every byte fed and not read yet, and let go of the memory they took."""
-        self.pos = 0
-        try:
-            del self.data[:]
-        except BufferError:
+        self.pos = self.end = 0
+        self._scanned = 0
+        if self.data:
             self.data = bytearray()
 
     def read_line(self, limit: int) -> Generator[None, None, bytes]:
@@ -122,7 +210,7 @@ class StreamReader:
         """
         while True:
             pos = self.pos
-            end = self.data.find(b"\n", pos + self._scanned, pos + limit)
+            end = self.data.find(b"\n", pos + self._scanned, min(pos + limit, self.end))
             if end >= 0:
                 self._scanned = 0
                 self.pos = end + 1
@@ -143,10 +231,15 @@ class StreamReader:
         Raises:
             EOFError: if the stream ends before ``n`` bytes arrive.
         """
-        while len(self) < n:
-            if self.eof:
-                raise EOFError(f"stream ends after {len(self)} bytes, expected {n} bytes")
-            yield
+        if len(self) < n:
+            self.want = n
+            try:
+                while len(self) < n:
+                    if self.eof:
+                        raise EOFError(f"stream ends after {len(self)} bytes, expected {n} bytes")
+                    yield
+            finally:
+                self.want = 0
         pos = self.pos
         self.pos = pos + n
         return bytes(self.data[pos : pos + n])
@@ -169,7 +262,7 @@ class StreamReader:
 
     def at_eof(self) -> Generator[None, None, bool]:
         """Wait until a byte arrives or the stream ends; tell which."""
-        while len(self.data) <= self.pos:
+        while self.end <= self.pos:
             if self.eof:
                 return True
             yield
