@@ -30,7 +30,7 @@ import socket
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from typing import Any, Literal
 
@@ -45,17 +45,14 @@ except ImportError as exc:
         name="werkzeug",
     ) from exc
 
-from .core.extensions.base import ServerExtensionFactory
 from .core.http11 import Request, Response
-from .core.server_protocol import Origin
-from .options import Compression, ConnectionKeywords, LoggerLike, check_keywords
+from .options import check_keywords
 from .server import (
-    ExtraHeaders,
+    CommonServeKeywords,
     ProcessRequest,
-    ProcessResponse,
     Server,
     ServerConnection,
-    SubprotocolSelector,
+    TCPServeKeywords,
     serve,
     unix_serve,
 )
@@ -169,33 +166,15 @@ class Router:
         endpoint(connection, **values)
 
 
-class UnixRouteKeywords(ConnectionKeywords, total=False):
+class UnixRouteKeywords(CommonServeKeywords, total=False):
     """The keyword arguments of :func:`unix_route` after ``sock``, for type checkers: those
     of :func:`~syncws.server.unix_serve` but ``ssl`` and ``process_request``, which
     :func:`route` and :func:`unix_route` take themselves."""
 
-    origins: Sequence[Origin] | None
-    extensions: Sequence[ServerExtensionFactory] | None
-    subprotocols: Sequence[str] | None
-    select_subprotocol: SubprotocolSelector | None
-    process_response: ProcessResponse | None
-    server_header: str | None
-    extra_headers: ExtraHeaders | None
-    compression: Compression
-    max_connections: int
-    worker_idle_timeout: float | None
-    logger: LoggerLike | None
-    create_connection: type[ServerConnection] | None
-    backlog: int
 
-
-class RouteKeywords(UnixRouteKeywords, total=False):
+class RouteKeywords(UnixRouteKeywords, TCPServeKeywords, total=False):
     """The keyword arguments of :func:`route`, for type checkers: those of
     :func:`~syncws.server.serve` but ``ssl`` and ``process_request``."""
-
-    sock: socket.socket | None
-    reuse_port: bool
-    family: socket.AddressFamily
 
 
 def route(

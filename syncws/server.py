@@ -31,7 +31,7 @@ import types
 from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
@@ -71,6 +71,7 @@ from .workers import Workers
 
 __all__ = [
     "SERVER",
+    "CommonServeKeywords",
     "ExtraHeaders",
     "Handler",
     "ProcessRequest",
@@ -79,6 +80,7 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerConnection",
+    "TCPServeKeywords",
     "UnixServeKeywords",
     "handshake",
     "run_handler",
@@ -1208,19 +1210,17 @@ def serve(
     )
 
 
-class UnixServeKeywords(ConnectionKeywords, total=False):
-    """The keyword arguments of :func:`unix_serve` after ``sock``: those of :func:`serve` but
-    ``host``, ``port``, ``sock``, ``reuse_port`` and ``family``.
+class CommonServeKeywords(ConnectionKeywords, total=False):
+    """The keyword arguments that every server entry point takes: :func:`serve`,
+    :func:`unix_serve`, :func:`~syncws.router.route` and :func:`~syncws.router.unix_route`.
 
-    For type checkers: ``**kwargs: Unpack[UnixServeKeywords]`` checks every name and type.
+    The keyword arguments of each build on this, for type checkers.
     """
 
-    ssl: SSLContext | None
     origins: Sequence[Origin] | None
     extensions: Sequence[ServerExtensionFactory] | None
     subprotocols: Sequence[str] | None
     select_subprotocol: SubprotocolSelector | None
-    process_request: ProcessRequest | None
     process_response: ProcessResponse | None
     server_header: str | None
     extra_headers: ExtraHeaders | None
@@ -1232,12 +1232,28 @@ class UnixServeKeywords(ConnectionKeywords, total=False):
     backlog: int
 
 
-class ServeKeywords(UnixServeKeywords, total=False):
-    """The keyword arguments of :func:`serve`, for type checkers."""
+class TCPServeKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`serve` and :func:`~syncws.router.route` that the Unix
+    socket entry points don't take in ``**kwargs``, for type checkers."""
 
     sock: socket.socket | None
     reuse_port: bool
     family: socket.AddressFamily
+
+
+class UnixServeKeywords(CommonServeKeywords, total=False):
+    """The keyword arguments of :func:`unix_serve` after ``sock``: those of :func:`serve` but
+    ``host``, ``port``, ``sock``, ``reuse_port`` and ``family``.
+
+    For type checkers: ``**kwargs: Unpack[UnixServeKeywords]`` checks every name and type.
+    """
+
+    ssl: SSLContext | None
+    process_request: ProcessRequest | None
+
+
+class ServeKeywords(UnixServeKeywords, TCPServeKeywords, total=False):
+    """The keyword arguments of :func:`serve`, for type checkers."""
 
 
 def unix_serve(

@@ -171,6 +171,8 @@ def test_serve_refuses_unknown_keyword_before_listening(monkeypatch: pytest.Monk
     monkeypatch.setattr(socket, "create_server", _no_socket)
     with pytest.raises(TypeError, match="unexpected keyword argument 'ping_intervall'"):
         syncws.serve(echo, "127.0.0.1", 0, ping_intervall=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_conections'"):
+        syncws.serve(echo, "127.0.0.1", 0, max_conections=5)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -209,6 +211,10 @@ def test_unix_serve_refuses_unknown_keyword_before_binding(tmp_path: Path) -> No
     path = tmp_path / "ws.sock"
     with pytest.raises(TypeError, match=unexpected("unix_serve", "port")):
         syncws.unix_serve(echo, str(path), port=8765)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=unexpected("unix_serve", "reuse_port")):
+        syncws.unix_serve(echo, str(path), reuse_port=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=unexpected("unix_serve", "max_conections")):
+        syncws.unix_serve(echo, str(path), max_conections=5)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"^handler must be callable"):
         syncws.unix_serve(None, str(path))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^write_timeout must be"):

@@ -328,6 +328,8 @@ def test_route_refuses_bad_arguments_before_listening(monkeypatch: pytest.Monkey
     rules = url_map()
     with pytest.raises(TypeError, match=unexpected("route", "ping_intervall")):
         route(rules, "127.0.0.1", 0, ping_intervall=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=unexpected("route", "max_conections")):
+        route(rules, "127.0.0.1", 0, max_conections=5)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=unexpected("route", "handler")):
         route(rules, "127.0.0.1", 0, handler=echo)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match=r"^max_size must be at least 1"):
@@ -346,6 +348,10 @@ def test_unix_route_refuses_bad_arguments_before_binding(tmp_path: Path) -> None
     path = tmp_path / "ws.sock"
     with pytest.raises(TypeError, match=unexpected("unix_route", "port")):
         unix_route(url_map(), str(path), port=8765)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=unexpected("unix_route", "reuse_port")):
+        unix_route(url_map(), str(path), reuse_port=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=unexpected("unix_route", "max_conections")):
+        unix_route(url_map(), str(path), max_conections=5)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match=r"^close_timeout must be"):
         unix_route(url_map(), str(path), close_timeout=-1)
     assert not path.exists()
