@@ -368,15 +368,8 @@ def connect(
         return attempt()
     if sock is not None:
         raise TypeError("reconnect=True opens its own connections: it does not take sock")
-    _check_backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
-    return _reconnect(
-        attempt,
-        backoff_initial=backoff_initial,
-        backoff_factor=backoff_factor,
-        backoff_max=backoff_max,
-        backoff_reset=backoff_reset,
-        logger=logger,
-    )
+    backoff = _Backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
+    return _reconnect(attempt, backoff, logger)
 
 
 @overload
@@ -482,15 +475,8 @@ def unix_connect(
         max_redirects=kwargs.get("max_redirects", 0),
         proxy=kwargs.get("proxy"),
     )
-    _check_backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
-    return _reconnect(
-        attempt,
-        backoff_initial=backoff_initial,
-        backoff_factor=backoff_factor,
-        backoff_max=backoff_max,
-        backoff_reset=backoff_reset,
-        logger=kwargs.get("logger") or logging.getLogger("syncws.client"),
-    )
+    backoff = _Backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
+    return _reconnect(attempt, backoff, kwargs.get("logger") or logging.getLogger("syncws.client"))
 
 
 def _check_target(
@@ -512,33 +498,36 @@ def _check_target(
         parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
 
 
-def _check_backoff(initial: float, factor: float, maximum: float, reset: float) -> None:
-    """Check the ``backoff_*`` arguments of reconnection.
+# Reconnection.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Backoff:
+    """The ``backoff_*`` arguments of :func:`connect`, checked when made: before the first
+    attempt, at the call that asks for reconnection.
 
     Raises:
         ValueError: they are out of range or out of order.
     """
-    if not 0 <= initial <= maximum or factor < 1 or reset < 0:
-        raise ValueError(
-            "backoff needs 0 <= backoff_initial <= backoff_max, backoff_factor >= 1 "
-            "and backoff_reset >= 0"
-        )
 
+    initial: float
+    factor: float
+    maximum: float
+    reset: float
 
-# Reconnection.
+    def __post_init__(self) -> None:
+        if not 0 <= self.initial <= self.maximum or self.factor < 1 or self.reset < 0:
+            raise ValueError(
+                "backoff needs 0 <= backoff_initial <= backoff_max, backoff_factor >= 1 "
+                "and backoff_reset >= 0"
+            )
 
 
 def _reconnect(
-    attempt: Callable[[], ClientConnection],
-    *,
-    backoff_initial: float,
-    backoff_factor: float,
-    backoff_max: float,
-    backoff_reset: float,
-    logger: LoggerLike,
+    attempt: Callable[[], ClientConnection], backoff: _Backoff, logger: LoggerLike
 ) -> Generator[ClientConnection, None, None]:
     """Yield connections from ``attempt()``, waiting between them; see :func:`connect`."""
-    ceiling = backoff_initial
+    ceiling = backoff.initial
     while True:
         try:
             connection = attempt()
@@ -550,7 +539,7 @@ def _reconnect(
             if retry_after is not None:
                 delay = max(delay, retry_after)
             logger.info("connection failed (%s); retrying in %.3f seconds", _reason(exc), delay)
-            ceiling = min(ceiling * backoff_factor, backoff_max)
+            ceiling = min(ceiling * backoff.factor, backoff.maximum)
             time.sleep(delay)
             continue
         opened = time.monotonic()
@@ -560,15 +549,15 @@ def _reconnect(
             # Reached when the loop body is done with the connection, and when the caller
             # broke out of the loop and the generator is closed.
             connection.close()
-        if time.monotonic() - opened >= backoff_reset:
-            ceiling = backoff_initial
+        if time.monotonic() - opened >= backoff.reset:
+            ceiling = backoff.initial
         delay = random.uniform(0, ceiling)
         logger.info(
             "connection closed (code %s); reconnecting in %.3f seconds",
             connection.close_code,
             delay,
         )
-        ceiling = min(ceiling * backoff_factor, backoff_max)
+        ceiling = min(ceiling * backoff.factor, backoff.maximum)
         time.sleep(delay)
 
 
