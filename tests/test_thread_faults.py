@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from io_helpers import TIMEOUT, client
@@ -112,110 +112,99 @@ def check_failed_with_1011(
 RECEIVERS = ["recv", "reader-thread"]
 
 
-def trigger(connection: ClientConnection, receiver: str) -> None:
-    """Make the peer send something, and the connection read it where the test wants."""
-    connection.send("hello")
-    if receiver == "reader-thread":
-        # Nobody receives: the reader thread reads the echo, and the connection fails there.
+def trigger(connection: ClientConnection, where: str) -> None:
+    """Make the connection run the code where the failure waits, in the thread ``where``."""
+    if where == "timer-thread":
+        # The check that gives the socket to a reader thread runs in the timer thread.
+        reading._checks.add(connection._reading)
+    else:
+        # Make the peer send something, for the connection to read.
+        connection.send("hello")
+    if where != "recv":
+        # Nobody receives: the connection fails in the other thread.
         connection.wait_closed(TIMEOUT)
 
 
-@pytest.mark.parametrize("receiver", RECEIVERS)
-def test_protocol_receive_data_fails(
-    server: tuple[str, queue.Queue[BaseException | None]],
-    receiver: str,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    uri, ends = server
-    with client(uri) as connection:
-        protocol = connection.protocol
-        monkeypatch.setattr(protocol, "buffer_updated", raise_once(protocol.buffer_updated))
-        trigger(connection, receiver)
-        check_failed_with_1011(connection, ends, caplog)
+Inject = Callable[[ClientConnection, pytest.MonkeyPatch], None]
 
 
-@pytest.mark.parametrize("receiver", RECEIVERS)
-def test_receive_buffer_cannot_be_lent(
-    server: tuple[str, queue.Queue[BaseException | None]],
-    receiver: str,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def fail_parser(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    protocol = connection.protocol
+    monkeypatch.setattr(protocol, "buffer_updated", raise_once(protocol.buffer_updated))
+
+
+def fail_receive_buffer(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
     # Making room for the next read fails (MemoryError, say), before anything is read.
-    uri, ends = server
-    with client(uri) as connection:
-        protocol = connection.protocol
-        monkeypatch.setattr(protocol, "get_buffer", raise_once(protocol.get_buffer))
-        trigger(connection, receiver)
-        check_failed_with_1011(connection, ends, caplog)
+    protocol = connection.protocol
+    monkeypatch.setattr(protocol, "get_buffer", raise_once(protocol.get_buffer))
 
 
-@pytest.mark.parametrize("receiver", RECEIVERS)
-def test_decompressor_fails(
-    server: tuple[str, queue.Queue[BaseException | None]],
-    receiver: str,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    uri, ends = server
-    with client(uri, compression="deflate") as connection:
-        [extension] = connection.protocol.extensions
-        monkeypatch.setattr(extension, "decode", raise_once(extension.decode))
-        trigger(connection, receiver)
-        check_failed_with_1011(connection, ends, caplog)
+def fail_decompressor(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    [extension] = connection.protocol.extensions
+    monkeypatch.setattr(extension, "decode", raise_once(extension.decode))
 
 
-@pytest.mark.parametrize("receiver", RECEIVERS)
-def test_processing_events_fails(
-    server: tuple[str, queue.Queue[BaseException | None]],
-    receiver: str,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    uri, ends = server
-    with client(uri) as connection:
-        queue_ = connection._queue
-        monkeypatch.setattr(queue_, "put", raise_once(queue_.put))
-        trigger(connection, receiver)
-        check_failed_with_1011(connection, ends, caplog)
+def fail_message_queue(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The processing of events: what was received is put on the queue of messages.
+    queue_ = connection._queue
+    monkeypatch.setattr(queue_, "put", raise_once(queue_.put))
 
 
-def test_reader_thread_hand_off_fails(
-    server: tuple[str, queue.Queue[BaseException | None]],
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def fail_read_ownership(method: str) -> Inject:
+    """Fail ``ReadOwnership.<method>`` once for this connection (the server's share it)."""
+
+    def inject(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+        state = connection._reading.state
+        call = getattr(ReadOwnership, method)
+        failing = raise_once(call, lambda self, *a, **k: self is state)
+        monkeypatch.setattr(ReadOwnership, method, failing)
+
+    return inject
+
+
+class Fault(NamedTuple):
+    """A failure to inject, where the connection meets it, and the client's options."""
+
+    inject: Inject
+    where: str
+    options: dict[str, Any]
+
+
+RECEIVING_FAULTS = [
+    *(
+        pytest.param(Fault(inject, where, options), id=f"{name}-in-{where}")
+        for name, inject, options in [
+            ("parser", fail_parser, {}),
+            ("receive-buffer", fail_receive_buffer, {}),
+            ("decompressor", fail_decompressor, {"compression": "deflate"}),
+            ("message-queue", fail_message_queue, {}),
+        ]
+        for where in RECEIVERS
+    ),
     # The reader thread's own bookkeeping breaks after it processed what it read: it can't
     # go on, so the connection is failed and torn down at once.
-    uri, ends = server
-    with client(uri) as connection:
-        state = connection._reading.state
-        monkeypatch.setattr(
-            ReadOwnership,
-            "reader_release",
-            raise_once(ReadOwnership.reader_release, lambda self, *a, **k: self is state),
-        )
-        trigger(connection, "reader-thread")
-        check_failed_with_1011(connection, ends, caplog)
+    pytest.param(
+        Fault(fail_read_ownership("reader_release"), "reader-thread", {}),
+        id="reader-hand-off-in-reader-thread",
+    ),
+    pytest.param(
+        Fault(fail_read_ownership("check"), "timer-thread", {}),
+        id="hand-back-check-in-timer-thread",
+    ),
+]
 
 
-def test_hand_back_check_fails(
+@pytest.mark.parametrize("fault", RECEIVING_FAULTS)
+def test_receiving_fault_fails_the_connection_with_1011(
     server: tuple[str, queue.Queue[BaseException | None]],
+    fault: Fault,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The check that gives the socket to a reader thread runs in the timer thread.
     uri, ends = server
-    with client(uri) as connection:
-        state = connection._reading.state
-        monkeypatch.setattr(
-            ReadOwnership,
-            "check",
-            raise_once(ReadOwnership.check, lambda self, *a, **k: self is state),
-        )
-        reading._checks.add(connection._reading)
-        connection.wait_closed(TIMEOUT)
+    with client(uri, **fault.options) as connection:
+        fault.inject(connection, monkeypatch)
+        trigger(connection, fault.where)
         check_failed_with_1011(connection, ends, caplog)
 
 
