@@ -20,44 +20,18 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
+from _proc import fd_count, raise_fd_limit, rss_kib, thread_count
+
 import syncws
 
 __all__: list[str] = []
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft limit on open files to the hard one; return the limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
-def process_stats(pid: int | str = "self") -> tuple[int, int, int]:
-    """RSS in KiB, threads and open file descriptors of a process, from /proc."""
-    rss = threads = 0
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, threads, fds
 
 
 def echo(connection: syncws.ServerConnection) -> None:
@@ -110,7 +84,7 @@ def main() -> None:
     assert server.stdout is not None
     try:
         uri = f"ws://127.0.0.1:{server.stdout.readline().strip()}/"
-        rss0, threads0, _ = process_stats(server.pid)
+        rss0, threads0 = rss_kib(server.pid), thread_count(server.pid)
 
         def connect(_: int) -> syncws.ClientConnection:
             return syncws.connect(uri, compression=None, open_timeout=60, ping_interval=None)
@@ -119,7 +93,7 @@ def main() -> None:
         with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
             connections = list(pool.map(connect, range(count)))
         connected = time.monotonic() - start
-        rss1, threads1, fds1 = process_stats(server.pid)
+        rss1, threads1, fds1 = rss_kib(server.pid), thread_count(server.pid), fd_count(server.pid)
         print(f"connections:          {count:,}")
         print(f"connect all:          {connected:.2f} s ({count / connected:,.0f}/s)")
         print(f"server RSS:           {rss0 / 1024:.1f} MiB idle, {rss1 / 1024:.1f} MiB held")
@@ -150,7 +124,7 @@ def main() -> None:
             list(pool.map(lambda connection: connection.close(), connections))
         closed = time.monotonic() - start
         print(f"close all:            {closed:.2f} s")
-        rss2, threads2, _ = process_stats(server.pid)
+        rss2, threads2 = rss_kib(server.pid), thread_count(server.pid)
         print(f"server after close:   {rss2 / 1024:.1f} MiB, {threads2} threads")
 
         server.stdin.write("stop\n")

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import select
 import shutil
 import socket
@@ -39,15 +38,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _proc import raise_fd_limit
+
 CHANNEL = "bench"
 TIMEOUT = 120.0
-
-
-def raise_fd_limit() -> None:
-    """Raise the soft limit on open files to the hard limit: every client is a socket."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # Roles run in subprocesses.

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from _proc import cpu_seconds
+
 import syncws
 
 __all__: list[str] = []
@@ -44,18 +46,11 @@ with syncws.serve(handler, "127.0.0.1", 0, compression=None) as server:
 """
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user and system) used so far by a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(client: syncws.ClientConnection, server_pid: int, payload: bytes, count: int,
         batch: int) -> tuple[float, float, float]:
     """Send ``count`` messages, one by one (``batch`` 1) or in batches; return the rate and
     the CPU µs per message of this process and of the server."""
-    client_cpu, server_cpu = time.process_time(), process_cpu(server_pid)
+    client_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
     start = time.perf_counter()
     if batch == 1:
         for _ in range(count):
@@ -73,7 +68,7 @@ def run(client: syncws.ClientConnection, server_pid: int, payload: bytes, count:
     return (
         sent / elapsed,
         (time.process_time() - client_cpu) / sent * 1e6,
-        (process_cpu(server_pid) - server_cpu) / sent * 1e6,
+        (cpu_seconds(server_pid) - server_cpu) / sent * 1e6,
     )
 
 

@@ -42,18 +42,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import ctypes
 import json
 import logging
 import random
-import resource
 import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
+
+from _proc import raise_fd_limit, rss_kib
 
 import syncws
 from syncws.exceptions import ConnectionClosed, ConnectionClosedError
@@ -62,24 +62,6 @@ __all__: list[str] = []
 
 MiB = 1024 * 1024
 MAX_SIZE = 256 * 1024
-
-
-def raise_fd_limit() -> None:
-    """Raise the soft limit on open files to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if wanted > soft:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    """The resident set size of a process, in KiB, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class _MallInfo2(ctypes.Structure):
