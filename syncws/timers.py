@@ -53,7 +53,10 @@ class Timer:
 
 class _TimerThread:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # cancel() and call_later() take the lock itself: entering the Condition would cost a
+        # Python call each way, on every connection.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._heap: list[tuple[float, int, Timer]] = []
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
@@ -64,7 +67,7 @@ class _TimerThread:
         self._wake_at: float | None = None
 
     def cancel(self, timer: Timer) -> None:
-        with self._cond:
+        with self._lock:
             if timer.cancelled:
                 return
             timer.cancelled = True
@@ -89,7 +92,7 @@ class _TimerThread:
         on_error: Callable[[Exception], object] | None = None,
     ) -> Timer:
         timer = Timer(time.monotonic() + delay, callback, on_error)
-        with self._cond:
+        with self._lock:
             heapq.heappush(self._heap, (timer.deadline, next(self._counter), timer))
             self._pending += 1
             if self._thread is None:
