@@ -64,7 +64,7 @@ from .options import (
     check_seconds,
     check_timeout,
 )
-from .stats import ConnectionStats, ServerStats
+from .stats import ClosedTraffic, ConnectionStats, ServerStats
 from .transport import SocketTransport, Transport, tls_handshake
 from .version import __version__
 from .workers import Workers
@@ -535,7 +535,7 @@ class Server:
         self._handshakes_accepted = 0
         self._handshakes_rejected: collections.Counter[int] = collections.Counter()
         self._closes: collections.Counter[int] = collections.Counter()
-        self._closed_traffic = ConnectionStats()
+        self._closed_traffic = ClosedTraffic()
         sock.setblocking(False)
 
     @property
@@ -551,7 +551,7 @@ class Server:
         """
         with self._lock:
             connections = list(self.connections)
-            closed_traffic = self._closed_traffic
+            closed_traffic = self._closed_traffic.snapshot()
             accepted = self._handshakes_accepted
             rejected = dict(self._handshakes_rejected)
             closes = dict(self._closes)
@@ -811,9 +811,7 @@ class Server:
         code = connection.close_code
         self._closes[CloseCode.ABNORMAL_CLOSURE if code is None else code] += 1
         # What is still queued is dropped with the connection.
-        self._closed_traffic += dataclasses.replace(
-            final, queue_depth=0, write_backlog=0, latency=0.0
-        )
+        self._closed_traffic.add(final)
 
     def _open(self, sock: socket.socket) -> ServerConnection | None:
         """Run TLS and the opening handshake; return the open connection or ``None``."""

@@ -87,6 +87,73 @@ def total(stats: Iterable[ConnectionStats]) -> ConnectionStats:
     return result
 
 
+class ClosedTraffic:
+    """The :class:`ConnectionStats` of connections that ended, summed as they end.
+
+    A server adds each connection's last snapshot here: plain integer additions, with no
+    object made per connection. What was still queued went with the connection, so the gauges
+    ``queue_depth``, ``write_backlog`` and ``latency`` stay 0; ``queue_high_water`` is the
+    largest seen.
+    """
+
+    __slots__ = (
+        "broadcast_skipped",
+        "bytes_received",
+        "bytes_sent",
+        "frames_received",
+        "frames_sent",
+        "messages_received",
+        "messages_sent",
+        "paused_seconds",
+        "pings_sent",
+        "pongs_received",
+        "queue_high_water",
+    )
+
+    def __init__(self) -> None:
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.frames_received = 0
+        self.frames_sent = 0
+        self.pings_sent = 0
+        self.pongs_received = 0
+        self.queue_high_water = 0
+        self.paused_seconds = 0.0
+        self.broadcast_skipped = 0
+
+    def add(self, stats: ConnectionStats) -> None:
+        """Count the last snapshot of a connection that ended."""
+        self.bytes_received += stats.bytes_received
+        self.bytes_sent += stats.bytes_sent
+        self.messages_received += stats.messages_received
+        self.messages_sent += stats.messages_sent
+        self.frames_received += stats.frames_received
+        self.frames_sent += stats.frames_sent
+        self.pings_sent += stats.pings_sent
+        self.pongs_received += stats.pongs_received
+        self.queue_high_water = max(self.queue_high_water, stats.queue_high_water)
+        self.paused_seconds += stats.paused_seconds
+        self.broadcast_skipped += stats.broadcast_skipped
+
+    def snapshot(self) -> ConnectionStats:
+        """The sums so far, as a :class:`ConnectionStats`."""
+        return ConnectionStats(
+            bytes_received=self.bytes_received,
+            bytes_sent=self.bytes_sent,
+            messages_received=self.messages_received,
+            messages_sent=self.messages_sent,
+            frames_received=self.frames_received,
+            frames_sent=self.frames_sent,
+            pings_sent=self.pings_sent,
+            pongs_received=self.pongs_received,
+            queue_high_water=self.queue_high_water,
+            paused_seconds=self.paused_seconds,
+            broadcast_skipped=self.broadcast_skipped,
+        )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerStats:
     """What a server did so far, as :attr:`Server.stats <syncws.server.Server.stats>`

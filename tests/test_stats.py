@@ -15,7 +15,7 @@ from syncws.connection import broadcast
 from syncws.core.http11 import Request, Response
 from syncws.exceptions import InvalidStatus
 from syncws.server import ServerConnection, serve
-from syncws.stats import ConnectionStats, ServerStats, total
+from syncws.stats import ClosedTraffic, ConnectionStats, ServerStats, total
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -184,6 +184,34 @@ def test_total_sums_counters_and_keeps_the_largest_latency_and_high_water_mark()
 
 
 # Server.stats
+
+
+def test_closed_traffic_sums_every_counter_and_drops_the_gauges() -> None:
+    """What a server keeps of the connections that ended: every counter summed, the
+    largest high-water mark, and no queue, backlog or latency (they went with them)."""
+    counters = [
+        field.name
+        for field in dataclasses.fields(ConnectionStats)
+        if field.name not in ("latency", "queue_depth", "write_backlog", "queue_high_water")
+    ]
+    one = ConnectionStats(
+        **{name: number for number, name in enumerate(counters, 1)},
+        latency=0.5,
+        queue_depth=3,
+        write_backlog=100,
+        queue_high_water=9,
+    )
+    two = ConnectionStats(
+        **{name: 10 * number for number, name in enumerate(counters, 1)},
+        queue_high_water=4,
+    )
+    closed = ClosedTraffic()
+    assert closed.snapshot() == ConnectionStats()
+    closed.add(one)
+    closed.add(two)
+    assert closed.snapshot() == ConnectionStats(
+        **{name: 11 * number for number, name in enumerate(counters, 1)}, queue_high_water=9
+    )
 
 
 def test_server_stats_count_handshakes_closes_workers_and_traffic() -> None:
