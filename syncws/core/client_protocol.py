@@ -109,24 +109,29 @@ class ClientProtocol(Protocol):
 
     def connect(self) -> Request:
         """Build the handshake request; it may be changed before :meth:`send_request`."""
-        headers = Headers()
-        headers["Host"] = build_host(self.uri.host, self.uri.port, self.uri.secure)
-        if self.uri.user_info is not None:
-            headers["Authorization"] = build_authorization_basic(*self.uri.user_info)
+        uri = self.uri
+        pairs = [("Host", build_host(uri.host, uri.port, uri.secure))]
+        user_info = uri.user_info
+        if user_info is not None:
+            pairs.append(("Authorization", build_authorization_basic(*user_info)))
         if self.origin is not None:
-            headers["Origin"] = self.origin
-        headers["Upgrade"] = "websocket"
-        headers["Connection"] = "Upgrade"
-        headers["Sec-WebSocket-Key"] = self.key
-        headers["Sec-WebSocket-Version"] = "13"
+            pairs.append(("Origin", self.origin))
+        pairs += [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
         if self.available_extensions:
-            headers["Sec-WebSocket-Extensions"] = build_extension(
+            pairs.append(("Sec-WebSocket-Extensions", build_extension(
                 [(factory.name, list(factory.get_request_params()))
                  for factory in self.available_extensions]
-            )  # fmt: skip
+            )))  # fmt: skip
         if self.available_subprotocols:
-            headers["Sec-WebSocket-Protocol"] = build_subprotocol(self.available_subprotocols)
-        return Request(self.uri.resource_name, headers)
+            pairs.append(
+                ("Sec-WebSocket-Protocol", build_subprotocol(self.available_subprotocols))
+            )
+        return Request(uri.resource_name, Headers(pairs))
 
     def send_request(self, request: Request) -> None:
         """Queue the handshake request; fetch the bytes with data_to_send().

@@ -228,10 +228,25 @@ class Headers(MutableMapping[str, str]):
             pairs = [(name, mapping[name]) for name in mapping.keys()]  # noqa: SIM118
         else:
             pairs = other
+        self._extend(pairs)
+        if kwargs:
+            self._extend(kwargs.items())
+
+    def _extend(self, pairs: Iterable[tuple[str, str]]) -> None:
+        # What __setitem__ does for each pair, without a call per header: every handshake
+        # builds and parses a few of them.
+        own = self._pairs
+        index = self._index
         for name, value in pairs:
-            self[name] = value
-        for name, value in kwargs.items():
-            self[name] = value
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
+            own.append((name, value))
+            key = name.lower()
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
 
     # Serialization.
 
@@ -246,8 +261,15 @@ class Headers(MutableMapping[str, str]):
                 field value (RFC 9110 §5.5): CR, LF, NUL or another control character other
                 than HTAB, leading or trailing whitespace, or a character above U+00FF.
         """
+        # _check_header(), inlined: it runs for every header of every handshake.
         for name, value in self._pairs:
-            _check_header(name, value)
+            if (
+                _token_re.fullmatch(name) is None
+                or _field_value_re.fullmatch(value) is None
+                or value[:1] in (" ", "\t")
+                or value[-1:] in (" ", "\t")
+            ):
+                _check_header(name, value)
         # latin-1 cannot fail: the checks allow only characters up to U+00FF.
         lines = [f"{name}: {value}\r\n" for name, value in self._pairs]
         lines.append("\r\n")

@@ -80,14 +80,19 @@ def _parse_headers(read_line: ReadLine) -> Generator[None, None, Headers]:
         InvalidMessage: with status 400 if a line is malformed.
         EOFError: if the stream ends first.
     """
-    headers = Headers()
-    count = 0
+    pairs: list[tuple[str, str]] = []
     while True:
-        line = yield from _read_line(read_line, "header line", 431)
+        # _read_line(), inlined: this loop runs for every header of every handshake.
+        try:
+            line = yield from read_line(MAX_LINE)
+        except RuntimeError:
+            raise SecurityError(f"header line longer than {MAX_LINE} bytes", status=431) from None
+        if line[-2:-1] != b"\r":
+            raise InvalidMessage("header line ends with a bare LF")
+        line = line[:-2]
         if not line:
-            return headers
-        count += 1
-        if count > MAX_HEADERS:
+            return Headers(pairs)
+        if len(pairs) == MAX_HEADERS:
             raise SecurityError(f"more than {MAX_HEADERS} headers", status=431)
         # RFC 9112 §5.2: obs-fold is deprecated and a server may reject it with 400. RFC 9112
         # §2.2: whitespace before the first header line must be rejected or skipped. Both start
@@ -105,7 +110,7 @@ def _parse_headers(read_line: ReadLine) -> Generator[None, None, Headers]:
             raise InvalidMessage(f"invalid header value: {line[:80]!r}")
         # The name is ASCII, as a token. RFC 9110 §5.5: obs-text in a value is opaque data;
         # latin-1 maps each byte to one character and back, and never fails.
-        headers[line[:colon].decode("ascii")] = raw_value.decode("latin-1")
+        pairs.append((line[:colon].decode("ascii"), raw_value.decode("latin-1")))
 
 
 @dataclass

@@ -146,15 +146,16 @@ class ServerProtocol(Protocol):
 
         self.extensions = extensions
         self.subprotocol = subprotocol
-        headers = Headers()
-        headers["Upgrade"] = "websocket"
-        headers["Connection"] = "Upgrade"
-        headers["Sec-WebSocket-Accept"] = accept_key(key)
+        pairs = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ]
         if extensions_header is not None:
-            headers["Sec-WebSocket-Extensions"] = extensions_header
+            pairs.append(("Sec-WebSocket-Extensions", extensions_header))
         if subprotocol is not None:
-            headers["Sec-WebSocket-Protocol"] = subprotocol
-        return Response(101, "Switching Protocols", headers)
+            pairs.append(("Sec-WebSocket-Protocol", subprotocol))
+        return Response(101, "Switching Protocols", Headers(pairs))
 
     def reject(self, status: int, text: str) -> Response:
         """Build an HTTP error response with a plain-text body, which closes the connection.
