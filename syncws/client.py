@@ -310,7 +310,7 @@ def connect(
         ~syncws.exceptions.InvalidProxy: the proxy's URL is not valid.
         TimeoutError: the opening took longer than ``open_timeout``.
     """
-    options = ConnectionOptions(
+    options = ConnectionOptions.shared(
         open_timeout=open_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,

@@ -94,6 +94,62 @@ class ConnectionOptions:
     read_limit: int = 2**16
     write_limit: int = 2**16
 
+    @classmethod
+    def shared(
+        cls,
+        *,
+        open_timeout: float | None,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        close_timeout: float | None,
+        write_timeout: float | None,
+        max_size: int | tuple[int | None, int | None] | None,
+        max_queue: int | tuple[int | None, int | None] | None,
+        read_limit: int,
+        write_limit: int,
+    ) -> ConnectionOptions:
+        """The options with these values: those of the previous call when every value is the
+        same, of the same type, else new ones, checked.
+
+        A client that opens connection after connection with the same arguments checks
+        them once. Pairs (``max_size``, ``max_queue``) are checked every time.
+
+        Raises:
+            TypeError: a value has the wrong type.
+            ValueError: a value is out of range.
+        """
+        global _last_shared  # noqa: PLW0603
+        values = (
+            open_timeout,
+            ping_interval,
+            ping_timeout,
+            close_timeout,
+            write_timeout,
+            max_size,
+            max_queue,
+            read_limit,
+            write_limit,
+        )
+        key = (values, tuple(map(type, values)))
+        last = _last_shared
+        if last is not None and last[0] == key:
+            return last[1]
+        options = cls(
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        )
+        # Not for a pair: the types of its items are not part of the key.
+        if not isinstance(max_size, tuple) and not isinstance(max_queue, tuple):
+            _last_shared = (key, options)
+        return options
+
     def keywords(self) -> ConnectionKeywords:
         """These options as keyword arguments, to pass them on to an entry point."""
         fields = dataclasses.fields(self)
@@ -109,6 +165,11 @@ class ConnectionOptions:
         check_max_queue(self.max_queue)
         check_count("read_limit", self.read_limit, minimum=1)
         check_count("write_limit", self.write_limit, minimum=0)
+
+
+# The last options ConnectionOptions.shared() built, with their key. One tuple, replaced whole:
+# threads that read it while another one replaces it see the old pair or the new one.
+_last_shared: tuple[tuple[tuple[object, ...], tuple[type, ...]], ConnectionOptions] | None = None
 
 
 class ConnectionKeywords(TypedDict, total=False):

@@ -373,3 +373,33 @@ def test_connection_reports_its_options_read_only() -> None:
         assert client.options.ping_timeout == client.ping_timeout == DEFAULTS.ping_timeout
         with pytest.raises(AttributeError):
             client.ping_interval = 1  # type: ignore[misc]
+
+
+def _shared(**changes: Any) -> ConnectionOptions:
+    return ConnectionOptions.shared(**{**DEFAULTS.keywords(), **changes})
+
+
+def test_shared_options_are_checked_once_for_the_same_values() -> None:
+    first = _shared(read_limit=4096)
+    assert first == ConnectionOptions(read_limit=4096)
+    assert _shared(read_limit=4096) is first
+    other = _shared(read_limit=8192)
+    assert other is not first
+    assert other.read_limit == 8192
+
+
+def test_shared_options_check_a_value_equal_to_the_last_but_of_another_type() -> None:
+    # True == 1 and 1.0 == 1: equal values are not enough to skip the checks.
+    _shared(read_limit=1)
+    with pytest.raises(TypeError, match="read_limit must be an integer"):
+        _shared(read_limit=True)
+    _shared(max_size=(1, 2))
+    with pytest.raises(TypeError, match="max_size's message limit must be an integer"):
+        _shared(max_size=(1.0, 2))
+
+
+def test_shared_options_refuse_what_the_options_refuse() -> None:
+    with pytest.raises(ValueError, match="open_timeout"):
+        _shared(open_timeout=-1)
+    with pytest.raises(ValueError, match="open_timeout"):
+        _shared(open_timeout=-1)
