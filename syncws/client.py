@@ -11,6 +11,7 @@ another one.
 
 from __future__ import annotations
 
+import _socket
 import dataclasses
 import email.utils
 import logging
@@ -59,6 +60,8 @@ from .version import __version__
 __all__ = ["USER_AGENT", "ClientConnection", "connect", "unix_connect"]
 
 _DEFAULT_OPTIONS = ConnectionOptions()
+
+_logger = logging.getLogger("syncws.client")
 
 USER_AGENT = f"Python/{sys.version_info.major}.{sys.version_info.minor} syncws/{__version__}"
 """The default ``User-Agent`` header."""
@@ -322,7 +325,7 @@ def connect(
         write_limit=write_limit,
     )
     check_compression(compression)
-    _check_target(uri, ssl=ssl, max_redirects=max_redirects, proxy=proxy)
+    wsuri = _check_target(uri, ssl=ssl, max_redirects=max_redirects, proxy=proxy)
     if proxy_server_hostname is not None and not isinstance(proxy_server_hostname, str):
         raise TypeError(
             "proxy_server_hostname must be a hostname (str), or None for the proxy URL's;"
@@ -337,7 +340,7 @@ def connect(
 
         extensions = enable_client_permessage_deflate(extensions)
     if logger is None:
-        logger = logging.getLogger("syncws.client")
+        logger = _logger
     config = _ClientConfig(
         ssl=ssl,
         server_hostname=server_hostname,
@@ -359,6 +362,7 @@ def connect(
         headers = additional_headers() if callable(additional_headers) else additional_headers
         return _open(
             uri,
+            wsuri,
             config,
             sock=sock,
             additional_headers=None if headers is None else Headers(headers),
@@ -476,13 +480,13 @@ def unix_connect(
         proxy=kwargs.get("proxy"),
     )
     backoff = _Backoff(backoff_initial, backoff_factor, backoff_max, backoff_reset)
-    return _reconnect(attempt, backoff, kwargs.get("logger") or logging.getLogger("syncws.client"))
+    return _reconnect(attempt, backoff, kwargs.get("logger") or _logger)
 
 
 def _check_target(
     uri: str, *, ssl: SSLContext | None, max_redirects: int, proxy: str | Literal[True] | None
-) -> None:
-    """Check what :func:`connect` connects to, before any I/O.
+) -> WebSocketURI:
+    """Check what :func:`connect` connects to, before any I/O; return ``uri`` parsed.
 
     Raises:
         InvalidURI: ``uri`` is not a valid WebSocket URI.
@@ -496,6 +500,7 @@ def _check_target(
         raise ValueError("max_redirects must be 0 or more")
     if isinstance(proxy, str):
         parse_proxy(proxy)  # a bad URL is an error now, not at the first attempt
+    return wsuri
 
 
 # Reconnection.
@@ -618,14 +623,16 @@ def _reason(exc: Exception) -> str:
 
 def _open(
     uri: str,
+    wsuri: WebSocketURI,
     config: _ClientConfig,
     *,
     sock: socket.socket | None,
     additional_headers: Headers | None,
 ) -> ClientConnection:
-    """Open a connection to ``uri``, following redirects, within ``open_timeout``."""
+    """Open a connection to ``uri`` (``wsuri`` once parsed), following redirects, within
+    ``open_timeout``."""
     deadline = deadline_after(config.options.open_timeout)
-    wsuri = first = parse_uri(uri)
+    first = wsuri
     redirects = 0
     while True:
         # The name given for the first host means nothing to another one.
@@ -708,7 +715,7 @@ def _open_transport(
     if proxy_url is None:
         sock = _open_tcp(wsuri.host, wsuri.port, deadline, source_address)
         try:
-            return _wrap(sock, wsuri, deadline, ssl, server_hostname), sock
+            return _wrap(sock, wsuri, deadline, ssl, server_hostname, tcp=True), sock
         except BaseException:
             sock.close()
             raise
@@ -780,9 +787,17 @@ def _wrap(
     deadline: float | None,
     ssl: SSLContext | None,
     server_hostname: str | None,
+    *,
+    tcp: bool | None = None,
 ) -> Transport:
-    """The transport over a connected socket: TLS for a ``wss://`` URI, else plain."""
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
+    """The transport over a connected socket: TLS for a ``wss://`` URI, else plain.
+
+    ``tcp`` says whether ``sock`` is a TCP socket, when the caller knows; otherwise its family
+    tells.
+    """
+    if tcp is None:
+        tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+    if tcp:
         # Small frames go out at once: syncws writes whole frames, never bytes at a time.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
     transport = SocketTransport(sock)
@@ -896,13 +911,14 @@ def _open_tcp(
     raise error
 
 
-AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+# Family, type, protocol, canonical name, address; the numbers as the OS gives them.
+AddressInfo = tuple[int, int, int, str, Any]
 
 
 def _getaddrinfo(host: str, port: int, flags: int = 0) -> list[AddressInfo]:
-    infos: list[AddressInfo] = []
-    infos.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags))
-    return infos
+    # socket.getaddrinfo() turns each family and type into an enum member, with Python calls
+    # that every connection would pay for; socket.socket() takes the numbers as they are.
+    return _socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, flags)
 
 
 def _resolve(host: str, port: int, deadline: float | None) -> list[AddressInfo]:
