@@ -536,6 +536,8 @@ class Server:
         self._handshakes_rejected: collections.Counter[int] = collections.Counter()
         self._closes: collections.Counter[int] = collections.Counter()
         self._closed_traffic = ClosedTraffic()
+        # Accepted sockets have the listening socket's family: ask once, not per connection.
+        self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
         sock.setblocking(False)
 
     @property
@@ -817,7 +819,7 @@ class Server:
         """Run TLS and the opening handshake; return the open connection or ``None``."""
         deadline = deadline_after(self.config.options.open_timeout)
         try:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
+            if self._tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
             transport: Transport = SocketTransport(sock)
             if self.ssl is not None:
