@@ -916,8 +916,7 @@ class Connection:
         reading part or a keepalive timer logged it): send the Close, make every receiver
         raise ConnectionClosedError now, and read on until the end of the closing handshake."""
         with self._protocol_lock:
-            if self.protocol.parser_exc is None:
-                self.protocol.parser_exc = exc
+            self.protocol.keep_failure(exc, first=True)
         self._fail(CloseCode.INTERNAL_ERROR, "internal error")
         self._queue.resume()
         self._queue.poke()
@@ -1031,6 +1030,10 @@ class Connection:
         try:
             self.transport.close()
         finally:
+            # Nothing calls the connection back anymore: without a reference cycle through
+            # its parts, it is freed as soon as the application lets go of it.
+            self._reading.detach()
+            self._keepalive.detach(self.protocol)
             self._closed.set()
             self.logger.debug(
                 "connection closed: code %s %s",

@@ -8,12 +8,15 @@ because the local queue was full (the pong may be waiting unread: not the peer's
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
 
+from ._noop import ignore
+from .core.protocol import Protocol
 from .exceptions import ConcurrencyError, ConnectionClosed
 from .options import check_timeout
 from .timers import Timer, call_later
@@ -193,6 +196,13 @@ class Keepalive:
         for waiter, _ in pings:
             waiter._event.set()
 
+    def detach(self, protocol: Protocol) -> None:
+        """The connection is over and torn down: stop calling it back (see
+        :func:`syncws._noop.ignore`); a ping that waits from now on fails with what
+        ``protocol`` says about the close."""
+        self._send_ping = self._fail = self._internal_error = ignore
+        self._closed_exception = functools.partial(_close_exc, protocol)
+
     # In the timer thread.
 
     def _schedule_ping(self, delay: float) -> None:
@@ -240,3 +250,8 @@ class Keepalive:
             return
         self._logger.info("keepalive ping timeout; failing connection")
         self._fail()
+
+
+def _close_exc(protocol: Protocol) -> ConnectionClosed:
+    """The exception for using a connection whose protocol is closed."""
+    return protocol.close_exc

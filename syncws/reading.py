@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._noop import ignore
 from .deadline import remaining
 from .timers import Timer, call_later
 from .transport import Transport
@@ -426,6 +427,12 @@ class Reader:
                 self._broken(exc)
         # The end: the connection is torn down when the consumer lets go.
         self._transition(self.state.mark_done)
+
+    def detach(self) -> None:
+        """The connection is over and torn down: stop calling it back (see
+        :func:`syncws._noop.ignore`). Calls that come later do nothing."""
+        self._name = self._buffer = self._receive = ignore
+        self._broken = self._finish = self._internal_error = ignore
 
     def release(self) -> None:
         """For the consumer: let go of the socket."""

@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._noop import ignore
+
 __all__ = ["Timer", "call_later"]
 
 logger = logging.getLogger("syncws.timers")
@@ -72,7 +74,7 @@ class _TimerThread:
                 return
             timer.cancelled = True
             # Let go of the connection now rather than when the timer would have been due.
-            timer.callback = _nothing
+            timer.callback = ignore
             timer.on_error = None
             self._pending -= 1
             if not self._pending:
@@ -177,10 +179,10 @@ class _TimerThread:
                     timer.on_error(exc)
                 except Exception:
                     logger.error("error while handling an error in a timer", exc_info=True)
-
-
-def _nothing() -> None:
-    pass
+        finally:
+            # Let go of its owner now: whoever holds the timer may be held by the owner.
+            timer.callback = ignore
+            timer.on_error = None
 
 
 _timers = _TimerThread()

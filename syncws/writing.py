@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+from ._noop import ignore
 from .deadline import remaining
 from .timers import Timer, call_later
 from .transport import Chunk, Transport
@@ -191,9 +192,13 @@ class Writer:
             self._failed()
 
     def close(self) -> None:
-        """Nothing can be written anymore: drop what is queued; order lock held."""
+        """Nothing can be written anymore: drop what is queued; order lock held.
+
+        The connection isn't called back anymore either (see :func:`syncws._noop.ignore`).
+        """
         self._closed = True
         self._out.clear()
+        self._failed = ignore
         timer = self._retry_timer
         if timer is not None:
             timer.cancel()

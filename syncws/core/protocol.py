@@ -508,7 +508,7 @@ class Protocol:
             if self.state is State.OPEN or self.state is State.CLOSING:
                 yield from self._parse_frames()
         except ProtocolError as exc:
-            self.parser_exc = exc
+            self.keep_failure(exc)
             if self.defer_failures and self.state is State.OPEN and not self.eof_sent:
                 self.pending_failure = exc
                 yield from self._hold()
@@ -519,16 +519,31 @@ class Protocol:
         except Exception as exc:
             # A bug in an extension (or here): fail the connection rather than the caller.
             self.logger.error("unexpected error while parsing", exc_info=True)
-            self.parser_exc = exc
+            self.keep_failure(exc)
             self._fail(CloseCode.INTERNAL_ERROR, "")
         yield from self.discard()
+
+    def keep_failure(self, exc: Exception, *, first: bool = False) -> None:
+        """Keep ``exc`` as :attr:`parser_exc`, why the connection failed; with ``first``, only
+        if none was kept before.
+
+        It is kept without its traceback (and those of its causes), which was logged if it
+        mattered: the traceback's frames hold the protocol and the connection, and keeping
+        them would hold both in a reference cycle until the next full garbage collection.
+        """
+        if first and self.parser_exc is not None:
+            return
+        cause: BaseException | None = exc
+        while cause is not None:
+            cause.__traceback__ = None
+            cause = cause.__cause__ or cause.__context__
+        self.parser_exc = exc
 
     def _parser_broke(self, exc: Exception) -> None:
         """The parser itself raised (or ended), a bug: fail the connection with 1011 rather
         than the caller, and drop what comes until the end of the stream."""
         self.logger.error("unexpected error in the parser", exc_info=exc)
-        if self.parser_exc is None:
-            self.parser_exc = exc
+        self.keep_failure(exc, first=True)
         self.pending_failure = None
         self._fail(CloseCode.INTERNAL_ERROR, "")
         self.parser = self.discard()
@@ -565,8 +580,11 @@ class Protocol:
                 break
             yield
         self._set_closed()
-        while True:
-            yield
+        # Nothing more can come: hand over to a parser that holds nothing, so that this
+        # generator, which holds the protocol, doesn't keep it in a reference cycle.
+        self.parser = _closed_parser()
+        next(self.parser)
+        yield
 
     def _set_closed(self) -> None:
         if self.debug:
@@ -797,3 +815,9 @@ class Protocol:
         if len(data) > 125:
             raise ValueError("control frame payload longer than 125 bytes")
         self.send_frame(Frame(opcode, data))
+
+
+def _closed_parser() -> Generator[None, None, None]:
+    """The parser of a closed connection: nothing comes anymore."""
+    while True:
+        yield
