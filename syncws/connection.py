@@ -938,7 +938,7 @@ class Connection:
     def _receive_buffer(self, size: int) -> memoryview:
         """Where the socket writes what it reads next (see :meth:`Protocol.get_buffer`)."""
         with self._protocol_lock:
-            return self.protocol.get_buffer(size)
+            return self.protocol.reader.get_buffer(size)
 
     def _receive(self, size: int, block: bool) -> bool:
         """Feed bytes read from the socket to the protocol, write its answers, queue messages.

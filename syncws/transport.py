@@ -231,6 +231,8 @@ class SocketTransport(Transport):
 
     def recv_into(self, buffer: memoryview, timeout: float | None = None) -> int:
         recv_into = self.sock.recv_into
+        if timeout is None and self._recv_timeout is None:
+            return recv_into(buffer)  # the reader thread's read, once per read: no call more
         if timeout is not None and timeout < _TIMEOUT_SLACK:
             return self._read_now(recv_into, buffer, 0, socket.MSG_DONTWAIT)
         return self._read(recv_into, buffer, timeout)

@@ -22,6 +22,7 @@ from io_helpers import TIMEOUT, client
 from syncws import reading
 from syncws.client import ClientConnection
 from syncws.core import frames
+from syncws.core.streams import StreamReader
 from syncws.exceptions import ConnectionClosed, ConnectionClosedError
 from syncws.keepalive import Keepalive
 from syncws.reading import ReadOwnership
@@ -135,8 +136,9 @@ def fail_parser(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -
 
 def fail_receive_buffer(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:
     # Making room for the next read fails (MemoryError, say), before anything is read.
-    protocol = connection.protocol
-    monkeypatch.setattr(protocol, "get_buffer", raise_once(protocol.get_buffer))
+    reader = connection.protocol.reader
+    failing = raise_once(StreamReader.get_buffer, lambda self, *a, **k: self is reader)
+    monkeypatch.setattr(StreamReader, "get_buffer", failing)
 
 
 def fail_decompressor(connection: ClientConnection, monkeypatch: pytest.MonkeyPatch) -> None:

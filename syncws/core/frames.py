@@ -432,7 +432,10 @@ def take_payload(
     start = header.offset
     end = start + header.size
     data = _payload_slice(reader.data, start, end, start, header.mask_key)
-    reader.advance(end)
+    if end < reader.end:
+        reader.pos = end  # more frames follow in the buffer: nothing to let go of
+    else:
+        reader.advance(end)
     if on_data is not None:
         on_data(data)
     return data

@@ -140,8 +140,10 @@ class StreamReader:
             self.pos = self.end = 0
             if len(self.data) > _IDLE_SIZE and len(self.data) > 2 * max(size, self.want):
                 self.data = bytearray()
-        self._room(size)
         start = self.end
+        if len(self.data) - start < size or self.want:
+            self._room(size)
+            start = self.end
         view = memoryview(self.data)[start:]
         self._lent = view
         self._lent_at = start
