@@ -198,7 +198,7 @@ class Keepalive:
 
     def detach(self, protocol: Protocol) -> None:
         """The connection is over and torn down: stop calling it back (see
-        :func:`syncws._noop.ignore`); a ping that waits from now on fails with what
+        ``syncws._noop.ignore()``); a ping that waits from now on fails with what
         ``protocol`` says about the close."""
         self._send_ping = self._fail = self._internal_error = ignore
         self._closed_exception = functools.partial(_close_exc, protocol)

@@ -430,7 +430,7 @@ class Reader:
 
     def detach(self) -> None:
         """The connection is over and torn down: stop calling it back (see
-        :func:`syncws._noop.ignore`). Calls that come later do nothing."""
+        ``syncws._noop.ignore()``). Calls that come later do nothing."""
         self._name = self._buffer = self._receive = ignore
         self._broken = self._finish = self._internal_error = ignore
 

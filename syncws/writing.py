@@ -194,7 +194,7 @@ class Writer:
     def close(self) -> None:
         """Nothing can be written anymore: drop what is queued; order lock held.
 
-        The connection isn't called back anymore either (see :func:`syncws._noop.ignore`).
+        The connection isn't called back anymore either (see ``syncws._noop.ignore()``).
         """
         self._closed = True
         self._out.clear()
