@@ -1135,6 +1135,9 @@ def serve(
         worker_idle_timeout: seconds a worker thread waits for a connection before it ends,
             above a floor of four threads that stay; ``None`` keeps every thread. The
             threads and memory of a spike come back after it; steady churn reuses threads.
+            A thread also ends after the connection it runs once it has run for a minute
+            (:data:`syncws.workers.MAX_AGE`), which gives back the memory the allocator
+            keeps for it; with ``None``, threads never end.
         open_timeout: seconds for TLS and the opening handshake of each connection.
         ping_interval: seconds between keepalive pings; ``None`` turns keepalive off.
         ping_timeout: seconds to wait for a keepalive pong before failing with 1011.

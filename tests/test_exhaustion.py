@@ -412,6 +412,45 @@ def test_workers_stay_without_an_idle_timeout() -> None:
         assert worker_threads() == count
 
 
+def test_a_worker_that_ran_long_enough_ends_after_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its allocator's cache of freed blocks goes with it; the next connection gets a new
+    # thread, and nothing else changes.
+    monkeypatch.setattr(syncws.workers, "MAX_AGE", 0.0)
+    released: list[int] = []
+    monkeypatch.setattr(syncws.workers, "release_freed_memory", lambda: released.append(1))
+    names: list[str] = []
+
+    def run(job: int) -> None:
+        names.append(threading.current_thread().name)
+
+    workers: Workers[int] = Workers(run, idle_timeout=60)
+    try:
+        for job in range(3):
+            workers.submit(job)
+            assert wait_for(lambda: sum(workers.counts()) == 0, TIMEOUT)
+        assert len(set(names)) == 3
+        assert released == [1, 1, 1]
+    finally:
+        workers.shutdown()
+
+
+def test_without_an_idle_timeout_workers_never_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(syncws.workers, "MAX_AGE", 0.0)
+    names: list[str] = []
+    workers: Workers[int] = Workers(
+        lambda job: names.append(threading.current_thread().name), idle_timeout=None
+    )
+    try:
+        for job in range(3):
+            workers.submit(job)
+            assert wait_for(lambda: workers.counts() == (0, 1), TIMEOUT)
+        assert len(set(names)) == 1
+    finally:
+        workers.shutdown()
+
+
 def test_churn_reuses_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sequential connections run on the same thread, however short the idle timeout: the
     thread idle for the shortest time takes the next connection."""
