@@ -4,10 +4,12 @@ Usage::
 
     python benchmarks/idle_conns.py                  # 10,000 connections
     python benchmarks/idle_conns.py -n 2000 --hold 5
+    python benchmarks/idle_conns.py -n 500 --compression   # permessage-deflate negotiated
 
 The server runs in a child process, so that its memory and threads are its own; this process
 opens the connections, from a few threads at once. Printed: the time to connect them all, the
-server's memory (RSS) and threads per connection, the round trip of an echo on random
+server's memory (RSS) and threads per connection (read after the connections have settled for
+``--settle`` seconds), the round trip of an echo on random
 connections while every other one is held open (median and 99th percentile), the time to close
 them all, and the time the server's shutdown took. Both processes raise their soft limit on
 open files (``RLIMIT_NOFILE``) as far as the hard limit allows; with fewer descriptors than
@@ -39,11 +41,16 @@ def echo(connection: syncws.ServerConnection) -> None:
         connection.send(message)
 
 
-def run_server(max_connections: int) -> None:
+def run_server(max_connections: int, compression: str | None) -> None:
     """The child process: serve, answer ``stop`` on stdin with the shutdown's duration."""
     raise_fd_limit()
     server = syncws.serve(
-        echo, "127.0.0.1", 0, compression=None, max_connections=max_connections, backlog=4096
+        echo,
+        "127.0.0.1",
+        0,
+        compression=compression,
+        max_connections=max_connections,
+        backlog=4096,
     )
     thread = threading.Thread(target=server.serve_forever, name="serve-forever")
     thread.start()
@@ -63,10 +70,17 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=5.0, help="seconds to hold them open")
     parser.add_argument("--samples", type=int, default=500, help="echo round trips measured")
     parser.add_argument("--threads", type=int, default=8, help="threads that connect")
+    parser.add_argument(
+        "--compression", action="store_true", help="negotiate permessage-deflate on both sides"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds to wait before reading the RSS"
+    )
     parser.add_argument("--server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    compression = "deflate" if args.compression else None
     if args.server:
-        run_server(args.connections + 100)
+        run_server(args.connections + 100, compression)
         return
 
     count = args.connections
@@ -75,7 +89,8 @@ def main() -> None:
     if limit < count + 100:
         sys.exit(f"{count} connections need about {count + 100} descriptors; the limit is {limit}")
     server = subprocess.Popen(
-        [sys.executable, __file__, "--server", "-n", str(count)],
+        [sys.executable, __file__, "--server", "-n", str(count)]
+        + (["--compression"] if args.compression else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -87,14 +102,15 @@ def main() -> None:
         rss0, threads0 = rss_kib(server.pid), thread_count(server.pid)
 
         def connect(_: int) -> syncws.ClientConnection:
-            return syncws.connect(uri, compression=None, open_timeout=60, ping_interval=None)
+            return syncws.connect(uri, compression=compression, open_timeout=60, ping_interval=None)
 
         start = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
             connections = list(pool.map(connect, range(count)))
         connected = time.monotonic() - start
+        time.sleep(args.settle)
         rss1, threads1, fds1 = rss_kib(server.pid), thread_count(server.pid), fd_count(server.pid)
-        print(f"connections:          {count:,}")
+        print(f"connections:          {count:,} (compression {compression or 'off'})")
         print(f"connect all:          {connected:.2f} s ({count / connected:,.0f}/s)")
         print(f"server RSS:           {rss0 / 1024:.1f} MiB idle, {rss1 / 1024:.1f} MiB held")
         print(
