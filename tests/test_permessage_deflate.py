@@ -1654,3 +1654,43 @@ def test_protocols_exchange_a_max_size_message_of_random_bytes() -> None:
         for data in sender.data_to_send():
             receiver.receive_data(data)
         assert receiver.events_received() == [Frame(Opcode.BINARY, message)]
+
+
+# Memory of idle connections.
+
+
+def test_negotiation_makes_no_zlib_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    server_factory = ServerPerMessageDeflateFactory(compress_settings={"level": 3})
+    client_factory = ClientPerMessageDeflateFactory(compress_settings={"level": 3})
+    made: list[str] = []
+    compressobj, decompressobj = zlib.compressobj, zlib.decompressobj
+
+    def counting_compressobj(*args: Any, **kwargs: Any) -> Any:
+        made.append("compressobj")
+        return compressobj(*args, **kwargs)
+
+    def counting_decompressobj(*args: Any, **kwargs: Any) -> Any:
+        made.append("decompressobj")
+        return decompressobj(*args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", counting_compressobj)
+    monkeypatch.setattr(zlib, "decompressobj", counting_decompressobj)
+    for _ in range(3):
+        answer, server_extension = server_factory.process_request_params(
+            client_factory.get_request_params(), []
+        )
+        client_extension = client_factory.process_response_params(answer, [])
+    # zlib's state is about 256 KiB per compressor: none before the first message.
+    assert made == []
+    assert isinstance(server_extension, PerMessageDeflate)
+    assert isinstance(client_extension, PerMessageDeflate)
+    message = client_extension.encode(Frame(Opcode.TEXT, b"hello " * 100))
+    assert made == ["compressobj"]
+    assert server_extension.decode(message).data == b"hello " * 100
+    assert made == ["compressobj", "decompressobj"]
+
+
+def test_extension_keeps_attributes_set_on_it() -> None:
+    extension = PerMessageDeflate(False, False, 15, 15)
+    extension.note = "kept"  # type: ignore[attr-defined]
+    assert extension.note == "kept"  # type: ignore[attr-defined]

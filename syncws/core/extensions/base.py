@@ -24,8 +24,13 @@ __all__ = [
     "ServerExtensionFactory",
 ]
 
+
 class Extension:
     """A negotiated extension, applied to each frame of a connection."""
+
+    # No __dict__ of its own, so that a subclass with __slots__ has none either; a subclass
+    # without __slots__ gets one as usual.
+    __slots__ = ()
 
     name: str
     """The extension's registered name, e.g. ``permessage-deflate``."""

@@ -84,6 +84,7 @@ Parameter values
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -154,8 +155,16 @@ def _check_compress_settings(compress_settings: Mapping[str, int] | None) -> dic
             f"compress_settings may only set level, memLevel and strategy, not {', '.join(unknown)}"
         )
     # Fail now rather than with the first message: zlib checks the values.
-    _compressobj(-9, settings)
+    _check_with_zlib(tuple(sorted(settings.items())))
     return settings
+
+
+@functools.lru_cache(maxsize=16)
+def _check_with_zlib(settings: tuple[tuple[str, int], ...]) -> None:
+    # A compressor allocates about 256 KiB that it zeroes in part: each factory and each
+    # connection checks its settings, and a server has few distinct ones, so zlib sees each
+    # once rather than once per handshake.
+    _compressobj(-9, dict(settings))
 
 
 def _compressobj(wbits: int, settings: Mapping[str, int], zdict: bytes = b"") -> zlib._Compress:
@@ -203,6 +212,29 @@ class PerMessageDeflate(Extension):
 
     name = _NAME
 
+    # Slots keep an idle connection small: every compressed connection holds one. __dict__
+    # stays, made only when an attribute outside these is set.
+    __slots__ = (
+        "__dict__",
+        "_decoder",
+        "_decoder_wbits",
+        "_decoding",
+        "_encoder",
+        "_encoder_settings",
+        "_encoder_wbits",
+        "_encoding",
+        "_history",
+        "_history_size",
+        "_skip_next",
+        "_window",
+        "compress_settings",
+        "local_max_window_bits",
+        "local_no_context_takeover",
+        "min_size",
+        "remote_max_window_bits",
+        "remote_no_context_takeover",
+    )
+
     def __init__(
         self,
         remote_no_context_takeover: bool,
@@ -227,12 +259,13 @@ class PerMessageDeflate(Extension):
         # 9-bit window also understands peers that compress with 9 bits when 8 were agreed
         # (see the module documentation).
         self._decoder_wbits = -max(9, remote_max_window_bits)
-        self._encoder_settings = dict(self.compress_settings)
+        # The settings as given, unless the window calls for a change: then a copy.
+        self._encoder_settings = self.compress_settings
         if local_max_window_bits == 8:
             # zlib cannot compress with an 8-bit window. With Z_RLE every match is one byte
             # back and Z_HUFFMAN_ONLY makes no matches, so either is valid for any window.
             if self._encoder_settings.get("strategy") not in (zlib.Z_RLE, zlib.Z_HUFFMAN_ONLY):
-                self._encoder_settings["strategy"] = zlib.Z_RLE
+                self._encoder_settings = {**self.compress_settings, "strategy": zlib.Z_RLE}
             self._encoder_wbits = -9
         else:
             self._encoder_wbits = -local_max_window_bits
