@@ -29,6 +29,11 @@ from .options import check_max_queue, water_marks
 
 __all__ = ["Data", "MessageQueue"]
 
+# The frames of a queue that was never given one: always empty, since it keeps none
+# (maxlen 0), so all queues can share it. put() makes the queue's own deque: a connection that
+# never receives a message holds no deque, and an empty one takes 760 bytes.
+_NO_FRAMES: collections.deque[Frame] = collections.deque(maxlen=0)
+
 Data = str | bytes
 """A message: :class:`str` for text, :class:`bytes` for binary."""
 
@@ -47,6 +52,28 @@ class MessageQueue:
         ValueError: a water mark is out of range.
     """
 
+    # Slots keep an idle connection small: each connection holds one queue.
+    __slots__ = (
+        "_closed",
+        "_complete",
+        "_cond",
+        "_frames",
+        "_getting",
+        "_high_water",
+        "_lock",
+        "_paused_since",
+        "_paused_time",
+        "_poked",
+        "_resume_at",
+        "_skipping",
+        "_streaming",
+        "_waiting",
+        "low",
+        "max_queue",
+        "paused",
+        "pauses",
+    )
+
     def __init__(self, max_queue: int | tuple[int | None, int | None] | None = 16) -> None:
         check_max_queue(max_queue)
         high, low = water_marks(max_queue)
@@ -63,7 +90,7 @@ class MessageQueue:
         # Made by the first thread that waits: a connection whose recv() reads the socket
         # itself never needs one.
         self._cond: threading.Condition | None = None
-        self._frames: collections.deque[Frame] = collections.deque()
+        self._frames = _NO_FRAMES
         # How many complete messages _frames holds: its frames with fin set.
         self._complete = 0
         self._getting = False
@@ -124,7 +151,10 @@ class MessageQueue:
             if self._skipping:
                 self._skipping = not frame.fin
                 return False
-            self._frames.append(frame)
+            frames = self._frames
+            if frames is _NO_FRAMES:
+                frames = self._frames = collections.deque()
+            frames.append(frame)
             handed = False
             if frame.fin:
                 self._complete += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -501,3 +502,30 @@ def test_close_wakes_blocked_put() -> None:
     assert queue.get(0) == "one"
     with pytest.raises(EOFError):
         queue.get(0)
+
+
+# Memory of idle connections.
+
+
+def test_idle_queue_is_small() -> None:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        queues = [MessageQueue() for _ in range(100)]
+        size = (tracemalloc.get_traced_memory()[0] - before) / len(queues)
+    finally:
+        tracemalloc.stop()
+    # The object and its lock; an empty deque alone takes 760 bytes.
+    assert size < 500
+
+
+def test_queues_that_never_held_a_frame_share_nothing() -> None:
+    first, second = MessageQueue(), MessageQueue()
+    first.put(Frame(Opcode.TEXT, b"one"))
+    assert len(first) == 1
+    assert len(second) == 0
+    assert second.take() is None
+    second.put(Frame(Opcode.BINARY, b"two"))
+    assert first.take() == "one"
+    assert second.take() == b"two"
+    assert MessageQueue().take() is None
