@@ -205,6 +205,12 @@ class Connection:
                 response (frames that arrived with it).
         """
         events = list(events)
+        # The handshake is over: its headers are kept as flat tuples of strings for the
+        # connection's life, and rebuilt the first time the application reads them.
+        if self.request is not None:
+            self.request._compact_headers()
+        if self.response is not None:
+            self.response._compact_headers()
         # Frames that came with the handshake may have called for an answer (a pong, a Close
         # that fails the connection) or a close timeout: send and arm them now.
         with self._protocol_lock:

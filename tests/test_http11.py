@@ -6,6 +6,9 @@ byte at a time, and both runs must give the same result or the same error.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TypeVar
 
@@ -925,3 +928,36 @@ def test_differential_agreement(data: bytes) -> None:
 def test_differential_stricter(data: bytes) -> None:
     # Which of these websockets accepts depends on its version; syncws refuses them all.
     assert not syncws_accepts(data)
+
+
+# Headers kept compactly by an open connection.
+
+
+def test_compacted_headers_are_rebuilt_equal() -> None:
+    headers = Headers([("Host", "example.com"), ("X-Many", "1"), ("x-many", "2")])
+    request = Request("/chat", headers.copy())
+    response = Response(101, "Switching Protocols", headers.copy())
+    for message in (request, response):
+        message._compact_headers()
+        assert "headers" not in vars(message)
+        assert repr(message).count("X-Many") == 1
+        assert message.headers == headers
+        assert list(message.headers.raw_items()) == list(headers.raw_items())
+        assert message.headers is message.headers
+        message._compact_headers()
+        assert pickle.loads(pickle.dumps(message)) == message
+        assert copy.copy(message) == message
+        assert dataclasses.replace(message).headers == headers
+        with pytest.raises(AttributeError, match="no attribute 'other'"):
+            message.other  # type: ignore[union-attr]  # noqa: B018
+    assert request == Request("/chat", headers)
+
+
+def test_compacting_keeps_headers_set_afterwards() -> None:
+    request = Request("/")
+    request._compact_headers()
+    request.headers = Headers(Host="example.com")
+    assert request.headers["host"] == "example.com"
+    request.headers["X-More"] = "1"
+    request._compact_headers()
+    assert request.headers.get_all("x-more") == ["1"]

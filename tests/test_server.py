@@ -2041,3 +2041,46 @@ def test_max_size_message_of_random_bytes_from_syncws_to_websockets() -> None:
     ):
         connection.send(message)
         assert connection.recv(TIMEOUT) == "same"
+
+
+# Memory of idle connections.
+
+
+def test_open_connection_keeps_handshake_headers_compactly() -> None:
+    results: queue.Queue[object] = queue.Queue()
+
+    def handler(connection: ServerConnection) -> None:
+        try:
+            request, response = connection.request, connection.response
+            assert request is not None
+            assert response is not None
+            # Until read, neither holds a Headers object: only flat strings.
+            held = [value for value in vars(request).values() if isinstance(value, Headers)]
+            held += [value for value in vars(response).values() if isinstance(value, Headers)]
+            assert held == []
+            assert request.path == "/compact"
+            assert request.headers["X-Trace"] == "abc"
+            assert request.headers.get_all("x-many") == ["1", "2"]
+            assert ("X-Trace", "abc") in list(request.headers.raw_items())
+            assert request.headers is connection.request.headers  # type: ignore[union-attr]
+            assert connection.protocol.request is request
+            assert response.status_code == 101
+            assert response.headers["Upgrade"] == "websocket"
+            request.headers["X-Added"] = "kept"
+            assert connection.request.headers["x-added"] == "kept"  # type: ignore[union-attr]
+            results.put(None)
+        except BaseException as exc:
+            results.put(exc)
+        for message in connection:
+            connection.send(message)
+
+    headers = [("X-Trace", "abc"), ("X-Many", "1"), ("X-Many", "2")]
+    with (
+        serving(handler) as server,
+        client(uri(server) + "compact", additional_headers=headers) as connection,
+    ):
+        outcome = results.get(timeout=TIMEOUT)
+        if outcome is not None:
+            raise AssertionError("the handler's checks failed") from cast(BaseException, outcome)
+        connection.send("still open")
+        assert connection.recv(TIMEOUT) == "still open"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..exceptions import InvalidMessage, SecurityError
 from .headers import Headers
@@ -113,8 +114,44 @@ def _parse_headers(read_line: ReadLine) -> Generator[None, None, Headers]:
         pairs.append((line[:colon].decode("ascii"), raw_value.decode("latin-1")))
 
 
+class _CompactHeaders:
+    """Lets an open connection keep its handshake's headers as one flat tuple of strings.
+
+    A :class:`Headers` with its index takes about 1.5 KiB for the few headers of a handshake,
+    kept for the connection's whole life; the strings alone take a fraction of that.
+    :meth:`_compact_headers` swaps the headers for ``(name, value, name, value, ...)``, and
+    the first read of ``headers`` builds an equal :class:`Headers` again and keeps it.
+    """
+
+    def _compact_headers(self) -> None:
+        attributes = self.__dict__
+        headers = attributes.get("headers")
+        if type(headers) is Headers:
+            attributes["_flat_headers"] = tuple(
+                item for pair in headers.raw_items() for item in pair
+            )
+            del attributes["headers"]
+
+    if not TYPE_CHECKING:  # mypy would take every attribute for a Headers
+
+        def __getattr__(self, name: str) -> Headers:
+            # Called only when the attribute is missing: the headers were compacted.
+            attributes = self.__dict__
+            flat = attributes.get("_flat_headers") if name == "headers" else None
+            if flat is None:
+                # Another thread may have built them since this lookup missed them.
+                if name == "headers" and "headers" in attributes:
+                    return attributes["headers"]  # type: ignore[no-any-return]
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            pairs = zip(flat[::2], flat[1::2], strict=True)
+            # Two threads may read at once: both build, and both return the one kept.
+            headers = attributes.setdefault("headers", Headers(pairs))
+            attributes.pop("_flat_headers", None)
+            return headers
+
+
 @dataclass
-class Request:
+class Request(_CompactHeaders):
     """An HTTP request of the opening handshake: ``GET`` with no body (RFC 6455 §4.1).
 
     Attributes:
@@ -193,7 +230,7 @@ class Request:
 
 
 @dataclass
-class Response:
+class Response(_CompactHeaders):
     """An HTTP response of the opening handshake.
 
     Attributes:
