@@ -52,8 +52,10 @@ class MessageQueue:
         ValueError: a water mark is out of range.
     """
 
-    # Slots keep an idle connection small: each connection holds one queue.
+    # Slots keep an idle connection small: each connection holds one queue. __dict__ stays,
+    # made only when an attribute outside these is set.
     __slots__ = (
+        "__dict__",
         "_closed",
         "_complete",
         "_cond",
