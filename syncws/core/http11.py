@@ -9,6 +9,7 @@ so hostile input costs linear time.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -127,9 +128,7 @@ class _CompactHeaders:
         attributes = self.__dict__
         headers = attributes.get("headers")
         if type(headers) is Headers:
-            attributes["_flat_headers"] = tuple(
-                item for pair in headers.raw_items() for item in pair
-            )
+            attributes["_flat_headers"] = tuple(itertools.chain.from_iterable(headers.raw_items()))
             del attributes["headers"]
 
     if not TYPE_CHECKING:  # mypy would take every attribute for a Headers
