@@ -25,7 +25,9 @@ from syncws.core.frames import (
     FrameHeader,
     Opcode,
     _apply_mask_python,
+    _parse_frame_python,
     apply_mask,
+    parse_header,
     read_header,
     read_payload,
     take_payload,
@@ -250,6 +252,7 @@ def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     assert module.apply_mask is module._apply_mask_python
+    assert module.parse_frame is module._parse_frame_python
     assert module.Frame(module.Opcode.TEXT, b"Hello").serialize(
         mask=True, mask_key=MASK_KEY
     ) == bytes.fromhex("81 85 37fa213d 7f9f4d5158")
@@ -257,8 +260,7 @@ def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # read_header
 
-
-@pytest.mark.parametrize(
+HEADER_ERRORS = pytest.mark.parametrize(
     ("data", "mask", "options", "error", "message"),
     [
         *(
@@ -298,6 +300,9 @@ def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
                      id="just-over-max-size"),
     ],
 )  # fmt: skip
+
+
+@HEADER_ERRORS
 def test_read_header_errors(
     data: bytes, mask: bool, options: dict[str, int | None], error: type[Exception], message: str
 ) -> None:
@@ -369,6 +374,98 @@ def test_read_header_eof(data: str) -> None:
     reader.feed_eof()
     with pytest.raises(EOFError, match="inside a frame header"):
         next(parser)
+
+
+# parse_frame: the function the protocol uses (the C accelerator's when built) and the
+# pure-Python one.
+
+FrameParser = Callable[[bytearray, int, int, bool, int | None, bool], frames.ParsedFrame | None]
+FRAME_PARSERS = [
+    pytest.param(frames.parse_frame, id="selected"),
+    pytest.param(_parse_frame_python, id="python"),
+]
+
+
+@pytest.mark.parametrize("parse_frame", FRAME_PARSERS)
+@HEADER_ERRORS
+def test_parse_frame_errors_are_parse_header_errors(
+    parse_frame: FrameParser,
+    data: bytes,
+    mask: bool,
+    *,
+    options: dict[str, int | None],
+    error: type[Exception],
+    message: str,
+) -> None:
+    # The same exception, message and close code as parse_header(), from the header alone.
+    header_size = 10 if data[1] & 0x7F == 127 else 4 if data[1] & 0x7F == 126 else 2
+    buffer = bytearray(b"..." + data[:header_size])
+    max_size = options.get("max_size")
+    with pytest.raises(error, match=message) as expected:
+        parse_header(buffer, 3, mask=mask, max_size=max_size)
+    with pytest.raises(error) as raised:
+        parse_frame(buffer, 3, len(buffer), mask, max_size, False)
+    assert type(raised.value) is type(expected.value)
+    assert str(raised.value) == str(expected.value)
+    assert raised.value.code == expected.value.code  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("parse_frame", FRAME_PARSERS)
+@pytest.mark.parametrize(
+    ("frame", "mask"),
+    [
+        pytest.param(Frame(Opcode.TEXT, b"Hello"), True, id="masked"),
+        pytest.param(Frame(Opcode.BINARY, b"Hello"), False, id="unmasked"),
+        pytest.param(Frame(Opcode.CONT, bytes(range(256)) * 3, fin=False), True, id="16-bit"),
+        pytest.param(Frame(Opcode.BINARY, random_bytes(70_000, 3)), True, id="64-bit"),
+        pytest.param(Frame(Opcode.PING, b""), False, id="empty-ping"),
+    ],
+)
+def test_parse_frame_takes_the_payload_of_a_whole_frame(
+    parse_frame: FrameParser, frame: Frame, mask: bool
+) -> None:
+    raw = frame.serialize(mask=mask, mask_key=MASK_KEY)
+    header = parse_header(bytearray(raw), mask=mask)
+    assert header is not None
+    buffer = bytearray(b"ab" + raw + b"next")
+    head, size, offset, mask_key, data = parse_frame(buffer, 2, len(buffer), mask, None, False) or (
+        pytest.fail("incomplete")
+    )
+    assert (head, size, mask_key) == (raw[0], header.size, header.mask_key)
+    assert offset == header.offset + 2
+    assert data == frame.data
+    assert type(data) is bytes
+    assert buffer == b"ab" + raw + b"next"  # unchanged
+    if frame.data:
+        # Until its last byte is there, the header comes without the payload.
+        assert parse_frame(buffer, 2, len(buffer) - 5, mask, None, False) == (
+            head, size, offset, mask_key, None
+        )  # fmt: skip
+    # end=-1: to the end of the buffer.
+    assert parse_frame(bytearray(raw), 0, -1, mask, None, False) == (
+        head, size, offset - 2, mask_key, frame.data
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("parse_frame", FRAME_PARSERS)
+@pytest.mark.parametrize("data", ["", "81", "82 fe 01", "82 ff 00000000000100", "81 85 37fa"])
+def test_parse_frame_incomplete_header(parse_frame: FrameParser, data: str) -> None:
+    header = bytes.fromhex(data)
+    mask = len(header) > 1 and bool(header[1] & 0x80)
+    # Bytes after end are not looked at.
+    buffer = bytearray(header + b"after the end")
+    assert parse_frame(buffer, 0, len(header), mask, None, False) is None
+
+
+@pytest.mark.parametrize("parse_frame", FRAME_PARSERS)
+def test_parse_frame_options(parse_frame: FrameParser) -> None:
+    # max_size is inclusive; RSV bits pass when allowed.
+    buffer = bytearray(b"\xc2\x0a" + bytes(10))
+    assert parse_frame(buffer, 0, 12, False, 10, True) == (0xC2, 10, 2, None, bytes(10))
+    with pytest.raises(PayloadTooBig, match="frame of 10 bytes exceeds limit of 9 bytes"):
+        parse_frame(buffer, 0, 12, False, 9, True)
+    with pytest.raises(ProtocolError, match="reserved bits"):
+        parse_frame(buffer, 0, 12, False, 10, False)
 
 
 # read_payload

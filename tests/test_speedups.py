@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncws.core import frames
+from syncws.exceptions import ProtocolError
 
 speedups: ModuleType | None = None
 if importlib.util.find_spec("syncws.core.speedups") is not None:
@@ -27,9 +29,11 @@ def test_speedups_built_when_required() -> None:
         assert speedups is not None, "the C accelerator was not built"
         assert frames.apply_mask is speedups.apply_mask
         assert frames.encode_frame is speedups.encode_frame
+        assert frames.parse_frame is speedups.parse_frame
     elif speedups is None:
         assert frames.apply_mask is frames._apply_mask_python
         assert frames.encode_frame is frames._encode_frame_python
+        assert frames.parse_frame is frames._parse_frame_python
 
 
 needs_speedups = pytest.mark.skipif(speedups is None, reason="built without a C compiler")
@@ -106,3 +110,78 @@ def test_c_frame_refuses_bad_arguments(head: int, key: bytes | None, message: st
     assert speedups is not None
     with pytest.raises(ValueError, match=message):
         speedups.encode_frame(head, b"data", key)
+
+
+def parse_outcome(parse_frame: Callable[..., object], *args: object) -> object:
+    """What parse_frame returns, or the exception it raises: its type, message and code."""
+    try:
+        return parse_frame(*args)
+    except ProtocolError as exc:
+        return type(exc), str(exc), exc.code
+
+
+# Headers in every length form, shortest or not, with lengths around the boundaries, then the
+# rest of the frame; any byte may be cut off at the end.
+LENGTHS = st.sampled_from([0, 1, 125, 126, 127, 200, 65535, 65536, 2**63 - 1, 2**63, 2**64 - 1])
+
+
+@st.composite
+def frame_bytes(draw: st.DrawFn) -> bytes:
+    head0 = draw(st.integers(0, 255))
+    masked = draw(st.booleans())
+    size = draw(st.integers(0, 300) | LENGTHS)
+    form = draw(st.sampled_from(["shortest", "7", "16", "64"]))
+    if form == "shortest":
+        form = "7" if size < 126 else "16" if size < 65536 else "64"
+    mask_bit = 0x80 if masked else 0
+    if form == "7":
+        header = bytes([head0, mask_bit | (size & 0x7F)])
+    elif form == "16":
+        header = bytes([head0, mask_bit | 126]) + (size & 0xFFFF).to_bytes(2, "big")
+    else:
+        header = bytes([head0, mask_bit | 127]) + (size % 2**64).to_bytes(8, "big")
+    if masked:
+        header += draw(st.binary(min_size=4, max_size=4))
+    return header + draw(st.binary(max_size=min(size, 400)))
+
+
+@st.composite
+def buffers(draw: st.DrawFn) -> tuple[bytearray, int, int]:
+    """A buffer with a frame, or any bytes, at start; bytes up to end were received."""
+    data = draw(frame_bytes() | st.binary(max_size=20))
+    prefix = draw(st.binary(max_size=5))
+    cut = draw(st.integers(0, 20))
+    start = len(prefix)
+    return bytearray(prefix + data + b"tail"), start, max(start, start + len(data) - cut)
+
+
+@needs_speedups
+@settings(max_examples=1000)
+@given(
+    received=buffers(),
+    mask=st.booleans(),
+    max_size=st.none() | st.integers(-1, 70_000) | LENGTHS | st.just(2**70),
+    allow_rsv=st.booleans(),
+)
+def test_c_parse_frame_matches_python(
+    received: tuple[bytearray, int, int], mask: bool, max_size: int | None, allow_rsv: bool
+) -> None:
+    assert speedups is not None
+    args = (*received, mask, max_size, allow_rsv)
+    expected = parse_outcome(frames._parse_frame_python, *args)
+    assert parse_outcome(speedups.parse_frame, *args) == expected
+
+
+@needs_speedups
+def test_c_parse_frame_reads_any_buffer_and_stays_in_it() -> None:
+    assert speedups is not None
+    frame = b"\x82\x03abc"
+    for buffer in (frame, bytearray(frame), memoryview(frame)):
+        assert speedups.parse_frame(buffer, 0, -1, False, None, False) == (
+            0x82, 3, 2, None, b"abc"
+        )  # fmt: skip
+    for start, end in [(-1, 5), (0, 6), (4, 3)]:
+        with pytest.raises(ValueError, match="within the buffer"):
+            speedups.parse_frame(bytearray(frame), start, end, False, None, False)
+    with pytest.raises(TypeError, match="6 arguments"):
+        speedups.parse_frame(bytearray(frame), 0, 5)

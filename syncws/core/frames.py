@@ -8,7 +8,7 @@ import enum
 import secrets
 import struct
 from collections.abc import Callable, Generator
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from ..exceptions import PayloadTooBig, ProtocolError
 from .streams import StreamReader
@@ -24,6 +24,7 @@ __all__ = [
     "apply_mask",
     "encode_frame",
     "encode_header",
+    "parse_frame",
     "parse_header",
     "read_header",
     "read_payload",
@@ -195,11 +196,59 @@ def _encode_frame_python(
     return encode_header(head, len(data), True) + mask_key + apply_mask(data, mask_key)
 
 
+ParsedFrame: TypeAlias = tuple[int, int, int, "bytes | None", "bytes | None"]
+"""What :func:`parse_frame` returns: the first byte of the frame, the length of its payload,
+where the payload starts in the buffer, the mask key (``None`` if not masked) and the payload
+unmasked (``None`` if it is not all in the buffer yet)."""
+
+
+def _parse_frame_python(  # noqa: PLR0917 (positional, as the C version's arguments are)
+    buffer: bytearray,
+    start: int,
+    end: int,
+    mask: bool,
+    max_size: int | None,
+    allow_rsv: bool,
+    /,
+) -> ParsedFrame | None:
+    """Check the frame header at ``start`` in ``buffer`` and, if the whole frame is there,
+    take its payload, unmasked, in the same call: what the receive path does for most frames.
+
+    :func:`parse_frame` is this function, or the C accelerator's version of it when built.
+    The checks are those of :func:`parse_header`, with the same exceptions, made before any
+    payload is read; the arguments are its own, passed by position. The buffer is not changed.
+
+    Returns:
+        ``None`` while the header is incomplete; otherwise a tuple ``(head, size, offset,
+        mask_key, data)``: the first byte of the frame (FIN, RSV bits and opcode), the length
+        of the payload, where it starts in ``buffer``, the mask key (``None`` if the frame is
+        not masked) and the payload unmasked, or ``None`` if it does not end before ``end``
+        yet.
+
+    Raises:
+        ProtocolError: the frame breaks RFC 6455 (close code 1002).
+        PayloadTooBig: the payload is larger than ``max_size`` (close code 1009).
+    """
+    header = parse_header(buffer, start, end, mask=mask, max_size=max_size, allow_rsv=allow_rsv)
+    if header is None:
+        return None
+    if end < 0:
+        end = len(buffer)
+    offset = header.offset
+    stop = offset + header.size
+    data = None
+    if stop <= end:
+        data = _payload_slice(buffer, offset, stop, offset, header.mask_key)
+    return buffer[start], header.size, offset, header.mask_key, data
+
+
 try:
-    from .speedups import apply_mask, encode_frame
+    from .speedups import apply_mask, encode_frame, parse_frame
 except ImportError:  # built without a C compiler
     apply_mask = _apply_mask_python
     encode_frame = _encode_frame_python
+    parse_frame = _parse_frame_python
+
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,5 +1,5 @@
-/* Optional C accelerator for syncws: the WebSocket mask (RFC 6455 section 5.3), and whole
- * frames built in one buffer.
+/* Optional C accelerator for syncws: the WebSocket mask (RFC 6455 section 5.3), whole frames
+ * built in one buffer, and frames parsed with their payload unmasked in one call.
  *
  * syncws.core.frames uses it when it is built and falls back to pure-Python versions otherwise;
  * both give the same bytes, which the tests check. The loop XORs 8 bytes at a time and
@@ -150,19 +150,254 @@ done:
     return result;
 }
 
+/* Raise syncws.exceptions.<name>(message): only on the error path, so the module is looked up
+ * then (it is in sys.modules already: frames imports it before this module). */
+static PyObject *
+raise_protocol_error(const char *name, PyObject *message)
+{
+    PyObject *exceptions, *type;
+
+    if (message == NULL) {
+        return NULL;
+    }
+    exceptions = PyImport_ImportModule("syncws.exceptions");
+    if (exceptions == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    type = PyObject_GetAttrString(exceptions, name);
+    Py_DECREF(exceptions);
+    if (type == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    PyErr_SetObject(type, message);
+    Py_DECREF(type);
+    Py_DECREF(message);
+    return NULL;
+}
+
+#define PROTOCOL_ERROR(message) raise_protocol_error("ProtocolError", (message))
+
+/* parse_frame(buffer, start, end, mask, max_size, allow_rsv) -> tuple | None
+ *
+ * The same checks as frames.parse_header(), in the same order and with the same messages,
+ * each made as soon as the bytes it needs are there, before any payload is read. None while
+ * the header is incomplete; otherwise (head, size, offset, mask_key, data): the first byte of
+ * the frame, the length of the payload, where it starts in buffer, the mask key (None if the
+ * frame is not masked) and, if the whole payload is in buffer[:end], the payload unmasked
+ * (None otherwise). The buffer is not changed. */
+static PyObject *
+parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end, offset;
+    const unsigned char *buf;
+    unsigned char head0, head1;
+    unsigned long long size;
+    int mask, allow_rsv, opcode, fin;
+    PyObject *max_size;
+    PyObject *result = NULL, *mask_key = NULL, *data = NULL;
+
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "parse_frame() takes exactly 6 arguments");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    end = PyLong_AsSsize_t(args[2]);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    mask = PyObject_IsTrue(args[3]);
+    if (mask < 0) {
+        return NULL;
+    }
+    max_size = args[4];
+    allow_rsv = PyObject_IsTrue(args[5]);
+    if (allow_rsv < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (end < 0) {
+        end = view.len;
+    }
+    if (start < 0 || end > view.len || start > end) {
+        PyErr_SetString(PyExc_ValueError, "start and end must be within the buffer");
+        goto done;
+    }
+    buf = (const unsigned char *)view.buf;
+    if (end - start < 2) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    head0 = buf[start];
+    head1 = buf[start + 1];
+    opcode = head0 & 0x0F;
+    fin = head0 & 0x80;
+
+    if ((opcode > 0x2 && opcode < 0x8) || opcode > 0xA) {
+        PROTOCOL_ERROR(PyUnicode_FromFormat("reserved opcode 0x%x", opcode));
+        goto done;
+    }
+    if ((head0 & 0x70) && !allow_rsv) {
+        PROTOCOL_ERROR(PyUnicode_FromString(
+            "reserved bits must be 0 without a negotiated extension"));
+        goto done;
+    }
+    if (((head1 & 0x80) != 0) != (mask != 0)) {
+        PROTOCOL_ERROR(PyUnicode_FromString(
+            mask ? "incorrect masking: expected" : "incorrect masking: unexpected"));
+        goto done;
+    }
+    size = head1 & 0x7F;
+    /* RFC 6455 section 5.5: control frames are never fragmented and carry at most 125 bytes. */
+    if (opcode >= 0x8) {
+        if (!fin) {
+            PROTOCOL_ERROR(PyUnicode_FromString("fragmented control frame"));
+            goto done;
+        }
+        if (size > 125) {
+            PROTOCOL_ERROR(PyUnicode_FromString("control frame too long"));
+            goto done;
+        }
+    }
+    offset = start + 2;
+    if (size >= 126) {
+        unsigned long long minimum;
+        if (size == 126) {
+            if (end - start < 4) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            size = ((unsigned long long)buf[offset] << 8) | buf[offset + 1];
+            offset += 2;
+            minimum = 126;
+        }
+        else {
+            if (end - start < 10) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            size = 0;
+            for (int i = 0; i < 8; i++) {
+                size = (size << 8) | buf[offset + i];
+            }
+            offset += 8;
+            if (size >> 63) {
+                PROTOCOL_ERROR(PyUnicode_FromString(
+                    "payload length with the most significant bit set"));
+                goto done;
+            }
+            minimum = 65536;
+        }
+        /* RFC 6455 section 5.2: the minimal number of bytes must be used for the length. */
+        if (size < minimum) {
+            PROTOCOL_ERROR(PyUnicode_FromFormat(
+                "payload length %llu not encoded in its shortest form", size));
+            goto done;
+        }
+    }
+    if (max_size != Py_None) {
+        int overflow;
+        long long limit = PyLong_AsLongLongAndOverflow(max_size, &overflow);
+        if (limit == -1 && !overflow && PyErr_Occurred()) {
+            goto done;
+        }
+        /* A limit past the range of long long is larger than any length (below 2**63). */
+        if (overflow < 0 || (overflow == 0 && (limit < 0 || size > (unsigned long long)limit))) {
+            raise_protocol_error(
+                "PayloadTooBig",
+                PyUnicode_FromFormat(
+                    "frame of %llu bytes exceeds limit of %S bytes", size, max_size));
+            goto done;
+        }
+    }
+    if (mask) {
+        if (end - offset < 4) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        mask_key = PyBytes_FromStringAndSize((const char *)buf + offset, 4);
+        if (mask_key == NULL) {
+            goto done;
+        }
+        offset += 4;
+    }
+    else {
+        mask_key = Py_NewRef(Py_None);
+    }
+    if ((unsigned long long)(end - offset) >= size) {
+        data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        if (data == NULL) {
+            goto done;
+        }
+        if (mask) {
+            const unsigned char *key = (const unsigned char *)PyBytes_AS_STRING(mask_key);
+            if (size > RELEASE_GIL_ABOVE) {
+                /* The buffer stays exported while the GIL is released: it cannot be resized. */
+                Py_BEGIN_ALLOW_THREADS
+                xor_mask(buf + offset, (unsigned char *)PyBytes_AS_STRING(data),
+                         (Py_ssize_t)size, key);
+                Py_END_ALLOW_THREADS
+            }
+            else {
+                xor_mask(buf + offset, (unsigned char *)PyBytes_AS_STRING(data),
+                         (Py_ssize_t)size, key);
+            }
+        }
+        else {
+            memcpy(PyBytes_AS_STRING(data), buf + offset, (size_t)size);
+        }
+    }
+    else {
+        data = Py_NewRef(Py_None);
+    }
+    result = PyTuple_New(5);
+    if (result == NULL) {
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 0, PyLong_FromLong(head0));
+    PyTuple_SET_ITEM(result, 1, PyLong_FromUnsignedLongLong(size));
+    PyTuple_SET_ITEM(result, 2, PyLong_FromSsize_t(offset));
+    if (PyTuple_GET_ITEM(result, 0) == NULL || PyTuple_GET_ITEM(result, 1) == NULL
+        || PyTuple_GET_ITEM(result, 2) == NULL) {
+        Py_CLEAR(result);
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 3, mask_key);
+    PyTuple_SET_ITEM(result, 4, data);
+    mask_key = data = NULL;
+
+done:
+    Py_XDECREF(mask_key);
+    Py_XDECREF(data);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask) -> bytes\n\nXOR data with the 4-byte mask, repeated."},
     {"encode_frame", encode_frame, METH_VARARGS,
      "encode_frame(head, data, mask_key=None) -> bytes\n\n"
      "One frame: header, mask key and masked payload, in one buffer."},
+    {"parse_frame", (PyCFunction)(void (*)(void))parse_frame, METH_FASTCALL,
+     "parse_frame(buffer, start, end, mask, max_size, allow_rsv, /) -> tuple | None\n\n"
+     "Check the frame header at start in buffer, as frames.parse_header() does; None while\n"
+     "it is incomplete, else (head, size, offset, mask_key, data), data being the payload\n"
+     "unmasked if it is all in buffer[:end], else None."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "syncws.core.speedups",
-    "C accelerator for syncws: WebSocket masking and frame encoding.",
+    "C accelerator for syncws: WebSocket masking, frame encoding and parsing.",
     -1,
     speedups_methods,
 };
