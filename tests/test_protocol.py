@@ -6,6 +6,9 @@ sending API, logging and extensions, and last a differential test against the sa
 the ``websockets`` package.
 
 Frames a server receives are masked with ``MASK_KEY``; frames a client receives are not.
+
+Every test runs twice: with the frame parser that the protocol uses (the C accelerator's when
+it is built) and with the pure-Python one, so that both fail in the same way on every row.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from websockets import frames as ws_frames
 from websockets import protocol as ws_protocol
 
 from syncws.core import frames
+from syncws.core import protocol as protocol_module
 from syncws.core.extensions.base import Extension
 from syncws.core.frames import Close, Frame, Opcode, apply_mask
 from syncws.core.protocol import FRAME_OVERHEAD, Protocol, Side, State
@@ -41,6 +45,26 @@ SIDES = [pytest.param(Side.SERVER, id="server"), pytest.param(Side.CLIENT, id="c
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 CLOSE, PING, PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
+
+PARSERS = [
+    pytest.param(
+        "selected",
+        id="selected",
+        marks=pytest.mark.skipif(
+            frames.parse_frame is frames._parse_frame_python, reason="built without a C compiler"
+        ),
+    ),
+    pytest.param("python", id="python"),
+]
+
+
+@pytest.fixture(autouse=True, params=PARSERS)
+def frame_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the selected frame parser, then with the pure-Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(protocol_module, "parse_frame", frames._parse_frame_python)
+    assert isinstance(request.param, str)
+    return request.param
 
 
 # Helpers.
@@ -1494,6 +1518,77 @@ def test_in_order_processing(side: Side) -> None:
     )  # fmt: skip
     assert received(protocol) == [Frame(TEXT, b"hello"), Frame(PING, b"p")]
     assert assert_failed(protocol, 1002) == [Frame(PONG, b"p")]
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_whole_messages_cost_few_python_calls(side: Side, frame_parser: str) -> None:
+    # The common frame, a whole binary or ASCII text message in the buffer, is checked and
+    # unmasked in one call and delivered without the generic path: with the C parser, the
+    # only Python call left per message builds its Frame. Python calls are counted, not timed.
+    messages = [Frame(BINARY, bytes(range(256)) * 4), Frame(TEXT, b"ascii " * 100)] * 50
+    data = b"".join(encode_in(side, frame) for frame in messages)
+    protocol = Protocol(side)
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        protocol.receive_data(data)
+    finally:
+        sys.setprofile(None)
+    assert received(protocol) == messages
+    assert protocol.frames_received == protocol.messages_received == len(messages)
+    # The pure-Python parser adds parse_header(), its header and the unmasking per frame.
+    assert calls / len(messages) < (1.1 if frame_parser == "selected" else 5.1)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_whole_messages_mixed_with_fragments_and_control_frames(side: Side) -> None:
+    # Whole messages take the short path; what comes around them does not, and the message
+    # in progress, the counters and the UTF-8 check are those of the generic path.
+    protocol = Protocol(side, max_size=1000)
+    protocol.receive_data(
+        encode_in(side, Frame(BINARY, b"whole"))
+        + encode_in(side, Frame(TEXT, b"frag", fin=False))
+        + encode_in(side, Frame(PING, b"p"))
+        + encode_in(side, Frame(CONT, b"ment"))
+        + encode_in(side, Frame(TEXT, "κόσμε".encode()))
+        + encode_in(side, Frame(TEXT, b"x" * 1000))
+    )
+    assert received(protocol) == [
+        Frame(BINARY, b"whole"),
+        Frame(TEXT, b"frag", fin=False),
+        Frame(PING, b"p"),
+        Frame(CONT, b"ment"),
+        Frame(TEXT, "κόσμε".encode()),
+        Frame(TEXT, b"x" * 1000),
+    ]
+    assert sent(protocol) == [Frame(PONG, b"p")]
+    assert (protocol.frames_received, protocol.messages_received) == (6, 4)
+    # A whole message over max_size, then one in a continuation where none is expected.
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"y" * 1001)))
+    assert str(protocol.parser_exc) == "frame of 1001 bytes exceeds limit of 1000 bytes"
+    assert assert_failed(protocol, 1009) == []
+    protocol = Protocol(side)
+    protocol.receive_data(
+        encode_in(side, Frame(TEXT, b"start", fin=False)) + encode_in(side, Frame(TEXT, b"again"))
+    )
+    assert received(protocol) == [Frame(TEXT, b"start", fin=False)]
+    assert str(protocol.parser_exc) == "expected a continuation frame"
+    assert assert_failed(protocol, 1002) == []
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_a_whole_large_message_lets_go_of_its_buffer(side: Side) -> None:
+    # Taken whole from the buffer, a large message leaves no buffer of its size behind.
+    protocol = Protocol(side, max_size=None)
+    protocol.receive_data(encode_in(side, Frame(BINARY, b"z" * 100_000)))
+    assert received(protocol) == [Frame(BINARY, b"z" * 100_000)]
+    assert len(protocol.reader.data) == 0
+    assert protocol.reader.pos == protocol.reader.end == 0
 
 
 @pytest.mark.parametrize("side", SIDES)

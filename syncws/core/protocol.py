@@ -32,20 +32,22 @@ from ..exceptions import (
 )
 from .extensions.base import Extension
 from .frames import (
+    _OPCODES,
     Close,
     CloseCode,
     Frame,
+    FrameHeader,
     Opcode,
     encode_frame,
     encode_header,
-    parse_header,
+    parse_frame,
     read_header,
     read_payload,
     take_payload,
     validate_utf8_prefix,
 )
 from .http11 import Request, Response
-from .streams import StreamReader
+from .streams import _KEEP_SIZE, StreamReader
 
 __all__ = ["FRAME_OVERHEAD", "Event", "Protocol", "Side", "State"]
 
@@ -600,27 +602,57 @@ class Protocol:
         while True:
             # The reader's buffer may be another one after each yield: look it up again.
             pos = reader.pos
-            while reader.end <= pos:
+            end = reader.end
+            while end <= pos:
                 if reader.eof:
                     # The peer closed TCP between frames.
                     return
                 yield
                 pos = reader.pos
+                end = reader.end
             # Read self.extensions for each frame, as recv_frame() does. The common case, a
-            # whole frame in the buffer, runs without a generator.
+            # whole frame in the buffer, runs without a generator, its header checked and its
+            # payload unmasked in one call.
+            buffer = reader.data
             allow_rsv = bool(self.extensions)
-            header = parse_header(
-                reader.data,
-                pos,
-                reader.end,
-                mask=mask,
-                max_size=self._frame_limit,
-                allow_rsv=allow_rsv,
-            )
-            if header is None:
+            parsed = parse_frame(buffer, pos, end, mask, self._frame_limit, allow_rsv)
+            if parsed is None:
                 header = yield from read_header(
                     reader, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
                 )
+                data = None
+            else:
+                head, size, offset, mask_key, data = parsed
+                # The most common frame: a whole message, binary or ASCII text, FIN set, no
+                # RSV bit, no extension, no message in progress, within max_size. It needs
+                # none of the checks of _check_data_frame() and recv_frame() but the size.
+                # (_recv_size and _recv_transformed are left alone: without extensions, they
+                # are read only while a message is in progress, and set when one starts.)
+                if (
+                    data is not None
+                    and (head == 0x82 or (head == 0x81 and data.isascii()))
+                    and self._recv_opcode is None
+                    and not allow_rsv
+                    and (self.max_size is None or size <= self.max_size)
+                ):
+                    stop = offset + size
+                    if stop < end or len(buffer) <= _KEEP_SIZE:
+                        reader.pos = stop
+                    else:
+                        reader.advance(stop)
+                    frame = Frame(Opcode.BINARY if head == 0x82 else Opcode.TEXT, data)
+                    self.frames_received += 1
+                    self.messages_received += 1
+                    if self.debug:
+                        self.logger.debug("< %s", frame)
+                    self.events.append(frame)
+                    continue
+                opcode = _OPCODES[head & 0x0F]
+                assert opcode is not None  # parse_frame() refused reserved opcodes
+                header = FrameHeader(
+                    opcode, head >= 0x80, bool(head & 0x40), bool(head & 0x20), bool(head & 0x10),
+                    size, offset, mask_key,
+                )  # fmt: skip
             opcode = header.opcode
             on_data = None
             if opcode is Opcode.CONT or opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -628,7 +660,12 @@ class Protocol:
                 if self._recv_opcode is Opcode.TEXT and not self._recv_transformed:
                     # Validate text as it arrives: fail fast even inside one frame.
                     on_data = self._check_utf8
-            if reader.end >= header.offset + header.size:
+            if data is not None:
+                # parse_frame() took the payload already: the whole frame was there.
+                reader.advance(header.offset + header.size)
+                if on_data is not None:
+                    on_data(data)
+            elif reader.end >= header.offset + header.size:
                 data = take_payload(reader, header, on_data)
             else:
                 data = yield from read_payload(reader, header, on_data)
