@@ -122,52 +122,47 @@ def parse_outcome(parse_frame: Callable[..., object], *args: object) -> object:
 
 # Headers in every length form, shortest or not, with lengths around the boundaries, then the
 # rest of the frame; any byte may be cut off at the end.
+FIRST_BYTES = [0x81, 0x82, 0x01, 0x00, 0x80, 0x88, 0x89, 0xC1]
 LENGTHS = st.sampled_from([0, 1, 125, 126, 127, 200, 65535, 65536, 2**63 - 1, 2**63, 2**64 - 1])
 
 
 @st.composite
-def frame_bytes(draw: st.DrawFn) -> bytes:
-    head0 = draw(st.integers(0, 255))
-    masked = draw(st.booleans())
+def frame_bytes(draw: st.DrawFn, masked: bool) -> bytes:
+    head0 = draw(st.sampled_from(FIRST_BYTES) | st.integers(0, 255))
     size = draw(st.integers(0, 300) | LENGTHS)
-    form = draw(st.sampled_from(["shortest", "7", "16", "64"]))
+    form = draw(st.sampled_from(["shortest", "shortest", "7", "16", "64"]))
     if form == "shortest":
         form = "7" if size < 126 else "16" if size < 65536 else "64"
-    mask_bit = 0x80 if masked else 0
-    if form == "7":
-        header = bytes([head0, mask_bit | (size & 0x7F)])
-    elif form == "16":
-        header = bytes([head0, mask_bit | 126]) + (size & 0xFFFF).to_bytes(2, "big")
-    else:
-        header = bytes([head0, mask_bit | 127]) + (size % 2**64).to_bytes(8, "big")
-    if masked:
-        header += draw(st.binary(min_size=4, max_size=4))
-    return header + draw(st.binary(max_size=min(size, 400)))
+    key = draw(st.binary(min_size=4, max_size=4))
+    return frame_with_length(head0, masked, size, form, key)
 
 
 @st.composite
-def buffers(draw: st.DrawFn) -> tuple[bytearray, int, int]:
-    """A buffer with a frame, or any bytes, at start; bytes up to end were received."""
-    data = draw(frame_bytes() | st.binary(max_size=20))
+def received_frames(draw: st.DrawFn) -> tuple[bytearray, int, int, bool]:
+    """A buffer with a frame (or any bytes) at start, the bytes up to end received, and
+    whether frames must be masked (mostly as the frame is)."""
+    masked = draw(st.booleans())
+    data = draw(frame_bytes(masked) | st.binary(max_size=20))
     prefix = draw(st.binary(max_size=5))
-    cut = draw(st.integers(0, 20))
+    cut = draw(st.just(0) | st.integers(0, 20))
     start = len(prefix)
-    return bytearray(prefix + data + b"tail"), start, max(start, start + len(data) - cut)
+    end = max(start, start + len(data) - cut)
+    mask = masked != draw(st.sampled_from([False, False, False, True]))
+    return bytearray(prefix + data + b"tail"), start, end, mask
 
 
 @needs_speedups
 @settings(max_examples=1000)
 @given(
-    received=buffers(),
-    mask=st.booleans(),
+    received=received_frames(),
     max_size=st.none() | st.integers(-1, 70_000) | LENGTHS | st.just(2**70),
     allow_rsv=st.booleans(),
 )
 def test_c_parse_frame_matches_python(
-    received: tuple[bytearray, int, int], mask: bool, max_size: int | None, allow_rsv: bool
+    received: tuple[bytearray, int, int, bool], max_size: int | None, allow_rsv: bool
 ) -> None:
     assert speedups is not None
-    args = (*received, mask, max_size, allow_rsv)
+    args = (*received, max_size, allow_rsv)
     expected = parse_outcome(frames._parse_frame_python, *args)
     assert parse_outcome(speedups.parse_frame, *args) == expected
 
@@ -185,3 +180,36 @@ def test_c_parse_frame_reads_any_buffer_and_stays_in_it() -> None:
             speedups.parse_frame(bytearray(frame), start, end, False, None, False)
     with pytest.raises(TypeError, match="6 arguments"):
         speedups.parse_frame(bytearray(frame), 0, 5)
+
+
+def frame_with_length(
+    head0: int, masked: bool, size: int, form: str, key: bytes = b"\x37\xfa\x21\x3d"
+) -> bytes:
+    """A frame whose header announces ``size`` in the given length form (masked with ``key``
+    if ``masked``), and up to 300 bytes of payload."""
+    mask_bit = 0x80 if masked else 0
+    if form == "7":
+        header = bytes([head0, mask_bit | (size & 0x7F)])
+    elif form == "16":
+        header = bytes([head0, mask_bit | 126]) + (size & 0xFFFF).to_bytes(2, "big")
+    else:
+        header = bytes([head0, mask_bit | 127]) + (size % 2**64).to_bytes(8, "big")
+    return header + (key if masked else b"") + (bytes(range(256)) * 2)[: min(size, 300)]
+
+
+@needs_speedups
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 300, 65535, 65536, 2**63 - 1, 2**63])
+@pytest.mark.parametrize("form", ["7", "16", "64"])
+@pytest.mark.parametrize("head0", [0x82, 0x89, 0x09, 0xC1])
+@pytest.mark.parametrize("masked", [True, False])
+def test_c_parse_frame_matches_python_at_every_length_boundary(
+    size: int, form: str, head0: int, masked: bool
+) -> None:
+    assert speedups is not None
+    frame = frame_with_length(head0, masked, size, form)
+    for mask in (masked, not masked):
+        for max_size in (None, 125, 65536):
+            for cut in range(len(frame) + 1):
+                args = (bytearray(frame), 0, len(frame) - cut, mask, max_size, False)
+                expected = parse_outcome(frames._parse_frame_python, *args)
+                assert parse_outcome(speedups.parse_frame, *args) == expected
