@@ -26,6 +26,7 @@ from syncws.core.frames import (
     Opcode,
     _apply_mask_python,
     _parse_frame_python,
+    _parse_messages_python,
     apply_mask,
     parse_header,
     read_header,
@@ -253,6 +254,7 @@ def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     spec.loader.exec_module(module)
     assert module.apply_mask is module._apply_mask_python
     assert module.parse_frame is module._parse_frame_python
+    assert module.parse_messages is module._parse_messages_python
     assert module.Frame(module.Opcode.TEXT, b"Hello").serialize(
         mask=True, mask_key=MASK_KEY
     ) == bytes.fromhex("81 85 37fa213d 7f9f4d5158")
@@ -466,6 +468,123 @@ def test_parse_frame_options(parse_frame: FrameParser) -> None:
         parse_frame(buffer, 0, 12, False, 9, True)
     with pytest.raises(ProtocolError, match="reserved bits"):
         parse_frame(buffer, 0, 12, False, 10, False)
+
+
+# parse_messages: the function the protocol uses (the C accelerator's when built) and the
+# pure-Python one.
+
+MessagesParser = Callable[
+    [bytearray, int, int, bool, int | None], tuple[bytes, list[bytes], int]
+]
+MESSAGES_PARSERS = [
+    pytest.param(frames.parse_messages, id="selected"),
+    pytest.param(_parse_messages_python, id="python"),
+]
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGES_PARSERS)
+@pytest.mark.parametrize("mask", [True, False])
+@pytest.mark.parametrize(
+    "stopper",
+    [
+        pytest.param(Frame(Opcode.TEXT, "é".encode()), id="non-ascii-text"),
+        pytest.param(Frame(Opcode.BINARY, b"part", fin=False), id="fragment"),
+        pytest.param(Frame(Opcode.CONT, b"part"), id="continuation"),
+        pytest.param(Frame(Opcode.PING, b"p"), id="ping"),
+        pytest.param(Frame(Opcode.CLOSE, b""), id="close"),
+        pytest.param(Frame(Opcode.BINARY, b"z", rsv1=True), id="rsv1"),
+        pytest.param(Frame(Opcode.BINARY, b"z" * 101), id="over-max-size"),
+        pytest.param(None, id="end-of-buffer"),
+    ],
+)
+def test_parse_messages_takes_whole_messages_until_another_frame(
+    parse_messages: MessagesParser, mask: bool, stopper: Frame | None
+) -> None:
+    messages = [
+        Frame(Opcode.BINARY, b"one"),
+        Frame(Opcode.TEXT, b"two"),
+        Frame(Opcode.BINARY, b""),
+        Frame(Opcode.TEXT, b"t" * 100),
+    ]
+    data = b"".join(frame.serialize(mask=mask, mask_key=MASK_KEY) for frame in messages)
+    rest = b"" if stopper is None else stopper.serialize(mask=mask, mask_key=MASK_KEY)
+    buffer = bytearray(b"xy" + data + rest + b"after the end")
+    end = 2 + len(data) + len(rest)
+    heads, payloads, stop = parse_messages(buffer, 2, end, mask, 100)
+    assert list(heads) == [0x82, 0x81, 0x82, 0x81]
+    assert payloads == [frame.data for frame in messages]
+    assert all(type(payload) is bytes for payload in payloads)
+    assert stop == 2 + len(data)
+    assert buffer == b"xy" + data + rest + b"after the end"  # unchanged
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGES_PARSERS)
+@pytest.mark.parametrize(
+    ("data", "mask", "max_size"),
+    [
+        pytest.param(b"\x83\x00", False, None, id="reserved-opcode"),
+        pytest.param(b"\x82\x00", True, None, id="unmasked"),
+        pytest.param(wire("82 00", masked=True), False, None, id="masked"),
+        pytest.param(bytes.fromhex("82 7e 0005") + bytes(5), False, None, id="5-in-16-bit"),
+        pytest.param(bytes.fromhex("82 7e 007d") + bytes(125), False, None, id="125-in-16-bit"),
+        pytest.param(
+            bytes.fromhex("82 7f 000000000000ffff") + bytes(65535), False, None,
+            id="65535-in-64-bit",
+        ),
+        pytest.param(bytes.fromhex("82 7f 8000000000000005"), False, None, id="msb-set"),
+        pytest.param(b"\x82\x05hello", False, 4, id="over-max-size"),
+        pytest.param(b"\x82\x05hello", False, -1, id="negative-max-size"),
+        pytest.param(b"\x82\x05hell", False, None, id="incomplete-payload"),
+        pytest.param(b"\x82\x7e\x01", False, None, id="incomplete-header"),
+        pytest.param(b"\x82", False, None, id="one-byte"),
+        pytest.param(b"", False, None, id="empty"),
+    ],
+)
+def test_parse_messages_never_raises_for_a_frame(
+    parse_messages: MessagesParser, data: bytes, mask: bool, max_size: int | None
+) -> None:
+    # parse_frame() raises, or waits, for these: parse_messages() leaves them to it.
+    assert parse_messages(bytearray(data), 0, len(data), mask, max_size) == (b"", [], 0)
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGES_PARSERS)
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 16, 17, 300])
+def test_parse_messages_leaves_text_that_is_not_ascii(
+    parse_messages: MessagesParser, size: int
+) -> None:
+    # Wherever the first non-ASCII byte is, the text is left for the generic path.
+    for position in range(size):
+        for byte in (0x80, 0xC3, 0xFF):
+            payload = bytearray(b"a" * size)
+            payload[position] = byte
+            data = bytearray(Frame(Opcode.TEXT, bytes(payload)).serialize(mask=False))
+            assert parse_messages(data, 0, len(data), False, None) == (b"", [], 0)
+            data = bytearray(Frame(Opcode.BINARY, bytes(payload)).serialize(mask=False))
+            assert parse_messages(data, 0, len(data), False, None) == (
+                b"\x82", [bytes(payload)], len(data)
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGES_PARSERS)
+def test_parse_messages_many_and_large(parse_messages: MessagesParser) -> None:
+    # Many frames (their first bytes overflow any fixed table), then one with a 64-bit length.
+    large = random_bytes(70_000, 5)
+    frames_in = [Frame(Opcode.BINARY, bytes([i % 256])) for i in range(1000)]
+    frames_in.append(Frame(Opcode.BINARY, large))
+    data = bytearray(b"".join(f.serialize(mask=True, mask_key=MASK_KEY) for f in frames_in))
+    heads, payloads, stop = parse_messages(data, 0, len(data), True, None)
+    assert heads == b"\x82" * 1001
+    assert payloads == [frame.data for frame in frames_in]
+    assert stop == len(data)
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGES_PARSERS)
+@pytest.mark.parametrize(("start", "end"), [(-1, 2), (0, 3), (2, 1)])
+def test_parse_messages_stays_in_the_buffer(
+    parse_messages: MessagesParser, start: int, end: int
+) -> None:
+    with pytest.raises(ValueError, match="within the buffer"):
+        parse_messages(bytearray(b"\x82\x00"), start, end, False, None)
 
 
 # read_payload

@@ -25,6 +25,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "parse_frame",
+    "parse_messages",
     "parse_header",
     "read_header",
     "read_payload",
@@ -242,12 +243,53 @@ def _parse_frame_python(  # noqa: PLR0917 (positional, as the C version's argume
     return buffer[start], header.size, offset, header.mask_key, data
 
 
+def _parse_messages_python(
+    buffer: bytearray, start: int, end: int, mask: bool, max_size: int | None, /
+) -> tuple[bytes, list[bytes], int]:
+    """Take the frames from ``start`` on that are whole messages and complete in the buffer,
+    as long as they come: the common case, checked and unmasked in one call.
+
+    :func:`parse_messages` is this function, or the C accelerator's version of it when built.
+    It takes binary or ASCII text frames with FIN set and no RSV bit, masked as ``mask``
+    says, with their length in its shortest form and at most ``max_size`` (``None`` for no
+    limit), complete before ``end``. It stops before the first frame that is anything else,
+    incomplete or invalid, and never raises for it: :func:`parse_frame` takes it from there,
+    with the errors of :func:`parse_header`. The buffer is not changed.
+
+    Returns:
+        ``(heads, payloads, stop)``: the first byte of each frame taken (``0x81`` or
+        ``0x82``), their payloads unmasked, and where the frame after them starts.
+
+    Raises:
+        ValueError: ``start`` and ``end`` are not within the buffer.
+    """
+    if not 0 <= start <= end <= len(buffer):
+        raise ValueError("start and end must be within the buffer")
+    heads = bytearray()
+    payloads = []
+    while end - start >= 2:
+        try:
+            parsed = _parse_frame_python(buffer, start, end, mask, max_size, False)
+        except ProtocolError:  # PayloadTooBig too
+            break
+        if parsed is None:
+            break
+        head, size, offset, _, data = parsed
+        if data is None or not (head == 0x82 or (head == 0x81 and data.isascii())):
+            break
+        heads.append(head)
+        payloads.append(data)
+        start = offset + size
+    return bytes(heads), payloads, start
+
+
 try:
-    from .speedups import apply_mask, encode_frame, parse_frame
+    from .speedups import apply_mask, encode_frame, parse_frame, parse_messages
 except ImportError:  # built without a C compiler
     apply_mask = _apply_mask_python
     encode_frame = _encode_frame_python
     parse_frame = _parse_frame_python
+    parse_messages = _parse_messages_python
 
 
 

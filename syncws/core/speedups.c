@@ -380,6 +380,207 @@ done:
     return result;
 }
 
+/* parse_messages() keeps the heads of this many frames on the stack, then allocates. */
+#define HEADS_ON_STACK 128
+
+/* Whether data holds ASCII bytes only, 8 at a time. */
+static int
+is_ascii(const unsigned char *data, Py_ssize_t size)
+{
+    uint64_t bits = 0;
+    Py_ssize_t i = 0;
+
+    for (; i + 8 <= size; i += 8) {
+        uint64_t block;
+        memcpy(&block, data + i, 8);
+        bits |= block;
+    }
+    for (; i < size; i++) {
+        bits |= data[i];
+    }
+    return (bits & 0x8080808080808080ULL) == 0;
+}
+
+/* parse_messages(buffer, start, end, mask, max_size) -> (heads, payloads, stop)
+ *
+ * The frames from start on that are whole messages and complete in buffer[:end], as long as
+ * they come: binary or ASCII text, FIN set, no RSV bit, masked as mask says, the length in
+ * its shortest form and at most max_size (None: no limit). heads holds the first byte of
+ * each (0x81 or 0x82), payloads their payloads unmasked, and stop is where the next frame
+ * starts. It stops before the first frame that is anything else, incomplete or not valid,
+ * and never raises for one: parse_frame() takes it from there, with its errors. */
+static PyObject *
+parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, end, count = 0;
+    const unsigned char *buf;
+    int mask, has_limit = 0;
+    unsigned long long limit = 0;
+    PyObject *payloads = NULL, *heads = NULL, *result = NULL;
+    unsigned char heads_on_stack[HEADS_ON_STACK];
+    unsigned char *head_bytes = NULL;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "parse_messages() takes exactly 5 arguments");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    end = PyLong_AsSsize_t(args[2]);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    mask = PyObject_IsTrue(args[3]);
+    if (mask < 0) {
+        return NULL;
+    }
+    if (args[4] != Py_None) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+        if (value == -1 && !overflow && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow < 0 || (overflow == 0 && value < 0)) {
+            /* No frame is that small: a negative limit refuses every frame. */
+            end = pos;
+        }
+        else if (overflow == 0) {
+            has_limit = 1;
+            limit = (unsigned long long)value;
+        }
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || end > view.len || pos > end) {
+        PyErr_SetString(PyExc_ValueError, "start and end must be within the buffer");
+        goto done;
+    }
+    buf = (const unsigned char *)view.buf;
+    payloads = PyList_New(0);
+    if (payloads == NULL) {
+        goto done;
+    }
+    while (end - pos >= 2) {
+        unsigned char head0 = buf[pos], head1 = buf[pos + 1];
+        unsigned long long size = head1 & 0x7F;
+        Py_ssize_t offset = pos + 2;
+        const unsigned char *key = NULL;
+        PyObject *data;
+        unsigned char *out;
+
+        if ((head0 != 0x81 && head0 != 0x82) || ((head1 & 0x80) != 0) != (mask != 0)) {
+            break;
+        }
+        if (size == 126) {
+            if (end - pos < 4) {
+                break;
+            }
+            size = ((unsigned long long)buf[offset] << 8) | buf[offset + 1];
+            offset += 2;
+            if (size < 126) {
+                break;
+            }
+        }
+        else if (size == 127) {
+            if (end - pos < 10) {
+                break;
+            }
+            size = 0;
+            for (int i = 0; i < 8; i++) {
+                size = (size << 8) | buf[offset + i];
+            }
+            offset += 8;
+            if (size < 65536 || size >> 63) {
+                break;
+            }
+        }
+        if (has_limit && size > limit) {
+            break;
+        }
+        if (mask) {
+            if (end - offset < 4) {
+                break;
+            }
+            key = buf + offset;
+            offset += 4;
+        }
+        if ((unsigned long long)(end - offset) < size) {
+            break;
+        }
+        data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        if (data == NULL) {
+            goto done;
+        }
+        out = (unsigned char *)PyBytes_AS_STRING(data);
+        if (mask) {
+            unsigned char key_copy[4];
+            memcpy(key_copy, key, 4);
+            if (size > RELEASE_GIL_ABOVE) {
+                Py_BEGIN_ALLOW_THREADS
+                xor_mask(buf + offset, out, (Py_ssize_t)size, key_copy);
+                Py_END_ALLOW_THREADS
+            }
+            else {
+                xor_mask(buf + offset, out, (Py_ssize_t)size, key_copy);
+            }
+        }
+        else {
+            memcpy(out, buf + offset, (size_t)size);
+        }
+        if (head0 == 0x81) {
+            /* Text that is not ASCII is validated by the generic path. */
+            if (!is_ascii(out, (Py_ssize_t)size)) {
+                Py_DECREF(data);
+                break;
+            }
+        }
+        if (PyList_Append(payloads, data) < 0) {
+            Py_DECREF(data);
+            goto done;
+        }
+        Py_DECREF(data);
+        if (count == HEADS_ON_STACK) {
+            /* At most one frame per 2 bytes: a head for each of the rest fits. */
+            head_bytes = PyMem_Malloc((size_t)(count + (end - pos) / 2 + 1));
+            if (head_bytes == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            memcpy(head_bytes, heads_on_stack, HEADS_ON_STACK);
+        }
+        (head_bytes == NULL ? heads_on_stack : head_bytes)[count++] = head0;
+        pos = offset + (Py_ssize_t)size;
+    }
+    heads = PyBytes_FromStringAndSize(
+        (const char *)(head_bytes == NULL ? heads_on_stack : head_bytes), count);
+    if (heads == NULL) {
+        goto done;
+    }
+    result = PyTuple_New(3);
+    if (result == NULL) {
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 2, PyLong_FromSsize_t(pos));
+    if (PyTuple_GET_ITEM(result, 2) == NULL) {
+        Py_CLEAR(result);
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 0, heads);
+    PyTuple_SET_ITEM(result, 1, payloads);
+    heads = payloads = NULL;
+
+done:
+    PyMem_Free(head_bytes);
+    Py_XDECREF(heads);
+    Py_XDECREF(payloads);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask) -> bytes\n\nXOR data with the 4-byte mask, repeated."},
@@ -391,6 +592,10 @@ static PyMethodDef speedups_methods[] = {
      "Check the frame header at start in buffer, as frames.parse_header() does; None while\n"
      "it is incomplete, else (head, size, offset, mask_key, data), data being the payload\n"
      "unmasked if it is all in buffer[:end], else None."},
+    {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL,
+     "parse_messages(buffer, start, end, mask, max_size, /) -> (heads, payloads, stop)\n\n"
+     "The whole binary or ASCII text messages, complete in buffer[:end], that come from\n"
+     "start on: their first bytes, their payloads unmasked, and where the next frame starts."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,3 +11,6 @@ def parse_frame(
     allow_rsv: bool,
     /,
 ) -> tuple[int, int, int, bytes | None, bytes | None] | None: ...
+def parse_messages(
+    buffer: bytearray, start: int, end: int, mask: bool, max_size: int | None, /
+) -> tuple[bytes, list[bytes], int]: ...
