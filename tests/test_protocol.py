@@ -60,9 +60,10 @@ PARSERS = [
 
 @pytest.fixture(autouse=True, params=PARSERS)
 def frame_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test with the selected frame parser, then with the pure-Python one."""
+    """Run the test with the selected frame parsers, then with the pure-Python ones."""
     if request.param == "python":
         monkeypatch.setattr(protocol_module, "parse_frame", frames._parse_frame_python)
+        monkeypatch.setattr(protocol_module, "parse_messages", frames._parse_messages_python)
     assert isinstance(request.param, str)
     return request.param
 
@@ -1579,6 +1580,25 @@ def test_whole_messages_mixed_with_fragments_and_control_frames(side: Side) -> N
     assert received(protocol) == [Frame(TEXT, b"start", fin=False)]
     assert str(protocol.parser_exc) == "expected a continuation frame"
     assert assert_failed(protocol, 1002) == []
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_many_whole_messages_in_one_read(side: Side, caplog: pytest.LogCaptureFixture) -> None:
+    # Whole messages that follow one another in the buffer are taken together; each is
+    # delivered, counted and logged as one, up to a frame that is not one, which fails.
+    messages = [Frame(BINARY if i % 3 else TEXT, str(i).encode() * (i % 5)) for i in range(300)]
+    data = b"".join(encode_in(side, frame) for frame in messages)
+    logger = logging.getLogger("test.many")
+    logger.setLevel(logging.DEBUG)
+    protocol = Protocol(side, logger=logger)
+    with caplog.at_level(logging.DEBUG, logger="test.many"):
+        protocol.receive_data(data + frame_in(side, "83 00") + encode_in(side, Frame(TEXT, b"x")))
+    assert received(protocol) == messages
+    assert protocol.frames_received == protocol.messages_received == 300
+    logged = [record.getMessage() for record in caplog.records if record.getMessage()[0] == "<"]
+    assert logged == [f"< {frame}" for frame in messages]
+    assert str(protocol.parser_exc) == "reserved opcode 0x3"
+    assert_failed(protocol, 1002)
 
 
 @pytest.mark.parametrize("side", SIDES)

@@ -41,6 +41,7 @@ from .frames import (
     encode_frame,
     encode_header,
     parse_frame,
+    parse_messages,
     read_header,
     read_payload,
     take_payload,
@@ -70,6 +71,9 @@ _MASK_POOL_SIZE = 1024
 # An unmasked payload this large is written after its header, not copied behind it: the
 # system call gathers both, and copying would cost more than the second buffer.
 _COPY_BELOW = 16384
+
+# The opcode of each first byte that parse_messages() takes.
+_MESSAGE_OPCODES = {0x81: Opcode.TEXT, 0x82: Opcode.BINARY}
 
 # A Close with one of these codes on both sides is a normal closure.
 _OK_CLOSE_CODES = frozenset(
@@ -610,10 +614,10 @@ class Protocol:
                 yield
                 pos = reader.pos
                 end = reader.end
+            buffer = reader.data
             # Read self.extensions for each frame, as recv_frame() does. The common case, a
             # whole frame in the buffer, runs without a generator, its header checked and its
             # payload unmasked in one call.
-            buffer = reader.data
             allow_rsv = bool(self.extensions)
             parsed = parse_frame(buffer, pos, end, mask, self._frame_limit, allow_rsv)
             if parsed is None:
@@ -635,17 +639,20 @@ class Protocol:
                     and not allow_rsv
                     and (self.max_size is None or size <= self.max_size)
                 ):
-                    stop = offset + size
-                    if stop < end or len(buffer) <= _KEEP_SIZE:
-                        reader.pos = stop
-                    else:
-                        reader.advance(stop)
-                    frame = Frame(Opcode.BINARY if head == 0x82 else Opcode.TEXT, data)
+                    frame = Frame(_MESSAGE_OPCODES[head], data)
                     self.frames_received += 1
                     self.messages_received += 1
                     if self.debug:
                         self.logger.debug("< %s", frame)
                     self.events.append(frame)
+                    stop = offset + size
+                    if stop < end:
+                        # More frames follow: in a stream, mostly more such messages.
+                        stop = self._take_messages(buffer, stop, end, mask)
+                    if stop < end or len(buffer) <= _KEEP_SIZE:
+                        reader.pos = stop
+                    else:
+                        reader.advance(stop)
                     continue
                 opcode = _OPCODES[head & 0x0F]
                 assert opcode is not None  # parse_frame() refused reserved opcodes
@@ -676,6 +683,30 @@ class Protocol:
             self.recv_frame(frame)
             if self.close_rcvd is not None:
                 return
+
+    def _take_messages(self, buffer: bytearray, start: int, end: int, mask: bool) -> int:
+        """Deliver the whole messages that come next in ``buffer``, as many as there are, in
+        one call; return where the frame after them starts.
+
+        They are the frames that :func:`~syncws.core.frames.parse_messages` takes: binary or
+        ASCII text, FIN set, no RSV bit, within max_size, complete. Only without extensions
+        and between messages, as the fast path of :meth:`_parse_frames`.
+        """
+        limit = self._frame_limit
+        max_size = self.max_size
+        if max_size is not None and (limit is None or max_size < limit):
+            limit = max_size
+        heads, payloads, stop = parse_messages(buffer, start, end, mask, limit)
+        events = self.events
+        debug = self.debug
+        for head, payload in zip(heads, payloads, strict=True):
+            frame = Frame(_MESSAGE_OPCODES[head], payload)
+            if debug:
+                self.logger.debug("< %s", frame)
+            events.append(frame)
+        self.frames_received += len(payloads)
+        self.messages_received += len(payloads)
+        return stop
 
     def _check_data_frame(self, opcode: Opcode, size: int, *rsv: bool) -> None:
         """Check a data frame against the message in progress, before its payload is read."""
