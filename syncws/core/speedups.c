@@ -179,6 +179,28 @@ raise_protocol_error(const char *name, PyObject *message)
 
 #define PROTOCOL_ERROR(message) raise_protocol_error("ProtocolError", (message))
 
+/* The arguments that parse_frame() and parse_messages() share: (buffer, start, end, mask, ...).
+ * Sets start, end and mask; -1 with an exception set if one is not what it must be. */
+static int
+frame_range_args(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                 Py_ssize_t *start, Py_ssize_t *end, int *mask)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments", name, expected);
+        return -1;
+    }
+    *start = PyLong_AsSsize_t(args[1]);
+    if (*start == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *end = PyLong_AsSsize_t(args[2]);
+    if (*end == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *mask = PyObject_IsTrue(args[3]);
+    return *mask < 0 ? -1 : 0;
+}
+
 /* parse_frame(buffer, start, end, mask, max_size, allow_rsv) -> tuple | None
  *
  * The same checks as frames.parse_header(), in the same order and with the same messages,
@@ -199,20 +221,7 @@ parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *max_size;
     PyObject *result = NULL, *mask_key = NULL, *data = NULL;
 
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "parse_frame() takes exactly 6 arguments");
-        return NULL;
-    }
-    start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    end = PyLong_AsSsize_t(args[2]);
-    if (end == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    mask = PyObject_IsTrue(args[3]);
-    if (mask < 0) {
+    if (frame_range_args("parse_frame", args, nargs, 6, &start, &end, &mask) < 0) {
         return NULL;
     }
     max_size = args[4];
@@ -421,20 +430,7 @@ parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     unsigned char heads_on_stack[HEADS_ON_STACK];
     unsigned char *head_bytes = NULL;
 
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "parse_messages() takes exactly 5 arguments");
-        return NULL;
-    }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    end = PyLong_AsSsize_t(args[2]);
-    if (end == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    mask = PyObject_IsTrue(args[3]);
-    if (mask < 0) {
+    if (frame_range_args("parse_messages", args, nargs, 5, &pos, &end, &mask) < 0) {
         return NULL;
     }
     if (args[4] != Py_None) {
