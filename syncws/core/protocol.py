@@ -48,7 +48,7 @@ from .frames import (
     validate_utf8_prefix,
 )
 from .http11 import Request, Response
-from .streams import _KEEP_SIZE, StreamReader
+from .streams import StreamReader
 
 __all__ = ["FRAME_OVERHEAD", "Event", "Protocol", "Side", "State"]
 
@@ -540,7 +540,9 @@ class Protocol:
         if first and self.parser_exc is not None:
             return
         cause: BaseException | None = exc
-        while cause is not None:
+        seen: set[int] = set()
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
             cause.__traceback__ = None
             cause = cause.__cause__ or cause.__context__
         self.parser_exc = exc
@@ -649,8 +651,8 @@ class Protocol:
                     if stop < end:
                         # More frames follow: in a stream, mostly more such messages.
                         stop = self._take_messages(buffer, stop, end, mask)
-                    if stop < end or len(buffer) <= _KEEP_SIZE:
-                        reader.pos = stop
+                    if stop < end:
+                        reader.pos = stop  # more frames follow: nothing to let go of
                     else:
                         reader.advance(stop)
                     continue
