@@ -1525,6 +1525,36 @@ def test_in_order_processing(side: Side) -> None:
 
 
 @pytest.mark.parametrize("side", SIDES)
+def test_reading_into_the_buffer_gives_the_same_events_as_receive_data(side: Side) -> None:
+    # The I/O layer writes into the view that get_buffer() lends and says how much came with
+    # buffer_updated(); for the protocol it is the same as receive_data() of those bytes.
+    rng = random.Random(7)
+    messages = [
+        Frame(BINARY, rng.randbytes(size)) for size in (0, 1, 125, 126, 4000, 70_000, 300_000)
+    ] + [Frame(TEXT, "é∑🙂 text".encode() * 500), Frame(PING, b"p")]
+    data = b"".join(encode_in(side, frame) for frame in messages)
+    fed = Protocol(side)
+    fed.receive_data(data)
+    read = Protocol(side)
+    done = 0
+    while done < len(data):
+        view = read.get_buffer(rng.choice([1, 100, 4096, 65536]))
+        count = min(len(view), rng.randint(1, 70_000), len(data) - done)
+        view[:count] = data[done : done + count]
+        read.buffer_updated(count)
+        done += count
+    assert received(read) == received(fed) == messages
+    assert read.bytes_received == fed.bytes_received == len(data)
+    # The pong, the same but for the mask key a client picks at random.
+    written, expected = read.data_to_send(), fed.data_to_send()
+    assert [(chunk[:2], len(chunk)) for chunk in written] == [
+        (chunk[:2], len(chunk)) for chunk in expected
+    ]
+    assert len(expected) == 1
+    assert expected[0][:1] == b"\x8a"
+
+
+@pytest.mark.parametrize("side", SIDES)
 def test_whole_messages_cost_few_python_calls(side: Side, frame_parser: str) -> None:
     # The common frame, a whole binary or ASCII text message in the buffer, is checked and
     # unmasked in one call and delivered without the generic path: with the C parser, the
