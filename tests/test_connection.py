@@ -825,14 +825,16 @@ def test_slow_drip_in_one_frame() -> None:
         connection = client(server.uri, ping_interval=0.1, ping_timeout=None)
         with aborting(connection):
             reader = connection.protocol.reader
-            # Once the header came, one buffer is made for the frame, and holds it: header and
-            # payload so far.
-            assert wait_for(lambda: len(reader.data) >= 10 + size)
-            buffer = reader.data
+            # Once the header came, one block of the payload's size is made, and the bytes go
+            # into it as they come.
+            assert wait_for(lambda: reader._block is not None)
+            block = reader._block
+            assert block is not None
+            assert len(block) == size
             assert dripped.wait(TIMEOUT)
-            assert wait_for(lambda: len(reader) == 10 + len(drip))
-            assert reader.data is buffer
-            assert isinstance(buffer, bytearray)
+            assert wait_for(lambda: reader.block_filled == len(drip))
+            assert reader._block is block
+            assert bytes(block[: len(drip)]) == drip
             assert len(connection._queue) == 0
             proceed.set()
             message = connection.recv(TIMEOUT)

@@ -255,6 +255,7 @@ def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert module.apply_mask is module._apply_mask_python
     assert module.parse_frame is module._parse_frame_python
     assert module.parse_messages is module._parse_messages_python
+    assert module.Block is module._BlockPython
     assert module.Frame(module.Opcode.TEXT, b"Hello").serialize(
         mask=True, mask_key=MASK_KEY
     ) == bytes.fromhex("81 85 37fa213d 7f9f4d5158")
@@ -628,6 +629,89 @@ def test_read_payload_lets_go_of_a_large_buffer_once_read(mask: bool) -> None:
     assert run(parser) == payload
     assert len(reader) == 0
     assert sys.getsizeof(reader.data) < 1024
+
+
+BLOCKS = [
+    pytest.param(
+        frames.Block,
+        id="selected",
+        marks=pytest.mark.skipif(
+            frames.Block is frames._BlockPython, reason="built without a C compiler"
+        ),
+    ),
+    pytest.param(frames._BlockPython, id="python"),
+]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("size", [65535, 65536, 300_000, 2**20, 2**20 + 1])
+@pytest.mark.parametrize("piece", [1000, 65536, 400_000])
+def test_a_large_payload_in_pieces_reads_the_same_through_a_block(
+    monkeypatch: pytest.MonkeyPatch, block: type, mask: bool, size: int, piece: int
+) -> None:
+    # From 64 KiB to 1 MiB, a payload that did not come whole with its header is read into
+    # a block of its own; the bytes, and those passed to on_data, are the same either way.
+    made: list[int] = []
+
+    def make_block(size: int) -> object:
+        made.append(size)
+        return block(size)
+
+    monkeypatch.setattr(frames, "Block", make_block)
+    payload = random.Random(size).randbytes(size)
+    data = Frame(Opcode.BINARY, payload).serialize(mask=mask, mask_key=MASK_KEY) + b"next"
+    reader = StreamReader()
+    reader.feed_data(data[:20])
+    header = run(read_header(reader, mask=mask))
+    pieces: list[bytes] = []
+    parser = read_payload(reader, header, pieces.append)
+    result = None
+    position = 20
+    while result is None:
+        # As the connection reads: into the view the reader lends.
+        view = reader.get_buffer(piece)
+        taken = min(len(view), piece, len(data) - position)
+        view[:taken] = data[position : position + taken]
+        reader.buffer_updated(taken)
+        position += taken
+        try:
+            next(parser)
+        except StopIteration as stop:
+            result = stop.value
+    reader.feed_data(data[position:])
+    assert result == payload
+    assert b"".join(pieces) == payload
+    assert reader.buffer == b"next"
+    assert made == ([size] if 65536 <= size <= 2**20 else [])
+
+
+@pytest.mark.skipif(frames.Block is frames._BlockPython, reason="built without a C compiler")
+@pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
+def test_a_large_payload_read_in_pieces_is_allocated_once(mask: bool) -> None:
+    # The socket writes the payload straight into the bytes object the frame carries: the
+    # whole read allocates one payload's worth, not a buffer and then a copy of it.
+    payload = random.Random(3).randbytes(1_000_000)
+    data = wire("82 7f 00 00 00 00 00 0f 42 40", payload, masked=mask)
+    tracemalloc.start()
+    try:
+        reader = StreamReader()
+        reader.feed_data(data[:65536])
+        header = run(read_header(reader, mask=mask))
+        parser = read_payload(reader, header)
+        for start in range(65536, len(data), 65536):
+            assert next(parser) is None
+            view = reader.get_buffer(65536)
+            chunk = data[start : start + 65536]
+            view[: len(chunk)] = chunk
+            reader.buffer_updated(len(chunk))
+        del data, chunk, view
+        result = run(parser)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result == payload
+    assert peak < 1_000_000 + 200_000
 
 
 @pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])

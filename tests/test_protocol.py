@@ -63,10 +63,12 @@ PARSERS = [
 
 @pytest.fixture(autouse=True, params=PARSERS)
 def frame_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test with the selected frame parsers, then with the pure-Python ones."""
+    """Run the test with the selected frame parsers and payload blocks, then with the
+    pure-Python ones."""
     if request.param == "python":
         monkeypatch.setattr(protocol_module, "parse_frame", frames._parse_frame_python)
         monkeypatch.setattr(protocol_module, "parse_messages", frames._parse_messages_python)
+        monkeypatch.setattr(frames, "Block", frames._BlockPython)
     assert isinstance(request.param, str)
     return request.param
 

@@ -31,11 +31,13 @@ def test_speedups_built_when_required() -> None:
         assert frames.encode_frame is speedups.encode_frame
         assert frames.parse_frame is speedups.parse_frame
         assert frames.parse_messages is speedups.parse_messages
+        assert frames.Block is speedups.Block
     elif speedups is None:
         assert frames.apply_mask is frames._apply_mask_python
         assert frames.encode_frame is frames._encode_frame_python
         assert frames.parse_frame is frames._parse_frame_python
         assert frames.parse_messages is frames._parse_messages_python
+        assert frames.Block is frames._BlockPython
 
 
 needs_speedups = pytest.mark.skipif(speedups is None, reason="built without a C compiler")
@@ -69,6 +71,66 @@ def test_c_mask_needs_four_byte_key(key: bytes) -> None:
     assert speedups is not None
     with pytest.raises(ValueError, match="4 bytes"):
         speedups.apply_mask(b"data", key)
+
+
+@needs_speedups
+@pytest.mark.parametrize("size", [0, 1, 7, 65536, 65537, 2**20])
+@pytest.mark.parametrize("key", [None, b"\x01\x80\xff\x10"])
+def test_c_block_gives_what_python_gives(size: int, key: bytes | None) -> None:
+    assert speedups is not None
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    block = speedups.Block(size)
+    python_block = frames._BlockPython(size)
+    assert len(block) == len(python_block) == size
+    for target in (block, python_block):
+        view = memoryview(target)
+        assert not view.readonly
+        view[:] = data
+        view.release()
+    result = block.finish(key)
+    assert type(result) is bytes
+    assert result == python_block.finish(key)
+    assert result == (data if key is None else frames._apply_mask_python(data, key))
+
+
+@needs_speedups
+def test_c_block_lends_no_view_once_finished() -> None:
+    assert speedups is not None
+    block = speedups.Block(8)
+    early = memoryview(block)
+    early[:] = b"12345678"
+    result = block.finish()
+    with pytest.raises(BufferError, match="finished"):
+        memoryview(block)
+    with pytest.raises(RuntimeError, match="finished already"):
+        block.finish()
+    # A view taken before keeps the memory it points to alive, even once the block is gone.
+    del block, result
+    assert bytes(early) == b"12345678"
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((-1,), ValueError, "negative"),
+        (("8",), TypeError, "integer"),
+    ],
+)
+def test_c_block_checks_its_size(
+    args: tuple[object, ...], error: type[Exception], message: str
+) -> None:
+    assert speedups is not None
+    with pytest.raises(error, match=message):
+        speedups.Block(*args)
+
+
+@needs_speedups
+@pytest.mark.parametrize("key", [b"abc", "abcd", 1234])
+def test_c_block_needs_a_four_byte_key(key: object) -> None:
+    assert speedups is not None
+    with pytest.raises(ValueError, match="4 bytes"):
+        speedups.Block(4).finish(key)
 
 
 @needs_speedups

@@ -477,3 +477,65 @@ def test_buffer_updated_checks_its_argument() -> None:
     reader.feed_eof()
     with pytest.raises(EOFError):
         reader.get_buffer(10)
+
+
+# Reading into a block of its own
+
+
+def test_a_block_takes_the_bytes_fed_then_those_read_into_it() -> None:
+    # Three bytes of header, then a payload of 100,000 bytes of which 5 came with the header.
+    reader = reader_with(b"hdrABCDE")
+    block = bytearray(100_000)
+    reader.start_block(memoryview(block), 3)
+    assert reader.block_filled == 5
+    assert len(reader) == 0
+    # Reading into the reader writes into the block, as much as it still needs.
+    view = reader.get_buffer(4096)
+    assert view.obj is block
+    assert len(view) == 99_995
+    view[:10] = b"0123456789"
+    reader.buffer_updated(10)
+    assert reader.block_filled == 15
+    # Bytes fed go to the block first, and to the reader's buffer once it is full.
+    reader.feed_data(b"x" * 99_985 + b"next")
+    assert reader.block_filled == 100_000
+    assert bytes(block) == b"ABCDE0123456789" + b"x" * 99_985
+    assert reader.buffer == b"next"
+    # Full, the block lends nothing more: the reader's own buffer does.
+    view = reader.get_buffer(10)
+    assert view.obj is reader.data
+    reader.buffer_updated(0)
+    reader.end_block()
+    assert reader.block_filled == 0
+    assert run(reader.read_exact(4)) == b"next"
+
+
+def test_a_block_leaves_no_large_buffer_behind() -> None:
+    # The bytes fed before the block move into it: the reader lets go of its large buffer.
+    reader = reader_with(b"h" + b"p" * 70_000)
+    block = bytearray(200_000)
+    reader.start_block(memoryview(block), 1)
+    assert len(reader.data) <= 4096
+    assert bytes(block[:70_000]) == b"p" * 70_000
+
+
+def test_one_block_at_a_time() -> None:
+    reader = StreamReader()
+    reader.start_block(memoryview(bytearray(10)))
+    with pytest.raises(RuntimeError, match="already"):
+        reader.start_block(memoryview(bytearray(10)))
+
+
+def test_skip_ends_a_block_and_a_view_of_it_lent_meanwhile_is_copied() -> None:
+    # skip() in another thread (the connection failed) while the socket writes into the block.
+    reader = StreamReader()
+    block = bytearray(100)
+    reader.start_block(memoryview(block))
+    view = reader.get_buffer(4096)
+    reader.skip()
+    view[:3] = b"new"
+    reader.buffer_updated(3)
+    assert reader.block_filled == 0
+    assert reader.buffer == b"new"
+    # The reader reads into its own buffer again.
+    assert reader.get_buffer(10).obj is reader.data

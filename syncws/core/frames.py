@@ -8,7 +8,7 @@ import enum
 import secrets
 import struct
 from collections.abc import Callable, Generator
-from typing import NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from ..exceptions import PayloadTooBig, ProtocolError
 from .streams import StreamReader
@@ -16,6 +16,7 @@ from .streams import StreamReader
 __all__ = [
     "CONTROL_OPCODES",
     "DATA_OPCODES",
+    "Block",
     "Close",
     "CloseCode",
     "Frame",
@@ -283,14 +284,35 @@ def _parse_messages_python(
     return bytes(heads), payloads, start
 
 
+class _BlockPython(bytearray):
+    """A buffer that a large payload is read into, then handed out as bytes (:class:`Block`).
+
+    :class:`Block` is this class, or the C accelerator's version of it when built, which
+    writes into the bytes object it hands out, so that the payload is never copied.
+    """
+
+    __slots__ = ()
+
+    def finish(self, mask_key: bytes | None = None, /) -> bytes:
+        """The bytes written, unmasked with ``mask_key`` if given."""
+        if mask_key is None:
+            return bytes(self)
+        return _apply_mask_python(self, mask_key)
+
+
+if TYPE_CHECKING:
+    from .speedups import Block as _CBlock
+
+Block: type[_BlockPython | _CBlock]
+
 try:
-    from .speedups import apply_mask, encode_frame, parse_frame, parse_messages
+    from .speedups import Block, apply_mask, encode_frame, parse_frame, parse_messages
 except ImportError:  # built without a C compiler
+    Block = _BlockPython
     apply_mask = _apply_mask_python
     encode_frame = _encode_frame_python
     parse_frame = _parse_frame_python
     parse_messages = _parse_messages_python
-
 
 
 @dataclasses.dataclass(slots=True)
@@ -533,7 +555,7 @@ def take_payload(
 
 
 def _payload_slice(
-    buffer: bytearray, begin: int, stop: int, start: int, mask_key: bytes | None
+    buffer: bytearray | memoryview, begin: int, stop: int, start: int, mask_key: bytes | None
 ) -> bytes:
     """Bytes ``begin:stop`` of a payload that starts at ``start`` in ``buffer``, unmasked."""
     if mask_key is None:
@@ -544,6 +566,43 @@ def _payload_slice(
     if shift:
         mask_key = mask_key[shift:] + mask_key[:shift]
     return apply_mask(memoryview(buffer)[begin:stop], mask_key)
+
+
+# A payload this long, or longer, that has not all arrived with its header is read into a
+# buffer of its own (a Block), up to the longest frame that the reader makes room for at once:
+# a longer one grows its buffer as its bytes arrive, so that a hostile length costs memory only
+# as fast as bytes come.
+_BLOCK_SIZES = (65536, 2**20)
+
+
+def _read_payload_block(
+    reader: StreamReader,
+    header: FrameHeader,
+    on_data: Callable[[bytes], None] | None,
+) -> Generator[None, None, bytes]:
+    """:func:`read_payload` for a large payload: the socket writes it into a :class:`Block`,
+    the bytes object the frame will carry, unmasked there in one pass once it is complete."""
+    size = header.size
+    mask_key = header.mask_key
+    block = Block(size)
+    view = memoryview(block)
+    reader.start_block(view, header.offset - reader.pos)
+    done = 0  # bytes before this point were passed to on_data
+    try:
+        while reader.block_filled < size:
+            if reader.eof:
+                raise EOFError("stream ends inside a frame payload")
+            filled = reader.block_filled
+            if on_data is not None and filled > done:
+                on_data(_payload_slice(view, done, filled, 0, mask_key))
+                done = filled
+            yield
+    finally:
+        reader.end_block()
+    if on_data is not None and done < size:
+        on_data(_payload_slice(view, done, size, 0, mask_key))
+    view.release()
+    return block.finish(mask_key)
 
 
 def read_payload(
@@ -563,6 +622,8 @@ def read_payload(
     Raises:
         EOFError: the stream ends inside the payload.
     """
+    if _BLOCK_SIZES[0] <= header.size <= _BLOCK_SIZES[1]:
+        return (yield from _read_payload_block(reader, header, on_data))
     # Positions count from the start of the frame, at reader.pos: feeding the reader may
     # move the bytes not read yet to the start of its buffer, or to another buffer.
     base = reader.pos

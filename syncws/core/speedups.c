@@ -1,5 +1,6 @@
 /* Optional C accelerator for syncws: the WebSocket mask (RFC 6455 section 5.3), whole frames
- * built in one buffer, and frames parsed with their payload unmasked in one call.
+ * built in one buffer, frames parsed with their payload unmasked in one call, and large
+ * payloads read straight into the bytes object a message delivers.
  *
  * syncws.core.frames uses it when it is built and falls back to pure-Python versions otherwise;
  * both give the same bytes, which the tests check. The loop XORs 8 bytes at a time and
@@ -577,6 +578,141 @@ done:
     return result;
 }
 
+/* Block(size): a new bytes object of size bytes, written through the buffer protocol
+ * (memoryview(block) is writable, and recv_into() fills it) until finish() hands it out, so
+ * that a large payload is read straight into the bytes a message delivers: no buffer to copy it
+ * out of. finish(mask_key=None) unmasks it in place first, if given a key. The block keeps the
+ * bytes for as long as it lives, so that a view taken before finish() never points to freed
+ * memory; no view is lent after. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *bytes;
+    int finished;
+} BlockObject;
+
+static PyObject *
+block_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t size;
+    BlockObject *self;
+
+    if (!PyArg_ParseTuple(args, "n:Block", &size)) {
+        return NULL;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "Block() takes no keyword arguments");
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must not be negative");
+        return NULL;
+    }
+    self = (BlockObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (self->bytes == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+block_dealloc(BlockObject *self)
+{
+    Py_XDECREF(self->bytes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+block_length(BlockObject *self)
+{
+    return PyBytes_GET_SIZE(self->bytes);
+}
+
+static int
+block_getbuffer(BlockObject *self, Py_buffer *view, int flags)
+{
+    if (self->finished) {
+        PyErr_SetString(PyExc_BufferError, "the block was finished: its bytes are read-only");
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)self, PyBytes_AS_STRING(self->bytes),
+                             PyBytes_GET_SIZE(self->bytes), 0, flags);
+}
+
+static PyObject *
+block_finish(BlockObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *key = Py_None;
+    Py_ssize_t size = PyBytes_GET_SIZE(self->bytes);
+    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(self->bytes);
+
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "finish() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    if (nargs == 1) {
+        key = args[0];
+    }
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "the block was finished already");
+        return NULL;
+    }
+    if (key != Py_None) {
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != 4) {
+            PyErr_SetString(PyExc_ValueError, "mask_key must be 4 bytes or None");
+            return NULL;
+        }
+        if (size > RELEASE_GIL_ABOVE) {
+            const unsigned char *mask = (const unsigned char *)PyBytes_AS_STRING(key);
+            Py_BEGIN_ALLOW_THREADS
+            xor_mask(data, data, size, mask);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            xor_mask(data, data, size, (const unsigned char *)PyBytes_AS_STRING(key));
+        }
+    }
+    self->finished = 1;
+    Py_INCREF(self->bytes);
+    return self->bytes;
+}
+
+static PyMethodDef block_methods[] = {
+    {"finish", (PyCFunction)(void (*)(void))block_finish, METH_FASTCALL,
+     "finish(mask_key=None, /) -> bytes\n\n"
+     "The bytes written, unmasked in place with mask_key if given; the block lends no view\n"
+     "after."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods block_as_sequence = {
+    .sq_length = (lenfunc)block_length,
+};
+
+static PyBufferProcs block_as_buffer = {
+    .bf_getbuffer = (getbufferproc)block_getbuffer,
+};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "syncws.core.speedups.Block",
+    .tp_basicsize = sizeof(BlockObject),
+    .tp_dealloc = (destructor)block_dealloc,
+    .tp_as_sequence = &block_as_sequence,
+    .tp_as_buffer = &block_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Block(size, /)\n\n"
+              "A new bytes object of size bytes, written through memoryview(block) until\n"
+              "finish() returns it.",
+    .tp_methods = block_methods,
+    .tp_new = block_new,
+};
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS,
      "apply_mask(data, mask) -> bytes\n\nXOR data with the 4-byte mask, repeated."},
@@ -606,5 +742,20 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit_speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    PyObject *module;
+
+    if (PyType_Ready(&BlockType) < 0) {
+        return NULL;
+    }
+    module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&BlockType);
+    if (PyModule_AddObject(module, "Block", (PyObject *)&BlockType) < 0) {
+        Py_DECREF(&BlockType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

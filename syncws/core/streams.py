@@ -9,7 +9,9 @@ Bytes come in two ways: :meth:`StreamReader.feed_data` copies bytes in, and
 :meth:`StreamReader.get_buffer` lends free space at the end of the buffer for the socket to
 write into directly (``recv_into()``), which :meth:`StreamReader.buffer_updated` then counts.
 The second way costs no allocation per read: a connection reads into one buffer, sized to the
-frame it is reading when the parser knows its length.
+frame it is reading when the parser knows its length. A parser can also have the next bytes
+go to a buffer of its own (:meth:`StreamReader.start_block`): a large payload is then read
+straight into the object that will hold it, and never copied out of the stream's buffer.
 """
 
 from __future__ import annotations
@@ -45,7 +47,19 @@ class StreamReader:
     path, can read from them directly without a generator round trip per frame.
     """
 
-    __slots__ = ("_lent", "_lent_at", "_scanned", "_streaming", "data", "end", "eof", "pos", "want")
+    __slots__ = (
+        "_block",
+        "_lent",
+        "_lent_at",
+        "_scanned",
+        "_streaming",
+        "block_filled",
+        "data",
+        "end",
+        "eof",
+        "pos",
+        "want",
+    )
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -67,6 +81,10 @@ class StreamReader:
         self._lent_at = 0
         # The last view lent was filled: more is coming.
         self._streaming = False
+        # A view of the block that start_block() began, where bytes go before data.
+        self._block: memoryview | None = None
+        self.block_filled = 0
+        """How many bytes of the block that :meth:`start_block` began were written."""
 
     @property
     def buffer(self) -> bytes:
@@ -113,6 +131,17 @@ class StreamReader:
         size = len(data)
         if not size:
             return
+        block = self._block
+        if block is not None:
+            filled = self.block_filled
+            taken = min(len(block) - filled, size)
+            if taken:
+                block[filled : filled + taken] = memoryview(data)[:taken]
+                self.block_filled = filled + taken
+                if taken == size:
+                    return
+                data = memoryview(data)[taken:]
+                size -= taken
         self._room(size)
         end = self.end
         self.data[end : end + size] = data
@@ -133,6 +162,13 @@ class StreamReader:
         """
         if self.eof:
             raise EOFError("stream ended")
+        block = self._block
+        if block is not None and self.block_filled < len(block):
+            # A block is being read: lend what is left of it, however large.
+            view = block[self.block_filled :]
+            self._lent = view
+            self._lent_at = self.block_filled
+            return view
         if not self._streaming and size > _IDLE_SIZE:
             size = _IDLE_SIZE
         if self.end == self.pos:
@@ -166,8 +202,16 @@ class StreamReader:
             if not 0 <= nbytes <= len(view):
                 raise RuntimeError(f"{nbytes} bytes written in a buffer of {len(view)}")
             self._streaming = nbytes == len(view)
+            block = self._block
             if view.obj is self.data and self.end == self._lent_at and not self.eof:
                 self.end += nbytes
+            elif (
+                block is not None
+                and view.obj is block.obj
+                and self.block_filled == self._lent_at
+                and not self.eof
+            ):
+                self.block_filled += nbytes
             elif nbytes:
                 self.feed_data(view[:nbytes])
         finally:
@@ -183,6 +227,37 @@ class StreamReader:
             self.pos = self.end = 0
             self.data = bytearray()
 
+    def start_block(self, block: memoryview, skip: int = 0) -> None:
+        """Have the next ``len(block)`` bytes, after ``skip`` bytes from :attr:`pos`, written
+        into ``block`` rather than into :attr:`data`, until :meth:`end_block`.
+
+        The bytes already fed are moved there at once; :meth:`get_buffer` then lends what is
+        left of the block, and :meth:`feed_data` fills it first. :attr:`block_filled` counts
+        the bytes written into it; once it is full, bytes go to :attr:`data` again.
+
+        Raises:
+            RuntimeError: a block is being read already.
+        """
+        if self._block is not None:
+            raise RuntimeError("a block is being read already")
+        pos = self.pos + skip
+        taken = max(0, min(self.end - pos, len(block)))
+        if taken:
+            block[:taken] = memoryview(self.data)[pos : pos + taken]
+        self.pos = pos + taken
+        if self.pos == self.end and self._lent is None:
+            # The block takes the bytes that come next: hold no large buffer meanwhile.
+            self.pos = self.end = 0
+            if len(self.data) > _IDLE_SIZE:
+                self.data = bytearray()
+        self._block = block
+        self.block_filled = taken
+
+    def end_block(self) -> None:
+        """Stop writing into the block that :meth:`start_block` began, whether it is full."""
+        self._block = None
+        self.block_filled = 0
+
     def feed_eof(self) -> None:
         """Mark the end of the stream.
 
@@ -197,6 +272,7 @@ class StreamReader:
         """Drop every byte fed and not read yet, and let go of the memory they took."""
         self.pos = self.end = 0
         self._scanned = 0
+        self.end_block()
         if self.data:
             self.data = bytearray()
 
