@@ -110,13 +110,15 @@ def get_proxy(uri: WebSocketURI, environ: Mapping[str, str]) -> str | None:
             value = environ.get(name.upper())
         return (value or "").strip()
 
-    if proxy_bypass(uri.host, uri.port, variable("no_proxy")):
-        return None
     if uri.secure:
         specific = variable("wss_proxy") or variable("https_proxy")
     else:
         specific = variable("ws_proxy") or variable("http_proxy")
-    return specific or variable("all_proxy") or None
+    proxy = specific or variable("all_proxy")
+    # Without a proxy, no_proxy has nothing to say: most connections stop here.
+    if not proxy or proxy_bypass(uri.host, uri.port, variable("no_proxy")):
+        return None
+    return proxy
 
 
 def proxy_bypass(host: str, port: int, no_proxy: str) -> bool:
