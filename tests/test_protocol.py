@@ -668,6 +668,59 @@ def test_U2_fail_fast_inside_one_frame(side: Side) -> None:
 
 
 @pytest.mark.parametrize("side", SIDES)
+def test_U2_fail_fast_inside_one_large_frame(side: Side) -> None:
+    # A frame of 100 KB is read into a block of its own: its text is still checked as it
+    # arrives, and the rest of the frame is never awaited.
+    payload = "é".encode() * 25_000 + b"\xf4\x90\x80\x80" + b"a" * 50_000
+    data = frame_in(side, f"81 7f {len(payload):016x}", payload)
+    header = len(data) - len(payload)
+    protocol = Protocol(side)
+    protocol.receive_data(data[: header + 50_000])
+    assert protocol.data_to_send() == []
+    protocol.receive_data(data[header + 50_000 : header + 50_004])
+    assert protocol.events_received() == []
+    assert_failed(protocol, 1007)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+@pytest.mark.parametrize("piece", [1, 7000, 65536])
+def test_large_frame_in_pieces(side: Side, opcode: Opcode, piece: int) -> None:
+    # 220 KB of text in one frame, then a ping: the frame is read into a block of its own,
+    # and what comes after it is read as usual.
+    payload = ("κόσμε" * 20_000).encode()
+    data = frame_in(side, f"{0x80 | opcode:02x} 7f {len(payload):016x}", payload)
+    data += frame_in(side, "89 04", b"ping")
+    protocol = Protocol(side)
+    if piece == 1:
+        # One byte at a time, through the buffer the protocol lends, for the header and
+        # the first bytes; then the rest at once.
+        for byte in data[:20]:
+            view = protocol.get_buffer(1)
+            view[0] = byte
+            protocol.buffer_updated(1)
+        protocol.receive_data(data[20:])
+    else:
+        for start in range(0, len(data), piece):
+            protocol.receive_data(data[start : start + piece])
+    assert protocol.events_received() == [Frame(opcode, payload), Frame(PING, b"ping")]
+    assert sent(protocol) == [Frame(PONG, b"ping")]
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_eof_inside_a_large_frame(side: Side) -> None:
+    data = frame_in(side, f"82 7f {300_000:016x}", b"x" * 300_000)
+    for cut in [10, 20, 100_000, len(data) - 1]:
+        protocol = Protocol(side)
+        protocol.receive_data(data[:cut])
+        protocol.receive_eof()
+        assert protocol.events_received() == []
+        assert protocol.data_to_send() == []  # no Close: the connection is gone
+        assert state(protocol) is State.CLOSED
+        assert protocol.close_code == 1006
+
+
+@pytest.mark.parametrize("side", SIDES)
 def test_U2_surrogate_prefix_at_end_of_fragment(side: Side) -> None:
     # CPython's decoder alone would wait for a third byte after ED A0.
     protocol = Protocol(side)

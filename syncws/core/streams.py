@@ -272,7 +272,8 @@ class StreamReader:
         """Drop every byte fed and not read yet, and let go of the memory they took."""
         self.pos = self.end = 0
         self._scanned = 0
-        self.end_block()
+        self._block = None
+        self.block_filled = 0
         if self.data:
             self.data = bytearray()
 
