@@ -783,6 +783,41 @@ def test_frame_limit_applies_once_decompressed() -> None:
     assert close_code_sent(server) == 1009
 
 
+@pytest.mark.parametrize("mem_level", [1, 5, 8])
+def test_a_message_that_fits_comes_through_though_compressing_grew_it(mem_level: int) -> None:
+    # Random bytes come out of zlib a little larger (stored blocks, 5 bytes each, of at
+    # most 127 bytes with memLevel 1): the frame is over max_size on the wire, the message
+    # isn't, and it is accepted.
+    message = os.urandom(MiB)
+    compressor = zlib.compressobj(wbits=-15, memLevel=mem_level)
+    payload = (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert len(payload) > MiB
+    server = server_with(PerMessageDeflate(False, False, 15, 15), max_size=MiB)
+    server.receive_data(from_client(Frame(Opcode.BINARY, payload, rsv1=True)))
+    assert server.events_received() == [Frame(Opcode.BINARY, message)]
+    assert server.parser_exc is None
+
+
+def test_a_frame_no_extension_transforms_is_held_to_max_size() -> None:
+    # The allowance is for compressed frames only: an uncompressed frame over max_size
+    # fails as soon as its header is read, with the limit that applies to it.
+    server = server_with(PerMessageDeflate(False, False, 15, 15), max_size=MiB)
+    server.receive_data(from_client(Frame(Opcode.BINARY, b"x" * (MiB + 1)))[:20])
+    assert str(server.parser_exc) == f"frame of {MiB + 1} bytes exceeds limit of {MiB} bytes"
+    assert close_code_sent(server) == 1009
+
+
+def test_a_compressed_frame_far_over_max_size_fails_before_its_payload() -> None:
+    server = server_with(PerMessageDeflate(False, False, 15, 15), max_size=MiB)
+    size = MiB + MiB // 16 + 65
+    server.receive_data(from_client(Frame(Opcode.BINARY, b"x" * size, rsv1=True))[:20])
+    assert str(server.parser_exc) == (
+        f"frame of {size} bytes exceeds limit of {size - 1} bytes for a frame that an "
+        f"extension transforms, {MiB} bytes for another"
+    )
+    assert close_code_sent(server) == 1009
+
+
 def test_message_limit_applies_once_decompressed_with_a_frame_limit() -> None:
     compressor = zlib.compressobj(wbits=-15)
     frames = []

@@ -183,6 +183,14 @@ class Protocol:
             if message_limit is None
             else min(message_limit, frame_limit)
         )
+        # ... unless an extension transforms it: a compressor makes data that doesn't compress
+        # a little larger (zlib's stored blocks, at most 5 bytes per 128 with memLevel 1), and
+        # the limits apply to what the extension decodes anyway. With extensions, the header
+        # may announce this much; a frame that no extension transforms is held to the limit
+        # above, once its header says so (_check_data_frame).
+        self._transformed_frame_limit = (
+            None if self._frame_limit is None else self._frame_limit + (self._frame_limit >> 4) + 64
+        )
         if logger is None:
             logger = logging.getLogger("syncws.client" if side is Side.CLIENT else "syncws.server")
         self.logger = logger
@@ -355,8 +363,11 @@ class Protocol:
         """
         rcvd, sent = self.close_rcvd, self.close_sent
         exc_type: type[ConnectionClosed]
-        if rcvd is not None and sent is not None and rcvd.code in _OK_CLOSE_CODES and (
-            sent.code in _OK_CLOSE_CODES
+        if (
+            rcvd is not None
+            and sent is not None
+            and rcvd.code in _OK_CLOSE_CODES
+            and (sent.code in _OK_CLOSE_CODES)
         ):
             exc_type = ConnectionClosedOK
         else:
@@ -621,11 +632,21 @@ class Protocol:
             # whole frame in the buffer, runs without a generator, its header checked and its
             # payload unmasked in one call.
             allow_rsv = bool(self.extensions)
-            parsed = parse_frame(buffer, pos, end, mask, self._frame_limit, allow_rsv)
+            limit = self._transformed_frame_limit if allow_rsv else self._frame_limit
+            try:
+                parsed = parse_frame(buffer, pos, end, mask, limit, allow_rsv)
+                if parsed is None:
+                    header = yield from read_header(
+                        reader, mask=mask, max_size=limit, allow_rsv=allow_rsv
+                    )
+            except PayloadTooBig as exc:
+                if allow_rsv:
+                    raise PayloadTooBig(
+                        f"{exc} for a frame that an extension transforms, "
+                        f"{self._frame_limit} bytes for another"
+                    ) from None
+                raise
             if parsed is None:
-                header = yield from read_header(
-                    reader, mask=mask, max_size=self._frame_limit, allow_rsv=allow_rsv
-                )
                 data = None
             else:
                 head, size, offset, mask_key, data = parsed
@@ -724,6 +745,10 @@ class Protocol:
             self._recv_opcode = opcode
             self._recv_size = 0
             self._recv_transformed = any(rsv)
+        limit = self._frame_limit
+        if limit is not None and size > limit and not any(rsv):
+            # Only with extensions: the header was allowed more, for a transformed frame.
+            raise PayloadTooBig(f"frame of {size} bytes exceeds limit of {limit} bytes")
         if self.max_size is None:
             return
         # The size of a message that no extension transforms is known from the header; an
