@@ -892,6 +892,18 @@ def test_wss(tls_context: ssl.SSLContext, certificate: Certificate) -> None:
         exchange(connection)
 
 
+def test_wss_large_messages(tls_context: ssl.SSLContext, certificate: Certificate) -> None:
+    # Large payloads are read through TLS straight into the bytes of the message, both ways.
+    with serving(echo, ssl=tls_context) as server:
+        connection = tls_client(server, certificate)
+        try:
+            for message in (os.urandom(300_000), "é" * 2**19, os.urandom(2**20)):
+                connection.send(message)
+                assert connection.recv(TIMEOUT) == message
+        finally:
+            connection.close()
+
+
 @pytest.mark.parametrize(
     "first_bytes",
     [pytest.param(b"\x16\x03\x01\x00\xff", id="partial-record"), pytest.param(b"", id="silent")],
