@@ -215,14 +215,22 @@ def test_view_of_the_receive_buffer_held_while_messages_arrive(
 ) -> None:
     # The fault of the report: a memory profiler in another thread held a view of a receive
     # buffer (gc.get_objects() returns the memoryview that unmasking makes for a moment). Here
-    # every such view is kept while messages of every size arrive: all come back intact.
+    # every such view is kept, and a view of every buffer the socket is read into (the
+    # stream's, or the block of a large payload), while messages of every size arrive: all
+    # come back intact.
     views: list[memoryview] = []
     unmask = frames.apply_mask
+    get_buffer = StreamReader.get_buffer
 
     def keep_view(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
         if isinstance(data, memoryview):
             views.append(data)
         return unmask(data, mask)
+
+    def keep_buffer(reader: StreamReader, size: int) -> memoryview:
+        view = get_buffer(reader, size)
+        views.append(memoryview(view.obj))
+        return view
 
     def echo(connection: ServerConnection) -> None:
         for message in connection:
@@ -231,12 +239,17 @@ def test_view_of_the_receive_buffer_held_while_messages_arrive(
     messages = [b"x" * size for size in (0, 1, 125, 126, 4000, 65536, 300_000)] * 3
     with run_server(echo, ping_interval=None, compression=None) as running:
         monkeypatch.setattr(frames, "apply_mask", keep_view)
+        monkeypatch.setattr(StreamReader, "get_buffer", keep_buffer)
         with client(running.uri, max_size=None) as connection:
             for message in messages:
                 connection.send(message)
             received = [connection.recv(timeout=TIMEOUT) for _ in messages]
     assert received == messages
-    assert views
+    # Views of both kinds of buffer were held.
+    assert any(isinstance(view.obj, bytearray) for view in views)
+    assert any(not isinstance(view.obj, bytearray) for view in views) or (
+        frames.Block is frames._BlockPython
+    )
 
 
 # Timers.
