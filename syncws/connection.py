@@ -1041,11 +1041,12 @@ class Connection:
             self._reading.detach()
             self._keepalive.detach(self.protocol)
             self._closed.set()
-            self.logger.debug(
-                "connection closed: code %s %s",
-                self.protocol.close_code,
-                self.protocol.close_reason,
-            )
+            if self.protocol.debug:  # checked once per connection, as for frames
+                self.logger.debug(
+                    "connection closed: code %s %s",
+                    self.protocol.close_code,
+                    self.protocol.close_reason,
+                )
 
     def _wait_reader(self, timeout: float | None) -> None:
         """Read until the connection is closed; abort it if that takes longer than ``timeout``.

@@ -778,7 +778,8 @@ class Server:
             if closing:
                 # close() ran after the 101 went out, before the connection was registered.
                 connection._start_close(self._close_code, self._close_reason)
-            self.logger.debug("connection open: %s", connection.remote_address)
+            if connection.protocol.debug:  # checked once per connection, as for frames
+                self.logger.debug("connection open: %s", connection.remote_address)
             run_handler(connection, self.handler, self.logger)
         except Exception:
             # A fault of syncws's own, not of the handler (run_handler logs those): the
