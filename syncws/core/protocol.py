@@ -273,8 +273,10 @@ class Protocol:
             self._parser_broke(exc)
 
     def get_buffer(self, size: int) -> memoryview:
-        """Lend free space, at least ``size`` bytes, for bytes from the network to be
-        written into directly, as with ``socket.recv_into()``.
+        """Lend free space for bytes from the network to be written into directly, as with
+        ``socket.recv_into()``: at least ``size`` bytes, or what is left of a large payload
+        being read into the bytes of its frame (see :meth:`StreamReader.get_buffer
+        <syncws.core.streams.StreamReader.get_buffer>`).
 
         Then call :meth:`buffer_updated` with how many bytes were written, before anything
         else of this protocol's input. Reading this way costs no allocation per read; it is

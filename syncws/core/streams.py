@@ -156,6 +156,8 @@ class StreamReader:
         holds little while it waits). When the parser announced what it needs (:attr:`want`,
         the length of a frame), it is large enough for all of it, so that a large frame takes
         one buffer of its size, filled by the socket, instead of one allocation per read.
+        While a block is read (:meth:`start_block`), the view is what is left of the block,
+        whatever ``size`` is: a read never goes past it.
 
         Raises:
             EOFError: if :meth:`feed_eof` was called.
