@@ -101,16 +101,24 @@ class Workers(Generic[Job]):
 
     def _work(self, inbox: queue.SimpleQueue[Job | None]) -> None:
         end_after = None if self._idle_timeout is None else time.monotonic() + MAX_AGE
-        while (job := self._next(inbox)) is not None:
-            self._run(job)
+        try:
+            while (job := self._next(inbox)) is not None:
+                self._run(job)
+                with self._lock:
+                    if self._closed:
+                        return
+                    if end_after is not None and time.monotonic() >= end_after:
+                        self._threads.remove(threading.current_thread())
+                        release_freed_memory()
+                        return
+                    self._idle.append(inbox)
+        finally:
+            # Ending for shutdown() (the other ways out remove it as they decide to end):
+            # a thread that ended is counted neither busy nor idle.
             with self._lock:
-                if self._closed:
-                    return
-                if end_after is not None and time.monotonic() >= end_after:
-                    self._threads.remove(threading.current_thread())
-                    release_freed_memory()
-                    return
-                self._idle.append(inbox)
+                current = threading.current_thread()
+                if current in self._threads:
+                    self._threads.remove(current)
 
     def _next(self, inbox: queue.SimpleQueue[Job | None]) -> Job | None:
         """The next connection for this thread, or ``None`` when it is to end."""

@@ -244,6 +244,9 @@ def test_server_stats_count_handshakes_closes_workers_and_traffic() -> None:
     assert dict(stats.closes) == {1000: 1, 4000: 1}
     assert stats.workers_idle >= 1
     assert stats.refused_busy == stats.accept_errors == 0
+    # Once the server is shut down, its workers are gone: none busy, none idle.
+    after = server.stats
+    assert (after.workers_busy, after.workers_idle) == (0, 0)
     # Each closed connection added its traffic: one message each way, and the Closes.
     assert stats.traffic.messages_received == stats.traffic.messages_sent == 1
     assert stats.traffic.frames_received == 1 + 2
