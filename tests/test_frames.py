@@ -7,7 +7,7 @@ import importlib.util
 import random
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from itertools import pairwise
 
 import pytest
@@ -613,22 +613,37 @@ def test_read_payload_without_on_data_copies_once() -> None:
     assert reader.buffer == b"\x81"
 
 
+def large_payload(data: bytes, mask: bool) -> tuple[StreamReader, Generator[None, None, bytes]]:
+    """A reader fed the first 64 KiB of the frame ``data``, and its payload's parser."""
+    reader = StreamReader()
+    reader.feed_data(data[:65536])
+    header = run(read_header(reader, mask=mask))
+    return reader, read_payload(reader, header)
+
+
 @pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
 def test_read_payload_lets_go_of_a_large_buffer_once_read(mask: bool) -> None:
     # A large message arrives in several reads, so the buffer grows to its size; once it is
     # read, the connection must not hold that much memory while it waits for the next one.
     payload = random.Random(1).randbytes(300_000)
     data = wire("82 7f 00 00 00 00 00 04 93 e0", payload, masked=mask)
-    reader = StreamReader()
-    reader.feed_data(data[:65536])
-    header = run(read_header(reader, mask=mask))
-    parser = read_payload(reader, header)
+    reader, parser = large_payload(data, mask)
     for start in range(65536, len(data), 65536):
         assert next(parser) is None
         reader.feed_data(data[start : start + 65536])
     assert run(parser) == payload
     assert len(reader) == 0
     assert sys.getsizeof(reader.data) < 1024
+
+
+def read_into(reader: StreamReader, data: bytes) -> int:
+    """Write the start of ``data`` into the view that ``reader`` lends, as a connection's
+    ``recv_into()`` does; how many bytes the view took."""
+    view = reader.get_buffer(len(data))
+    taken = min(len(view), len(data))
+    view[:taken] = data[:taken]
+    reader.buffer_updated(taken)
+    return taken
 
 
 BLOCKS = [
@@ -669,12 +684,7 @@ def test_a_large_payload_in_pieces_reads_the_same_through_a_block(
     result = None
     position = 20
     while result is None:
-        # As the connection reads: into the view the reader lends.
-        view = reader.get_buffer(piece)
-        taken = min(len(view), piece, len(data) - position)
-        view[:taken] = data[position : position + taken]
-        reader.buffer_updated(taken)
-        position += taken
+        position += read_into(reader, data[position : position + piece])
         try:
             next(parser)
         except StopIteration as stop:
@@ -695,17 +705,12 @@ def test_a_large_payload_read_in_pieces_is_allocated_once(mask: bool) -> None:
     data = wire("82 7f 00 00 00 00 00 0f 42 40", payload, masked=mask)
     tracemalloc.start()
     try:
-        reader = StreamReader()
-        reader.feed_data(data[:65536])
-        header = run(read_header(reader, mask=mask))
-        parser = read_payload(reader, header)
+        reader, parser = large_payload(data, mask)
         for start in range(65536, len(data), 65536):
             assert next(parser) is None
-            view = reader.get_buffer(65536)
-            chunk = data[start : start + 65536]
-            view[: len(chunk)] = chunk
-            reader.buffer_updated(len(chunk))
-        del data, chunk, view
+            # The block lends what is left of the payload: each piece goes in whole.
+            assert read_into(reader, data[start : start + 65536]) == min(65536, len(data) - start)
+        del data
         result = run(parser)
         _, peak = tracemalloc.get_traced_memory()
     finally:
