@@ -108,13 +108,13 @@ class Workers(Generic[Job]):
                     if self._closed:
                         return
                     if end_after is not None and time.monotonic() >= end_after:
-                        self._threads.remove(threading.current_thread())
                         release_freed_memory()
                         return
                     self._idle.append(inbox)
         finally:
-            # Ending for shutdown() (the other ways out remove it as they decide to end):
-            # a thread that ended is counted neither busy nor idle.
+            # However it ends (_next() removes it already when it ends for lack of work, in
+            # the same step as it decides to), a thread that ended is counted neither busy
+            # nor idle.
             with self._lock:
                 current = threading.current_thread()
                 if current in self._threads:
