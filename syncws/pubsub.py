@@ -211,7 +211,10 @@ class PubSub:
         delay = _BACKOFF_MIN
         lost = False
         while not self._closing.is_set():
-            pubsub = self._listener_redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            # redis-py annotates pubsub() from 8.2 on; before, the call is untyped.
+            pubsub = self._listener_redis.pubsub(  # type: ignore[no-untyped-call,unused-ignore]
+                ignore_subscribe_messages=True
+            )
             try:
                 subscribed = self._wanted()
                 pubsub.subscribe(self._wake_channel, *subscribed)
