@@ -24,14 +24,15 @@ the time is up, each pick one operation after another at random (seeded by ``--s
 - a chat message, received back through the broadcast;
 - the handler that raises, and the one that closes with 1001.
 
-Every echoed message is checked byte for byte. Printed at the end: operations and messages
-checked, unexpected errors (by type, with the first tracebacks), the RSS of the server and of
-this process (sampled from ``/proc`` every ``--interval`` seconds): its mean over the first
-fifth of the run after a warm-up of a tenth, and over the last fifth, the growth between them
-in % and in MiB per minute; the server's RSS when every client left, then after ``--settle``
-seconds (idle workers end after 60 s), next to its RSS before the load; glibc's view of the
-C heap of both (``mallinfo2()``: in use, free but kept, mmapped), every minute for the
-server; and the server's :attr:`~syncws.server.Server.stats`. tracemalloc stays off: it would
+Every echoed message is checked byte for byte. Printed every minute: the server's connections
+open, threads and C heap (glibc's ``mallinfo2()``: in use, free but kept, mmapped). Printed
+at the end: operations and messages checked, unexpected errors (by type, with the first
+tracebacks), the RSS of the server and of this process (sampled from ``/proc`` every
+``--interval`` seconds): its mean over each tenth of the run, over the first fifth of what
+follows a warm-up (of a tenth, and of a third) and over the last fifth, the growth between
+these two in % and in MiB per minute; the server's RSS when every client left, then after
+``--settle`` seconds (idle workers end after 60 s), next to its RSS before the load; the C
+heap of both; and the server's :attr:`~syncws.server.Server.stats`. tracemalloc stays off: it would
 add its own memory per allocation. Linux only (``/proc``).
 
 This is a measurement, not a test: run it on a quiet machine, for long enough (30 minutes
@@ -157,7 +158,11 @@ def run_server() -> None:
     for line in sys.stdin:
         command = line.strip()
         if command == "heap":
-            print(json.dumps(c_heap()), flush=True)
+            load = {
+                "threads": threading.active_count(),
+                "connections": server.stats.connections_open,
+            }
+            print(json.dumps({**c_heap(), **load}), flush=True)
         elif command == "stop":
             break
     heap = c_heap()
@@ -435,16 +440,22 @@ def mean_between(samples: list[tuple[float, int]], start: float, stop: float) ->
 
 
 def report_growth(name: str, samples: list[tuple[float, int]], duration: float) -> None:
-    warm_up = duration / 10
-    fifth = (duration - warm_up) / 5
-    first = mean_between(samples, warm_up, warm_up + fifth)
-    last = mean_between(samples, duration - fifth, duration)
-    minutes = (duration - fifth / 2 - (warm_up + fifth / 2)) / 60
-    growth = (last - first) / first * 100
-    print(
-        f"{name} RSS: first fifth {first:.1f} MiB, last fifth {last:.1f} MiB,"
-        f" growth {growth:+.1f} %, {(last - first) / minutes:+.2f} MiB/min"
-    )
+    """Print the mean RSS of each tenth of the run, then the growth from the first fifth of
+    what follows the warm-up to the last fifth, for a warm-up of a tenth and of a third: the
+    heap of a process with a thousand threads takes minutes to reach its level."""
+    tenths = [mean_between(samples, duration * i / 10, duration * (i + 1) / 10) for i in range(10)]
+    print(f"{name} RSS by tenth of the run (MiB): " + " ".join(f"{m:.0f}" for m in tenths))
+    for label, warm_up in (("a tenth", duration / 10), ("a third", duration / 3)):
+        fifth = (duration - warm_up) / 5
+        first = mean_between(samples, warm_up, warm_up + fifth)
+        last = mean_between(samples, duration - fifth, duration)
+        minutes = (duration - fifth / 2 - (warm_up + fifth / 2)) / 60
+        growth = (last - first) / first * 100
+        print(
+            f"{name} RSS after a warm-up of {label}: first fifth {first:.1f} MiB,"
+            f" last fifth {last:.1f} MiB, growth {growth:+.1f} %,"
+            f" {(last - first) / minutes:+.2f} MiB/min"
+        )
 
 
 def main() -> None:
@@ -512,12 +523,17 @@ def main() -> None:
                 server.stdin.write("heap\n")
                 server.stdin.flush()
                 heap = json.loads(server.stdout.readline())
-                if heap:
-                    print(
-                        f"  server C heap: in use {heap['in_use']:.1f} MiB,"
+                print(
+                    f"  server: {heap['connections']:,} connections open,"
+                    f" {heap['threads']:,} threads"
+                    + (
+                        f"; C heap in use {heap['in_use']:.1f} MiB,"
                         f" free but kept {heap['free_kept']:.1f} MiB,"
                         f" mmapped {heap['mmapped']:.1f} MiB"
+                        if "in_use" in heap
+                        else ""
                     )
+                )
                 print(
                     f"  {(now - start) / 60:5.1f} min: server {server_samples[-1][1] / 1024:.1f}"
                     f" MiB, client {client_samples[-1][1] / 1024:.1f} MiB,"
