@@ -155,6 +155,7 @@ def run_server() -> None:
     thread = threading.Thread(target=server.serve_forever, name="serve-forever")
     thread.start()
     print(server.port, flush=True)
+    blocks_before = sys.getallocatedblocks()
     for line in sys.stdin:
         command = line.strip()
         if command == "heap":
@@ -166,12 +167,14 @@ def run_server() -> None:
         elif command == "stop":
             break
     heap = c_heap()
+    blocks_after = sys.getallocatedblocks()
     start = time.monotonic()
     server.shutdown(30)
     thread.join(30)
     result = {
         "shutdown": time.monotonic() - start,
         "heap": heap,
+        "blocks": [blocks_before, blocks_after],
         "stats": server.stats.as_dict(),
         "log": dict(counter.counts),
         "log_first": counter.first,
@@ -581,6 +584,8 @@ def main() -> None:
         for side, heap in (("server", result["heap"]), ("client", c_heap())):
             figures = ", ".join(f"{key} {value:.1f} MiB" for key, value in heap.items())
             print(f"{side} C heap after the load: {figures}")
+        before, after = result["blocks"]
+        print(f"server Python memory blocks in use: {before:,} before the load, {after:,} after")
         print(f"server log records: {result['log']}")
         for message in result["log_first"]:
             print(f"  {message}")
