@@ -32,8 +32,9 @@ tracebacks), the RSS of the server and of this process (sampled from ``/proc`` e
 follows a warm-up (of a tenth, and of a third) and over the last fifth, the growth between
 these two in % and in MiB per minute; the server's RSS when every client left, then after
 ``--settle`` seconds (idle workers end after 60 s), next to its RSS before the load; the C
-heap of both; and the server's :attr:`~syncws.server.Server.stats`. tracemalloc stays off: it would
-add its own memory per allocation. Linux only (``/proc``).
+heap of both; the server's Python memory blocks in use (``sys.getallocatedblocks()``) before
+and after the load; and the server's :attr:`~syncws.server.Server.stats`. tracemalloc stays
+off: it would add its own memory per allocation. Linux only (``/proc``).
 
 This is a measurement, not a test: run it on a quiet machine, for long enough (30 minutes
 tells more than 5).
