@@ -527,17 +527,17 @@ def main() -> None:
                 server.stdin.write("heap\n")
                 server.stdin.flush()
                 heap = json.loads(server.stdout.readline())
-                print(
+                line = (
                     f"  server: {heap['connections']:,} connections open,"
                     f" {heap['threads']:,} threads"
-                    + (
+                )
+                if "in_use" in heap:
+                    line += (
                         f"; C heap in use {heap['in_use']:.1f} MiB,"
                         f" free but kept {heap['free_kept']:.1f} MiB,"
                         f" mmapped {heap['mmapped']:.1f} MiB"
-                        if "in_use" in heap
-                        else ""
                     )
-                )
+                print(line)
                 print(
                     f"  {(now - start) / 60:5.1f} min: server {server_samples[-1][1] / 1024:.1f}"
                     f" MiB, client {client_samples[-1][1] / 1024:.1f} MiB,"
