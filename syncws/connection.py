@@ -174,6 +174,7 @@ class Connection:
             transport=self.transport,
             read_limit=options.read_limit,
             buffer=self._receive_buffer,
+            release_buffer=self._release_receive_buffer,
             receive=self._receive,
             waiting=self._queue.is_waiting,
             poke=self._queue.poke,
@@ -945,6 +946,12 @@ class Connection:
         """Where the socket writes what it reads next (see :meth:`Protocol.get_buffer`)."""
         with self._protocol_lock:
             return self.protocol.reader.get_buffer(size)
+
+    def _release_receive_buffer(self) -> None:
+        """Let go of that buffer, if nothing in it waits to be read: the reading part waits
+        long for bytes."""
+        with self._protocol_lock:
+            self.protocol.reader.let_go()
 
     def _receive(self, size: int, block: bool) -> bool:
         """Feed bytes read from the socket to the protocol, write its answers, queue messages.

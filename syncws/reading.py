@@ -47,6 +47,7 @@ from .transport import Transport
 __all__ = [
     "FINISH",
     "HAND_BACK_DELAY",
+    "IDLE_READ_AFTER",
     "POKE",
     "READER_LINGER",
     "RECV_HAND_BACK_DELAY",
@@ -73,6 +74,12 @@ RECV_HAND_BACK_DELAY = 0.25
 # How long a reader thread with nothing to do (the consumer reads the socket itself) waits
 # before it ends. A connection whose handler waits in recv() then costs no thread but its own.
 READER_LINGER = 1.0
+
+# A read that waited at least this long for its bytes makes the next one wait without a
+# buffer (Transport.wait_readable()), and lend one only once bytes are there: an idle
+# connection holds none. A connection that receives more often than this reads at once, with
+# one system call per read; one that waits longer pays for one more per read.
+IDLE_READ_AFTER = 1.0
 
 # The actions a transition asks for, as bits: cheap to make and to test on every message.
 START = 1
@@ -311,6 +318,7 @@ class Reader:
         transport: what to read from.
         read_limit: bytes read at a time, at most, unless a frame needs more.
         buffer: where the connection wants the next bytes read, given ``read_limit``.
+        release_buffer: lets go of that buffer, before a wait for bytes that may be long.
         receive: says how many bytes were read into that buffer; ``block`` says whether it
             may wait for room in the message queue (the reader thread may, the consumer may
             not).
@@ -330,12 +338,14 @@ class Reader:
         "_cond",
         "_faulted",
         "_finish",
+        "_idle",
         "_internal_error",
         "_lock",
         "_logger",
         "_name",
         "_poke",
         "_receive",
+        "_release_buffer",
         "_waiting",
         "read_limit",
         "state",
@@ -350,6 +360,7 @@ class Reader:
         transport: Transport,
         read_limit: int,
         buffer: Callable[[int], memoryview],
+        release_buffer: Callable[[], None],
         receive: Callable[[int, bool], bool],
         waiting: Callable[[], bool],
         poke: Callable[[], None],
@@ -362,6 +373,7 @@ class Reader:
         self.read_limit = read_limit
         self._name = name
         self._buffer = buffer
+        self._release_buffer = release_buffer
         self._receive = receive
         self._waiting = waiting
         self._poke = poke
@@ -371,6 +383,9 @@ class Reader:
         self._logger = logger
         # An unexpected error happened already: the connection was failed with 1011.
         self._faulted = False
+        # Whether the last read waited IDLE_READ_AFTER or more: the next one waits for bytes
+        # before it takes a buffer. A new connection waits for its first message that way.
+        self._idle = True
         self._lock = threading.Lock()
         # For the reader thread to wait on; made with the first one (many connections need
         # none).
@@ -406,19 +421,35 @@ class Reader:
         """
         # Once per message received by recv() itself: calls are counted here.
         size = 0
+        start = time.monotonic()
         try:
-            buffer = self._buffer(self.read_limit)
-        except Exception as exc:
-            self._fault(exc, fatal=True)
-        else:
+            buffer = None
             try:
-                size = self.transport.recv_into(
-                    buffer, None if deadline is None else remaining(deadline)
+                if self._idle:
+                    self._release_buffer()
+                ready = not self._idle or self.transport.wait_readable(
+                    None if deadline is None else remaining(deadline)
                 )
-            except TimeoutError:
-                raise
+                if ready:
+                    buffer = self._buffer(self.read_limit)
             except OSError as exc:
                 self._broken(exc)
+            except Exception as exc:
+                self._fault(exc, fatal=True)
+            else:
+                if not ready:
+                    raise TimeoutError("no data received in time")
+            if buffer is not None:
+                try:
+                    size = self.transport.recv_into(
+                        buffer, None if deadline is None else remaining(deadline)
+                    )
+                except TimeoutError:
+                    raise
+                except OSError as exc:
+                    self._broken(exc)
+        finally:
+            self._idle = time.monotonic() - start >= IDLE_READ_AFTER
         if size:
             try:
                 self._feed(size, False)
@@ -431,7 +462,7 @@ class Reader:
     def detach(self) -> None:
         """The connection is over and torn down: stop calling it back (see
         ``syncws._noop.ignore()``). Calls that come later do nothing."""
-        self._name = self._buffer = self._receive = ignore
+        self._name = self._buffer = self._release_buffer = self._receive = ignore
         self._broken = self._finish = self._internal_error = ignore
 
     def release(self) -> None:
@@ -541,8 +572,13 @@ class Reader:
                 # socket, or it would get frames out of order.
                 size = 0
                 handed = False
+                start = time.monotonic()
                 try:
+                    if self._idle:
+                        self._release_buffer()
+                        self.transport.wait_readable()
                     size = self.transport.recv_into(self._buffer(self.read_limit))
+                    self._idle = time.monotonic() - start >= IDLE_READ_AFTER
                     if size:
                         handed = self._feed(size, True)
                 finally:

@@ -147,6 +147,16 @@ class Transport(ABC):
         buffer[:size] = data
         return size
 
+    def wait_readable(self, timeout: float | None = None) -> bool:
+        """Wait until a read would return at once (bytes, the end of the stream or an
+        error), without a buffer; ``False`` if ``timeout`` seconds passed first.
+
+        A connection that waits long for its next message waits here, and lends a buffer to
+        :meth:`recv_into` only once bytes are there. This one does not wait: a transport
+        that can't tell says a read may go ahead, and the read waits with its buffer.
+        """
+        return True
+
     @abstractmethod
     def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
         """Write ``chunks`` in order.
@@ -236,6 +246,13 @@ class SocketTransport(Transport):
         if timeout is not None and timeout < _TIMEOUT_SLACK:
             return self._read_now(recv_into, buffer, 0, socket.MSG_DONTWAIT)
         return self._read(recv_into, buffer, timeout)
+
+    def wait_readable(self, timeout: float | None = None) -> bool:
+        if timeout is not None and timeout < _TIMEOUT_SLACK:
+            poller = select.poll()
+            poller.register(self._fd, select.POLLIN)
+            return bool(poller.poll(0))
+        return _poll_fd(self._fd, select.POLLIN, timeout)
 
     @staticmethod
     def _read_now(read: Callable[..., _T], *args: Any) -> _T:
@@ -405,6 +422,14 @@ class TLSTransport(Transport):
 
     def recv_into(self, buffer: memoryview, timeout: float | None = None) -> int:
         return cast(int, self._recv(len(buffer), buffer, timeout))
+
+    def wait_readable(self, timeout: float | None = None) -> bool:
+        with self._tls_lock:
+            # Plaintext decrypted already, or records received and not decrypted yet: a
+            # read takes them without the socket.
+            if self.ssl_object.pending() or self._incoming.pending or self._incoming.eof:
+                return True
+        return self.inner.wait_readable(timeout)
 
     def _recv(self, size: int, buffer: memoryview | None, timeout: float | None) -> bytes | int:
         """Decrypt up to ``size`` bytes, into ``buffer`` (and say how many) unless it is

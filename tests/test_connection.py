@@ -33,6 +33,8 @@ from websockets.sync.server import ServerConnection
 
 import syncws.connection
 import syncws.reading
+import syncws.testing
+import syncws.transport
 from syncws.client import ClientConnection
 from syncws.core.protocol import State
 from syncws.exceptions import (
@@ -1135,6 +1137,97 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
         assert len(reads) >= 50
         assert set(reads) == {threading.current_thread().name}
         assert connection._reader is None
+
+
+class WaitsWatched:
+    """Wraps ``SocketTransport.wait_readable`` of one connection: counts the waits, and
+    records how many bytes its receive buffer held when each began."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, connection: syncws.Connection) -> None:
+        self.connection = connection
+        self.buffer_sizes: list[int] = []
+        self.waiting = threading.Event()
+        original = syncws.transport.SocketTransport.wait_readable
+        watched = connection.transport
+
+        def wait_readable(
+            transport: syncws.transport.SocketTransport, timeout: float | None = None
+        ) -> bool:
+            if transport is watched:
+                self.buffer_sizes.append(len(connection.protocol.reader.data))
+                self.waiting.set()
+            return original(transport, timeout)
+
+        monkeypatch.setattr(syncws.transport.SocketTransport, "wait_readable", wait_readable)
+
+
+def test_an_idle_connection_waits_without_a_receive_buffer(
+    monkeypatch: pytest.MonkeyPatch, connection: ClientConnection
+) -> None:
+    # Every read counts as coming after a long wait.
+    monkeypatch.setattr(syncws.reading, "IDLE_READ_AFTER", 0.0)
+    waits = WaitsWatched(monkeypatch, connection)
+    connection.send("x" * 3000)
+    assert connection.recv(TIMEOUT) == "x" * 3000
+    assert len(connection.protocol.reader.data) >= 3000  # the buffer that message came in
+    receiver = Background(lambda: connection.recv(TIMEOUT))
+    assert waits.waiting.wait(TIMEOUT)
+    assert wait_for(lambda: len(waits.buffer_sizes) >= 2)
+    # It let go of the buffer of the message before before it waited for the next one.
+    assert waits.buffer_sizes[-1] == 0
+    assert len(connection.protocol.reader.data) == 0
+    connection.send("next")
+    assert receiver.join() == "next"
+
+
+def test_a_connection_that_keeps_receiving_reads_at_once(
+    monkeypatch: pytest.MonkeyPatch, connection: ClientConnection
+) -> None:
+    monkeypatch.setattr(syncws.reading, "IDLE_READ_AFTER", 3600.0)
+    waits = WaitsWatched(monkeypatch, connection)
+    for i in range(20):
+        connection.send(f"message {i}")
+        assert connection.recv(TIMEOUT) == f"message {i}"
+    # Only the first read waited without a buffer: no read after it waited an hour.
+    assert len(waits.buffer_sizes) == 1
+
+
+def test_a_read_that_times_out_without_a_buffer_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch, connection: ClientConnection
+) -> None:
+    monkeypatch.setattr(syncws.reading, "IDLE_READ_AFTER", 0.0)
+    waits = WaitsWatched(monkeypatch, connection)
+    with pytest.raises(TimeoutError):
+        connection.recv(0)
+    with pytest.raises(TimeoutError):
+        connection.recv(0.05)
+    assert len(waits.buffer_sizes) == 2
+    connection.send("after the timeouts")
+    assert connection.recv(TIMEOUT) == "after the timeouts"
+
+
+def test_the_reader_thread_of_an_idle_connection_waits_without_a_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(syncws.reading, "IDLE_READ_AFTER", 0.0)
+    monkeypatch.setattr(syncws.reading, "HAND_BACK_DELAY", 0.01)
+    opened: queue.Queue[syncws.ServerConnection] = queue.Queue()
+
+    def handler(connection: syncws.ServerConnection) -> None:
+        opened.put(connection)
+        connection.wait_closed()  # never receives: the reader thread reads
+
+    with syncws.testing.run_server(handler) as server, client(server.uri) as connection:
+        server_connection = opened.get(timeout=TIMEOUT)
+        waits = WaitsWatched(monkeypatch, server_connection)
+        connection.send("x" * 3000)
+        # The reader thread queues the message, then waits for the next one without a
+        # buffer.
+        assert wait_for(lambda: len(server_connection._queue) == 1)
+        assert wait_for(lambda: len(waits.buffer_sizes) >= 1)
+        assert waits.buffer_sizes[-1] == 0
+        assert server_connection._reader is not None
+        assert server_connection.recv(TIMEOUT) == "x" * 3000
 
 
 def test_reader_takes_over_when_recv_stops(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -456,6 +456,42 @@ def test_an_idle_reader_lets_go_of_a_large_buffer_before_it_waits() -> None:
     assert len(reader.data) == 4096
 
 
+def test_let_go_drops_a_buffer_that_holds_nothing_to_read() -> None:
+    reader = StreamReader()
+    reader.get_buffer(4096)[:5] = b"hello"
+    reader.buffer_updated(5)
+    assert run(reader.read_exact(5)) == b"hello"
+    assert len(reader.data) == 4096
+    reader.let_go()
+    assert len(reader.data) == 0
+    # The next read gets a buffer again, and what comes is read as usual.
+    reader.get_buffer(4096)[:3] = b"abc"
+    reader.buffer_updated(3)
+    assert run(reader.read_exact(3)) == b"abc"
+
+
+def test_let_go_keeps_bytes_not_read_yet() -> None:
+    reader = reader_with(b"half a frame")
+    reader.let_go()
+    assert reader.buffer == b"half a frame"
+
+
+def test_let_go_keeps_a_buffer_lent_or_a_block_being_filled() -> None:
+    reader = StreamReader()
+    view = reader.get_buffer(4096)
+    reader.let_go()  # the socket may be writing into the view
+    view[:2] = b"ok"
+    reader.buffer_updated(2)
+    assert reader.buffer == b"ok"
+    assert run(reader.read_exact(2)) == b"ok"
+    block = bytearray(10)
+    reader.start_block(memoryview(block))
+    reader.let_go()
+    reader.feed_data(b"0123456789")
+    assert reader.block_filled == 10
+    assert bytes(block) == b"0123456789"
+
+
 def test_a_buffer_replaced_while_lent_gets_a_copy() -> None:
     # skip() in another thread (the connection failed) while the socket writes into the view.
     reader = reader_with(b"x" * 100_000)

@@ -169,6 +169,52 @@ def test_recv_timeout() -> None:
         assert 0.05 <= seconds_to_time_out(SocketTransport(a), 0.1) < 3
 
 
+def test_wait_readable_without_a_buffer() -> None:
+    with unix_pair() as (a, b):
+        transport = SocketTransport(a)
+        assert transport.wait_readable(0) is False
+        start = time.monotonic()
+        assert transport.wait_readable(0.05) is False
+        assert time.monotonic() - start >= 0.04
+        b.sendall(b"ready")
+        assert transport.wait_readable(0) is True
+        assert transport.wait_readable(None) is True
+        assert recv_exactly(transport, 5) == b"ready"
+        b.shutdown(socket.SHUT_WR)
+        assert transport.wait_readable(TIMEOUT) is True  # the end of the stream is there
+        assert transport.recv(10, TIMEOUT) == b""
+
+
+def test_wait_readable_of_a_transport_that_cannot_tell() -> None:
+    class Plain(Transport):
+        def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+            return b""
+
+        def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
+            return True
+
+        def backlog(self) -> int:
+            return 0
+
+        def shutdown_write(self) -> None:
+            pass
+
+        def abort(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    # It says a read may go ahead: the read then waits, with its buffer.
+    assert Plain().wait_readable(0) is True
+
+
+def test_abort_wakes_wait_readable() -> None:
+    with unix_pair() as (a, _):
+        transport = SocketTransport(a)
+        assert abort_while_blocked(transport, lambda: transport.wait_readable(TIMEOUT)) is True
+
+
 def test_recv_timeouts_near_the_last_one_keep_the_socket_timeout() -> None:
     """A read with a deadline asks for a little less each time: no system call for that."""
     with unix_pair() as (a, b):
@@ -507,6 +553,18 @@ def test_tls_handshake_and_echo(certificate: Certificate) -> None:
         assert recv_exactly(client, 15) == b"echo: hello tls"
         assert client.send([b"and into a buffer"], TIMEOUT) is True
         assert recv_into_exactly(server, 17) == b"and into a buffer"
+
+
+def test_tls_wait_readable_sees_what_tls_holds_already(certificate: Certificate) -> None:
+    with tls_pair(certificate) as (client, server):
+        assert server.wait_readable(0) is False
+        assert client.send([b"one TLS record"], TIMEOUT) is True
+        assert server.wait_readable(TIMEOUT) is True
+        # Read part of the plaintext: the rest waits in the TLS session, not in the socket.
+        assert recv_exactly(server, 3) == b"one"
+        assert server.wait_readable(0) is True
+        assert recv_exactly(server, 11) == b" TLS record"
+        assert server.wait_readable(0) is False
 
 
 def test_tls_large_transfer_both_ways(certificate: Certificate) -> None:

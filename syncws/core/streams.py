@@ -219,6 +219,15 @@ class StreamReader:
         finally:
             view.release()
 
+    def let_go(self) -> None:
+        """Let go of the buffer if nothing in it waits to be read: the connection waits long
+        for its next bytes, and holds no buffer meanwhile. The next :meth:`get_buffer` makes
+        a new one."""
+        if self.end == self.pos and self._block is None and self._lent is None and self.data:
+            self.pos = self.end = 0
+            self._scanned = 0
+            self.data = bytearray()
+
     def advance(self, pos: int) -> None:
         """Move :attr:`pos` to ``pos``, past bytes read."""
         self.pos = pos
