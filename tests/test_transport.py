@@ -120,29 +120,32 @@ def test_recv_into() -> None:
         assert transport.recv_into(memoryview(bytearray(10)), TIMEOUT) == 0
 
 
+class RecvOnly(Transport):
+    """A transport that implements what it must and nothing more."""
+
+    def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
+        return b"abcdef"[:bufsize]
+
+    def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
+        raise NotImplementedError
+
+    def backlog(self) -> int:
+        return 0
+
+    def shutdown_write(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def test_recv_into_of_a_transport_that_only_recvs() -> None:
     # A transport that implements recv() only gets a recv_into() that copies.
-    class Recv(Transport):
-        def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
-            return b"abcdef"[:bufsize]
-
-        def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
-            raise NotImplementedError
-
-        def backlog(self) -> int:
-            return 0
-
-        def shutdown_write(self) -> None:
-            pass
-
-        def abort(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
     buffer = bytearray(b"..........")
-    assert Recv().recv_into(memoryview(buffer)[2:6]) == 4
+    assert RecvOnly().recv_into(memoryview(buffer)[2:6]) == 4
     assert buffer == b"..abcd...."
 
 
@@ -186,27 +189,8 @@ def test_wait_readable_without_a_buffer() -> None:
 
 
 def test_wait_readable_of_a_transport_that_cannot_tell() -> None:
-    class Plain(Transport):
-        def recv(self, bufsize: int, timeout: float | None = None) -> bytes:
-            return b""
-
-        def send(self, chunks: list[Chunk], timeout: float | None, *, last: bool = False) -> bool:
-            return True
-
-        def backlog(self) -> int:
-            return 0
-
-        def shutdown_write(self) -> None:
-            pass
-
-        def abort(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
     # It says a read may go ahead: the read then waits, with its buffer.
-    assert Plain().wait_readable(0) is True
+    assert RecvOnly().wait_readable(0) is True
 
 
 def test_abort_wakes_wait_readable() -> None:
