@@ -449,9 +449,12 @@ class Connection:
                     self._fail_pending()
                     raise protocol.close_exc from protocol.parser_exc
                 if self._reading.claim():
-                    # Nobody reads the socket: read it here, with no thread hand-off.
+                    # Nobody reads the socket: read it here, with no thread hand-off. Unless
+                    # the reader thread queued a message and let go of the socket after the
+                    # look at the queue above: then the socket may have nothing more to say.
                     try:
-                        self._reading.read(deadline)
+                        if not len(queue):
+                            self._reading.read(deadline)
                     finally:
                         self._reading.release()
                 else:

@@ -36,6 +36,7 @@ import syncws.reading
 import syncws.testing
 import syncws.transport
 from syncws.client import ClientConnection
+from syncws.core.frames import Frame, Opcode
 from syncws.core.protocol import State
 from syncws.exceptions import (
     ConcurrencyError,
@@ -1137,6 +1138,28 @@ def test_recv_reads_the_socket_itself_once_it_keeps_receiving(
         assert len(reads) >= 50
         assert set(reads) == {threading.current_thread().name}
         assert connection._reader is None
+
+
+def test_recv_takes_a_message_queued_just_before_it_took_the_socket(
+    monkeypatch: pytest.MonkeyPatch, connection: ClientConnection
+) -> None:
+    original = syncws.reading.Reader.claim
+    injected: list[bool] = []
+
+    def claim(reader: syncws.reading.Reader) -> bool:
+        if reader is connection._reading and not injected:
+            # The reader thread queued the last message and let go of the socket between
+            # recv()'s look at the queue and its claim: nothing more comes on the socket.
+            connection._queue.put(Frame(Opcode.TEXT, b"queued meanwhile"))
+            injected.append(True)
+        return original(reader)
+
+    monkeypatch.setattr(syncws.reading.Reader, "claim", claim)
+    assert connection.recv(timeout=2) == "queued meanwhile"
+    assert injected
+    # And the socket is read as usual afterwards.
+    connection.send("next")
+    assert connection.recv(timeout=TIMEOUT) == "next"
 
 
 class WaitsWatched:
