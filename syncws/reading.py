@@ -425,11 +425,7 @@ class Reader:
         try:
             buffer = None
             try:
-                if self._idle:
-                    self._release_buffer()
-                ready = not self._idle or self.transport.wait_readable(
-                    None if deadline is None else remaining(deadline)
-                )
+                ready = self._wait_if_idle(None if deadline is None else remaining(deadline))
                 if ready:
                     buffer = self._buffer(self.read_limit)
             except OSError as exc:
@@ -458,6 +454,15 @@ class Reader:
                 self._broken(exc)
         # The end: the connection is torn down when the consumer lets go.
         self._transition(self.state.mark_done)
+
+    def _wait_if_idle(self, timeout: float | None) -> bool:
+        """After a read that waited :data:`IDLE_READ_AFTER` or more, let go of the empty
+        receive buffer and wait for bytes without one; whether a read may go ahead now
+        (``False``: ``timeout`` passed first)."""
+        if not self._idle:
+            return True
+        self._release_buffer()
+        return self.transport.wait_readable(timeout)
 
     def detach(self) -> None:
         """The connection is over and torn down: stop calling it back (see
@@ -574,9 +579,7 @@ class Reader:
                 handed = False
                 start = time.monotonic()
                 try:
-                    if self._idle:
-                        self._release_buffer()
-                        self.transport.wait_readable()
+                    self._wait_if_idle(None)
                     size = self.transport.recv_into(self._buffer(self.read_limit))
                     self._idle = time.monotonic() - start >= IDLE_READ_AFTER
                     if size:

@@ -206,10 +206,13 @@ class Transport(ABC):
 
 
 def _poll_fd(fd: int, events: int, timeout: float | None) -> bool:
-    """Wait until ``fd`` is ready for ``events``; ``False`` on timeout."""
+    """Wait until ``fd`` is ready for ``events``; ``False`` on timeout. A ``timeout`` of 0
+    only looks; another waits at least that long, rounded up to the next millisecond."""
     poller = select.poll()
     poller.register(fd, events)
-    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
+    if timeout is None or timeout == 0:
+        return bool(poller.poll(timeout))
+    return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
 
 
 class SocketTransport(Transport):
@@ -249,9 +252,7 @@ class SocketTransport(Transport):
 
     def wait_readable(self, timeout: float | None = None) -> bool:
         if timeout is not None and timeout < _TIMEOUT_SLACK:
-            poller = select.poll()
-            poller.register(self._fd, select.POLLIN)
-            return bool(poller.poll(0))
+            timeout = 0  # as recv_into(): no wait for less than the slack
         return _poll_fd(self._fd, select.POLLIN, timeout)
 
     @staticmethod
